@@ -1,0 +1,262 @@
+"""The browser, seen from Python: the only module that touches ``js`` and ``pyodide.ffi``.
+
+Every JavaScript callback is a ``create_proxy`` that its owner keeps referenced and destroys
+when done, so nothing leaks and nothing is called after it is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+log = logging.getLogger("comet_py")
+
+
+def _js_object(d: dict[str, Any]) -> Any:
+    return to_js(d, dict_converter=js.Object.fromEntries)
+
+
+class _Proxies:
+    """Keeps the proxies of one owner alive and destroys them together."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+
+    def add(self, fn: Callable[..., Any]) -> Any:
+        proxy = create_proxy(fn)
+        self._items.append(proxy)
+        return proxy
+
+    def destroy(self) -> None:
+        for proxy in self._items:
+            try:
+                proxy.destroy()
+            except Exception:  # already destroyed
+                pass
+        self._items.clear()
+
+
+# -- clocks, page -------------------------------------------------------------------------------
+
+def now_ms() -> float:
+    """Wall clock in ms (Date.now), comparable across tabs and immune to timer throttling."""
+    return float(js.Date.now())
+
+
+def page_is_https() -> bool:
+    return str(js.location.protocol) == "https:"
+
+
+def page_visible() -> bool:
+    try:
+        return str(js.document.visibilityState) == "visible"
+    except Exception:
+        return True
+
+
+def random_id(length: int) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    values = js.crypto.getRandomValues(js.Uint8Array.new(length))
+    return "".join(alphabet[values[i] % len(alphabet)] for i in range(length))
+
+
+def storage_get(key: str) -> str | None:
+    try:
+        value = js.localStorage.getItem(key)
+    except Exception:  # storage disabled or sandboxed
+        return None
+    return None if value is None else str(value)
+
+
+def storage_set(key: str, value: str) -> bool:
+    try:
+        js.localStorage.setItem(key, value)
+        return True
+    except Exception:
+        return False
+
+
+class PageEvents:
+    """Window/document listeners (pagehide, visibilitychange, online) with managed proxies."""
+
+    def __init__(self) -> None:
+        self._proxies = _Proxies()
+        self._bound: list[tuple[Any, str, Any]] = []
+
+    def on(self, target: str, event: str, fn: Callable[[], None]) -> None:
+        obj = js.window if target == "window" else js.document
+        proxy = self._proxies.add(lambda _e=None: fn())
+        obj.addEventListener(event, proxy)
+        self._bound.append((obj, event, proxy))
+
+    def close(self) -> None:
+        for obj, event, proxy in self._bound:
+            obj.removeEventListener(event, proxy)
+        self._bound.clear()
+        self._proxies.destroy()
+
+
+# -- WebSocket -----------------------------------------------------------------------------------
+
+class Socket:
+    """A browser WebSocket. Never sends pings (CppComet drops a connection that pings)."""
+
+    def __init__(
+        self,
+        url: str,
+        on_open: Callable[[], None],
+        on_text: Callable[[str], None],
+        on_close: Callable[[int, str], None],
+    ) -> None:
+        self._proxies = _Proxies()
+        self._closed = False
+        self._on_close = on_close
+        self._ws = js.WebSocket.new(url)
+        self._ws.addEventListener("open", self._proxies.add(lambda _e: on_open()))
+        self._ws.addEventListener("message", self._proxies.add(lambda e: self._message(e, on_text)))
+        self._ws.addEventListener("close", self._proxies.add(self._closed_event))
+
+    @staticmethod
+    def _message(event: Any, on_text: Callable[[str], None]) -> None:
+        data = event.data
+        if isinstance(data, str):
+            on_text(data)
+        else:  # binary frames are not part of the protocol
+            log.warning("comet_py: ignoring a binary WebSocket frame")
+
+    def _closed_event(self, event: Any) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        code, reason = int(event.code), str(event.reason)
+        self._proxies.destroy()
+        self._on_close(code, reason)
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and int(self._ws.readyState) == 1
+
+    def send(self, text: str) -> bool:
+        if not self.is_open:
+            return False
+        self._ws.send(text)
+        return True
+
+    def close(self) -> None:
+        """Close without calling on_close: the owner asked for it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._ws.close()
+        except JsException:
+            pass
+        self._proxies.destroy()
+
+
+# -- BroadcastChannel ----------------------------------------------------------------------------
+
+class Channel:
+    """A BroadcastChannel carrying JSON strings (no structured-clone conversions)."""
+
+    def __init__(self, name: str, on_text: Callable[[str], None]) -> None:
+        self._proxies = _Proxies()
+        self._bc = js.BroadcastChannel.new(name)
+        self._bc.addEventListener("message", self._proxies.add(lambda e: on_text(str(e.data))))
+        self._open = True
+
+    def post(self, text: str) -> None:
+        if self._open:
+            self._bc.postMessage(text)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._bc.close()
+            self._proxies.destroy()
+
+
+# -- Web Locks -----------------------------------------------------------------------------------
+
+def locks_available() -> bool:
+    try:
+        return bool(js.navigator.locks) and hasattr(js.navigator.locks, "request")
+    except Exception:
+        return False
+
+
+class HeldLock:
+    """Requests a Web Lock and holds it until release() or until the page dies.
+
+    on_granted runs when the browser grants it; on_lost runs if it is taken away (another tab
+    stole it). Followers simply stay queued: there is no timeout on the request.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        on_granted: Callable[[], None],
+        on_lost: Callable[[str], None] | None = None,
+        *,
+        steal: bool = False,
+    ) -> None:
+        import asyncio
+
+        self.name = name
+        self.held = False
+        self._released = False
+        self._resolve: Any = None
+        self._on_granted = on_granted
+        self._on_lost = on_lost
+        self._proxies = _Proxies()
+        granted = self._proxies.add(self._granted)
+        # A queued request can be withdrawn with an AbortSignal; the spec forbids one with steal.
+        self._abort = None if steal else js.AbortController.new()
+        options: dict[str, Any] = {"steal": True} if steal else {"signal": self._abort.signal}
+        request = js.navigator.locks.request(name, _js_object(options), granted)
+        # The request's promise settles when the lock is released, and rejects if it is stolen:
+        # watching it is the only way to notice a steal.
+        self._watch = asyncio.ensure_future(self._watch_request(request))
+
+    def _granted(self, _lock: Any) -> Any:
+        if self._released:
+            return None  # released while queued: let it go at once
+        self.held = True
+        self._on_granted()
+        return js.Promise.new(self._proxies.add(self._executor))
+
+    def _executor(self, resolve: Any, _reject: Any) -> None:
+        self._resolve = resolve
+        if self._released:
+            resolve()
+
+    async def _watch_request(self, request: Any) -> None:
+        reason = "released"
+        try:
+            await request
+        except Exception as exc:  # AbortError: stolen
+            reason = str(exc)
+        was_held, self.held = self.held, False
+        if was_held and not self._released and self._on_lost is not None:
+            self._on_lost(reason)
+        self._proxies.destroy()
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._resolve is not None:
+            self._resolve()
+            self._resolve = None
+        elif not self.held and self._abort is not None:
+            self._abort.abort()  # still queued: leave the queue
+        self.held = False
+
+
+async def held_lock_names() -> set[str]:
+    """Names of the Web Locks currently held on this origin."""
+    snapshot = await js.navigator.locks.query()
+    return {str(item.name) for item in snapshot.held}
