@@ -1,0 +1,136 @@
+"""In-process tests of comet_server.hub.Hub with fake transports (design.md §2.2)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from comet_server.hub import Client, Hub
+from comet_server.store import Store
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closing = False
+        self.buffer = 0
+
+    def write(self, b: bytes) -> None:
+        self.frames.append(b)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffer
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def messages(self) -> list[dict]:
+        out = []
+        for f in self.frames:
+            if f[0] != 0x81:
+                continue
+            n = f[1] & 0x7F
+            payload = f[2:] if n < 126 else f[4:]
+            out.append(json.loads(payload))
+        return out
+
+
+def mk(hub: Hub, *, dev_id=0, user_id=0, authorized=False, uuid="u", legacy=False):
+    t = FakeTransport()
+    c = Client(hub, None, t, dev_id=dev_id, user_id=user_id, authorized=authorized, uuid=uuid, legacy=legacy)
+    hub.register(c)
+    return c, t
+
+
+@pytest.fixture
+def hub():
+    return Hub(Store(":memory:"), "CometQLPassword", server_name="test")
+
+
+def test_publish_serialises_once_and_counts_deliveries(hub):
+    a, ta = mk(hub, uuid="a")
+    b, tb = mk(hub, uuid="b")
+    c, tc = mk(hub, uuid="c", legacy=True)
+    for x in (a, b, c):
+        hub.set_subscription(x, ["web_x"])
+    n = hub.publish(0, "web_x", "ev", "it's", user_id=3, exclude=a)
+    assert n == 2
+    assert ta.frames == []
+    assert tb.messages()[0]["data"] == "it's" and tb.messages()[0]["user_id"] == 3
+    assert tc.messages()[0]["event_name"] == "ev"
+    assert hub.subscriber_count(0, "web_x") == 3
+    assert hub.pipes(0) == {"web_x": 3}
+    assert hub.connection_count() == 3 and hub.connection_count(0) == 3 and hub.connection_count(1) == 0
+
+
+def test_same_bytes_object_written_to_every_subscriber(hub):
+    clients = [mk(hub, uuid=str(i)) for i in range(3)]
+    for c, _ in clients:
+        hub.set_subscription(c, ["web_y"])
+    hub.publish(0, "web_y", "e", "d")
+    frames = [t.frames[-1] for _, t in clients]
+    assert frames[0] is frames[1] is frames[2]
+
+
+def test_track_events_only_on_real_change(hub):
+    a, ta = mk(hub, uuid="a")
+    b, tb = mk(hub, uuid="b")
+    hub.set_subscription(a, ["track_r"])
+    hub.set_subscription(b, ["track_r"])
+    assert [m["event"] for m in ta.messages()] == ["subscription"]
+    assert tb.messages() == []
+    hub.set_subscription(b, ["track_r", "web_z"])  # track_r unchanged
+    assert len(ta.messages()) == 1
+    hub.unregister(b)
+    assert [m["event"] for m in ta.messages()] == ["subscription", "unsubscription"]
+    assert ta.messages()[1]["data"] == {"user_id": 0, "uuid": "b"}
+
+
+def test_history_marker_added_to_live_message(hub):
+    hub.store.set_pipe_length(0, "web_h", 5)
+    a, ta = mk(hub)
+    hub.set_subscription(a, ["web_h"])
+    hub.publish(0, "web_h", "e", "1")
+    hub.publish(0, "web_h", "e", "2")
+    m = ta.messages()
+    assert int(m[0]["uuid"]) < int(m[1]["uuid"])
+    assert [h.data for h in hub.store.get_history(0, "web_h")] == ["1", "2"]
+
+
+def test_send_to_user_live_queue_and_presence(hub):
+    watcher, tw = mk(hub, uuid="w")
+    hub.set_subscription(watcher, ["user_status_5"])
+    assert hub.send_to_user(0, 5, "e", "queued1") == 0
+    assert hub.send_to_user(0, 5, "e", "queued2") == 0
+    u, tu = mk(hub, user_id=5, authorized=True)
+    msgs = tu.messages()
+    assert [m["data"] for m in msgs] == ["queued1", "queued2"] and all(m["fromQueue"] for m in msgs)
+    assert hub.store.queued_user_messages(0, 5) == []
+    assert tw.messages()[-1]["event"] == "online"
+    assert hub.is_online(0, 5) and hub.store.get_user_time(0, 5) == 0
+    assert hub.send_to_user(0, 5, "e", "live") == 1
+    hub.unregister(u)
+    assert tw.messages()[-1]["event"] == "offline"
+    assert hub.store.get_user_time(0, 5) > 0
+
+
+def test_slow_client_is_kicked_not_blocking(hub):
+    async def run():
+        a, ta = mk(hub, uuid="a")
+        b, tb = mk(hub, uuid="b")
+        hub.set_subscription(a, ["web_s"])
+        hub.set_subscription(b, ["web_s"])
+        ta.buffer = hub.max_client_buffer + 1
+        hub.publish(0, "web_s", "e", "x")
+        assert a.closed and ta.closing and ta.frames[-1][0] == 0x88
+        assert hub.subscriber_count(0, "web_s") == 1
+        assert hub.publish(0, "web_s", "e", "y") == 1
+    asyncio.run(run())
