@@ -1,0 +1,151 @@
+"""What a subscription callback receives (api.md §4), sans-I/O.
+
+Both the attribute form (``e.data``, ``e.server_info.pipe``) and the seed's dict
+form (``e["data"]``, ``e["server_info"]["pipe"]``) work. The objects are built
+from, and turned back into, the plain message dict of design.md §4.2 that the
+relay carries between tabs as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ServerInfo", "Message", "make_message_dict"]
+
+_INFO_KEYS = ("event", "history", "marker", "pipe", "user_id", "uuid", "time")
+_MSG_KEYS = ("data", "server_info")
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def make_message_dict(
+    data: Any,
+    *,
+    pipe: str,
+    event: str,
+    history: bool = False,
+    marker: str | None = None,
+    user_id: int = 0,
+    uuid: str | None = None,
+    time: int | None = None,
+) -> dict[str, Any]:
+    """The message dict of design.md §4.2."""
+    return {
+        "data": data,
+        "server_info": {
+            "event": event,
+            "history": history,
+            "marker": marker,
+            "pipe": pipe,
+            "user_id": user_id,
+            "uuid": uuid,
+            "time": time,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ServerInfo(Mapping[str, Any]):
+    """``e.server_info``: where a message came from."""
+
+    event: str
+    history: bool
+    marker: str | None
+    pipe: str
+    user_id: int
+    uuid: str | None = None
+    time: int | None = None
+
+    # Mapping protocol: e["server_info"]["pipe"] as in the seed.
+    def __getitem__(self, key: str) -> Any:
+        if key not in _INFO_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_INFO_KEYS)
+
+    def __len__(self) -> int:
+        return len(_INFO_KEYS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _INFO_KEYS}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ServerInfo":
+        t = d.get("time")
+        return cls(
+            event=str(d.get("event") or ""),
+            history=d.get("history") is True,
+            marker=_opt_str(d.get("marker")),
+            pipe=str(d.get("pipe") or ""),
+            user_id=_int(d.get("user_id")),
+            uuid=_opt_str(d.get("uuid")),
+            time=t if isinstance(t, int) and not isinstance(t, bool) else None,
+        )
+
+
+@dataclass(frozen=True, eq=True)
+class Message(Mapping[str, Any]):
+    """A message given to callbacks: ``e.data`` and ``e.server_info``."""
+
+    data: Any
+    server_info: ServerInfo
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "data":
+            return self.data
+        if key == "server_info":
+            return self.server_info
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MSG_KEYS)
+
+    def __len__(self) -> int:
+        return 2
+
+    # Mapping would make instances unhashable anyway (data may be a dict).
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Message":
+        info = d.get("server_info")
+        return cls(data=d.get("data"), server_info=ServerInfo.from_dict(info if isinstance(info, Mapping) else {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (data is whatever JSON decoding gave, or a str)."""
+        return {"data": self.data, "server_info": self.server_info.to_dict()}
+
+    def __repr__(self) -> str:
+        si = self.server_info
+        data = repr(self.data)
+        if len(data) > 120:
+            data = data[:117] + "..."
+        extra = ""
+        if si.history:
+            extra += ", history=True"
+        if si.marker is not None:
+            extra += f", marker={si.marker!r}"
+        if si.uuid is not None:
+            extra += f", uuid={si.uuid!r}"
+        return (
+            f"Message(pipe={si.pipe!r}, event={si.event!r}, user_id={si.user_id}"
+            f"{extra}, data={data})"
+        )
