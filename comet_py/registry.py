@@ -1,0 +1,135 @@
+"""One tab's subscription callbacks: matching and duplicate suppression (sans-I/O)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .channels import Target, parse_target
+
+__all__ = ["Registry", "Subscription"]
+
+Callback = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    sub_id: str
+    target: Target
+    callback: Callback
+
+
+def _marker_int(value: Any) -> int | None:
+    # comet_server markers are increasing decimal history ids; anything else
+    # (CppComet sends none) cannot be ordered and is never used to drop.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+class Registry:
+    """Callbacks of one tab, in registration order.
+
+    ``server_channels()`` is what this tab needs subscribed on the server;
+    ``accept()`` drops a live message already seen on its pipe (by marker).
+    """
+
+    def __init__(self) -> None:
+        self._subs: dict[str, Subscription] = {}  # insertion order = registration order
+        self._channels: Counter[str] = Counter()
+        self._ids = itertools.count(1)
+        self._last: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def __contains__(self, sub_id: object) -> bool:
+        return sub_id in self._subs
+
+    def add(self, name: str | None, callback: Callback) -> str:
+        """Register ``callback`` for a subscription name; return its id.
+
+        Raises ``ValueError`` for a bad name and ``TypeError`` for a
+        non-callable, with nothing changed.
+        """
+        target = parse_target(name)  # validates before anything is touched
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        # "<signal>&&<n>" like the JS sigId; "comet_server_msg" is the JS "all" signal.
+        sub_id = f"{target.name or 'comet_server_msg'}&&{next(self._ids)}"
+        self._subs[sub_id] = Subscription(sub_id, target, callback)
+        if target.server_channel is not None:
+            self._channels[target.server_channel] += 1
+        return sub_id
+
+    def remove(self, sub_id: str) -> bool:
+        """Remove one callback; False if the id is unknown (or already removed)."""
+        sub = self._subs.pop(sub_id, None) if isinstance(sub_id, str) else None
+        if sub is None:
+            return False
+        ch = sub.target.server_channel
+        if ch is not None:
+            self._channels[ch] -= 1
+            if self._channels[ch] <= 0:
+                del self._channels[ch]
+        return True
+
+    def clear(self) -> int:
+        """Remove every callback (``unsubscriptionAll``); return how many."""
+        n = len(self._subs)
+        self._subs.clear()
+        self._channels.clear()
+        return n
+
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subs.values())
+
+    def server_channels(self) -> frozenset[str]:
+        """Channels still wanted on the server by at least one callback."""
+        return frozenset(self._channels)
+
+    def match(self, message: Mapping[str, Any]) -> list[Callback]:
+        """Callbacks for a message dict, in registration order."""
+        info = message.get("server_info") or {}
+        pipe = info.get("pipe") or ""
+        event = info.get("event") or ""
+        return [s.callback for s in self._subs.values() if s.target.matches(pipe, event)]
+
+    # ------------------------------------------------------------------ dedup
+
+    def accept(self, message: Mapping[str, Any]) -> bool:
+        """False if this live message's ``uuid`` marker is <= the last accepted on its pipe.
+
+        Messages without a numeric uuid, and history items (explicitly asked
+        for with get_pipe_log), are always accepted.
+        """
+        info = message.get("server_info") or {}
+        if info.get("history") is True:
+            return True
+        m = _marker_int(info.get("uuid"))
+        if m is None:
+            return True
+        pipe = info.get("pipe") or ""
+        last = self._last.get(pipe)
+        if last is not None and m <= last:
+            return False
+        self._last[pipe] = m
+        return True
+
+    def last_markers(self) -> dict[str, str]:
+        """Last accepted marker per pipe (what a new master should recover from)."""
+        return {pipe: str(m) for pipe, m in self._last.items()}
+
+    def forget_markers(self, pipes: Iterable[str] | None = None) -> None:
+        """Drop the remembered markers (all, or of ``pipes``).
+
+        Call on a ``gap`` state: the server's sequence may have restarted
+        (e.g. a fresh store), and old markers would then hide new messages.
+        """
+        if pipes is None:
+            self._last.clear()
+        else:
+            for p in pipes:
+                self._last.pop(p, None)
