@@ -15,15 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import SERVER_NAME, wire
 from .store import Store
 
-if TYPE_CHECKING:  # pragma: no cover
-    from aiohttp import web
+from aiohttp import web
 
-__all__ = ["Hub", "Client", "ClientInfo", "DEFAULT_MAX_CLIENT_BUFFER", "TRUST_LOG_LENGTH"]
+__all__ = ["Hub", "Client", "ClientInfo", "HUB_KEY", "DEFAULT_MAX_CLIENT_BUFFER", "TRUST_LOG_LENGTH"]
 
 log = logging.getLogger("comet_server.hub")
 
@@ -171,6 +170,8 @@ async def _safe_send(ws: Any, payload: bytes, opcode: Any) -> None:
 
 
 class Hub:
+    """In-memory connections and channels; see the module docstring and design.md §2.2."""
+
     def __init__(self, store: Store, password: str, *, server_name: str = SERVER_NAME,
                  max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER) -> None:
         self.store = store
@@ -384,3 +385,7 @@ class Hub:
     def close_all(self, code: int = 1001, reason: str = "Server shutdown") -> None:
         for c in list(self._clients):
             c.kick(code, reason)
+
+
+#: where the aiohttp Application keeps the Hub (``app[HUB_KEY]``).
+HUB_KEY: "web.AppKey[Hub]" = web.AppKey("comet_hub", Hub)

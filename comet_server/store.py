@@ -281,6 +281,11 @@ class Store:
         self._exec("INSERT OR REPLACE INTO users_time (dev_id, user_id, time) VALUES (?, ?, ?)",
                    (int(dev_id), int(user_id), int(time)))
 
+    def mark_all_offline(self, time: int) -> int:
+        """Server start: rows still at 0 (online) were left by a process that died; make them
+        'last seen at ``time``'. Not part of the design.md contract (used by app.py only)."""
+        return self._exec("UPDATE users_time SET time=? WHERE time=0", (int(time),)).rowcount
+
     def get_user_time(self, dev_id: int, user_id: int) -> int:
         row = self._one("SELECT time FROM users_time WHERE dev_id=? AND user_id=?", (int(dev_id), int(user_id)))
         return int(row[0]) if row else -1

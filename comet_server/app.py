@@ -1,0 +1,195 @@
+"""aiohttp Application and server lifecycle (design.md §1, api.md §7).
+
+One port serves the static site, ``GET /info``, ``GET /stats`` and the WebSocket endpoint
+(``/ws/…``, ``//ws/…``, ``/comet-server/ws/…``, ``//comet-server/ws/…``). CometQL runs on its own
+port (``cometql.start_cometql``), the HTTP publish API is added by ``http_api.setup_routes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import SERVER_NAME, wire
+from .hub import DEFAULT_MAX_CLIENT_BUFFER, HUB_KEY, Hub
+from .static import StaticSite
+from .store import Store
+from .ws import handle_ws, is_ws_path
+
+__all__ = ["Config", "create_app", "serve", "REPO_ROOT", "NODE_NAME"]
+
+log = logging.getLogger("comet_server")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: ``GET /info`` reports this, padded to 10 chars with '_' as CppComet does ("n1________").
+NODE_NAME = "n1"
+#: how often queued personal messages older than --queue-ttl are purged.
+PURGE_INTERVAL = 600.0
+
+STATIC_KEY: web.AppKey[StaticSite] = web.AppKey("comet_static", StaticSite)
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8087
+    db: str = "comet_server.db"
+    password: str = "CometQLPassword"
+    cometql_port: int = 3307
+    test_pages: bool = False
+    max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER
+    queue_ttl: int = 7 * 24 * 3600
+    root: str = str(REPO_ROOT)
+    access_log: bool = False
+
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "origin, content-type, accept",
+}
+
+
+async def handle_info(request: web.Request) -> web.Response:
+    body = '{"status":"ok","node":"%s"}' % NODE_NAME.ljust(10, "_")  # CppComet's key order
+    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=_CORS)
+
+
+async def handle_stats(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    return web.Response(text=wire.dumps({"connections": hub.connection_count()}),
+                        content_type="application/json", headers=_CORS)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Catch-all route: the WebSocket prefixes are matched on the raw target (aiohttp would
+    otherwise treat ``//ws/…`` oddly), everything else goes to the allow-listed static site."""
+    raw = request.raw_path
+    try:
+        if is_ws_path(raw):
+            return await handle_ws(request)
+        path = raw.split("?", 1)[0]
+        if request.method == "OPTIONS":
+            return web.Response(text="+OK", headers=_CORS)
+        if path in ("/info", "/comet-server/info") and request.method in ("GET", "HEAD"):
+            return await handle_info(request)
+        if path == "/stats" and request.method in ("GET", "HEAD"):
+            return await handle_stats(request)
+        return await request.app[STATIC_KEY].handle(request)
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("request %s %r failed", request.method, raw[:200])
+        raise web.HTTPInternalServerError()
+
+
+def _optional(module: str, attr: str) -> Any:
+    """``comet_server.<module>.<attr>`` if it exists (CometQL / HTTP API are another issue)."""
+    try:
+        mod = importlib.import_module(f"{__package__}.{module}")
+    except ImportError as exc:
+        log.warning("comet_server.%s not available (%s)", module, exc)
+        return None
+    fn = getattr(mod, attr, None)
+    if fn is None:
+        log.warning("comet_server.%s has no %s()", module, attr)
+    return fn
+
+
+def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = False) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[HUB_KEY] = hub
+    app[STATIC_KEY] = StaticSite(root, test_pages=test_pages)
+    setup_routes = _optional("http_api", "setup_routes")
+    if setup_routes is not None:
+        try:
+            setup_routes(app, hub)
+        except Exception:  # noqa: BLE001
+            log.exception("http_api.setup_routes failed; HTTP publish API disabled")
+    # registered last: the catch-all only gets what no other route matched
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+
+    async def on_shutdown(app: web.Application) -> None:
+        hub.close_all(1001, "Server shutdown")
+
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+async def _maintenance(hub: Hub, queue_ttl: int) -> None:
+    while True:
+        try:
+            n = hub.store.purge_user_messages(wire.now() - queue_ttl)
+            if n:
+                log.info("purged %d queued personal messages older than %d s", n, queue_ttl)
+        except Exception:  # noqa: BLE001
+            log.exception("queue purge failed")
+        await asyncio.sleep(PURGE_INTERVAL)
+
+
+async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+    loop = asyncio.get_running_loop()
+    store = Store(cfg.db)
+    try:
+        store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
+    except Exception:  # noqa: BLE001
+        log.exception("users_time reset failed")
+    hub = Hub(store, cfg.password, server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer)
+    app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages)
+    runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.access_log else None,
+                           shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port, backlog=4096, reuse_address=True)
+    cometql_server = None
+    maint: asyncio.Task[None] | None = None
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    try:
+        await site.start()
+        port = cfg.port
+        server = getattr(site, "_server", None)
+        if server is not None and getattr(server, "sockets", None):
+            port = server.sockets[0].getsockname()[1]
+        cq_port = 0
+        if cfg.cometql_port:
+            start_cometql = _optional("cometql", "start_cometql")
+            if start_cometql is not None:
+                cometql_server = await start_cometql(hub, cfg.host, cfg.cometql_port)
+                cq_port = cfg.cometql_port
+        cq_text = f"CometQL {cfg.host}:{cq_port}" if cq_port else "CometQL off"
+        print(f"comet_server listening on http://{cfg.host}:{port}/ (ws /ws/, {cq_text})", flush=True)
+        if ready is not None and not ready.done():
+            ready.set_result((port, cq_port))
+        maint = loop.create_task(_maintenance(hub, cfg.queue_ttl))
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        if maint is not None:
+            maint.cancel()
+            with contextlib.suppress(BaseException):
+                await maint
+        if cometql_server is not None:
+            try:
+                await cometql_server.close()
+            except Exception:  # noqa: BLE001
+                log.exception("CometQL close failed")
+        try:
+            hub.close_all(1001, "Server shutdown")
+            await runner.cleanup()
+        finally:
+            store.close()

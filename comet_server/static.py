@@ -1,0 +1,152 @@
+"""The allow-listed static site (api.md §7).
+
+The site root is the repository root, but only these are served (everything else is 404):
+
+* ``/`` and ``/index.html``, ``/pyscript.toml``, ``/favicon.ico``
+* everything under ``/demo/``
+* ``/comet_py/``: only ``*.py`` and ``py.typed``
+* ``/vendor/pyodide/``, ``/vendor/pyscript/``, ``/vendor/wheels/``
+* with ``--test-pages``: ``/tests/pages/`` and ``/bench/pages/``
+
+The request target is checked on its raw (still percent-encoded) form and again after decoding:
+any dot segment, dotfile, backslash, NUL, encoded slash, empty segment or absolute/drive path is
+refused, and the final file must resolve (symlinks followed) inside the allowed directory.
+Responses carry ``Cache-Control: no-cache`` plus ETag / Last-Modified (aiohttp's FileResponse
+answers conditional requests with 304), so reloads revalidate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import unquote
+
+from aiohttp import web
+
+__all__ = ["StaticSite", "MIME_TYPES", "content_type_for"]
+
+log = logging.getLogger("comet_server.static")
+
+MIME_TYPES: dict[str, str] = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".wasm": "application/wasm",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+    ".toml": "text/plain; charset=utf-8",
+    ".py": "text/plain; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".css": "text/css; charset=utf-8",
+    ".ico": "image/x-icon",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/plain; charset=utf-8",
+    ".ts": "text/plain; charset=utf-8",
+    ".tar": "application/x-tar",
+    ".gz": "application/gzip",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+}
+
+#: top-level single files: URL path -> file relative to the root
+_FILES = {
+    "/": "index.html",
+    "/index.html": "index.html",
+    "/pyscript.toml": "pyscript.toml",
+    "/favicon.ico": "favicon.ico",
+}
+
+
+def content_type_for(name: str) -> str:
+    if name == "py.typed":
+        return "text/plain; charset=utf-8"
+    ext = os.path.splitext(name)[1].lower()
+    return MIME_TYPES.get(ext, "application/octet-stream")
+
+
+class StaticSite:
+    def __init__(self, root: str | os.PathLike[str], *, test_pages: bool = False) -> None:
+        self.root = Path(root).resolve()
+        # URL prefix (as path segments) -> (directory, file filter)
+        self.trees: list[tuple[tuple[str, ...], Path, str]] = [
+            (("demo",), self.root / "demo", "any"),
+            (("comet_py",), self.root / "comet_py", "py"),
+            (("vendor", "pyodide"), self.root / "vendor" / "pyodide", "any"),
+            (("vendor", "pyscript"), self.root / "vendor" / "pyscript", "any"),
+            (("vendor", "wheels"), self.root / "vendor" / "wheels", "any"),
+        ]
+        if test_pages:
+            self.trees.append((("tests", "pages"), self.root / "tests" / "pages", "any"))
+            self.trees.append((("bench", "pages"), self.root / "bench" / "pages", "any"))
+
+    # ---------------------------------------------------------------------------------------
+    def resolve(self, raw_path: str) -> Path | None:
+        """Map a raw request target to an allowed existing file, or None (-> 404)."""
+        raw = raw_path.split("?", 1)[0].split("#", 1)[0]
+        if not raw.startswith("/") or raw.startswith("//"):
+            return None
+        lowered = raw.lower()
+        if "%2f" in lowered or "%5c" in lowered or "%00" in lowered or "\\" in raw:
+            return None
+        try:
+            path = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if "\\" in path or "\x00" in path or ":" in path:
+            return None
+        if path in _FILES:
+            return self._check(self.root / _FILES[path], self.root, allow_root_file=True)
+        segments = path[1:].split("/")
+        if path.endswith("/"):
+            return None  # no directory listings / implicit index files
+        for seg in segments:
+            if not seg or seg.startswith(".") or seg in ("..", "."):
+                return None
+        for prefix, base, kind in self.trees:
+            n = len(prefix)
+            if len(segments) > n and tuple(segments[:n]) == prefix:
+                rest = segments[n:]
+                if kind == "py" and not (rest[-1].endswith(".py") or rest[-1] == "py.typed"):
+                    return None
+                return self._check(base.joinpath(*rest), base)
+        return None
+
+    def _check(self, candidate: Path, base: Path, *, allow_root_file: bool = False) -> Path | None:
+        try:
+            resolved = candidate.resolve(strict=True)
+            base_resolved = base.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if allow_root_file:
+            if resolved.parent != self.root or resolved.name != candidate.name:
+                return None
+        elif not resolved.is_relative_to(base_resolved) or resolved == base_resolved:
+            return None
+        if not resolved.is_file():
+            return None
+        return resolved
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise web.HTTPNotFound()
+        try:
+            path = self.resolve(request.raw_path)
+        except Exception:  # noqa: BLE001 - hostile paths must never raise past here
+            log.debug("static resolve failed", exc_info=True)
+            path = None
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={
+            "Content-Type": content_type_for(path.name),
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        })

@@ -1,0 +1,330 @@
+"""The WebSocket endpoint and its commands (design.md §3, protocol.md §1-§3).
+
+One aiohttp handler per connection and nothing else: no extra task, no server pings
+(``heartbeat=None``); aiohttp answers client pings (``autoping``), closes with 1009 above
+``MAX_MSG_SIZE`` and with 1007 on invalid UTF-8. Every command handler is wrapped so that no input
+can take the server (or the connection) down: an unexpected exception is logged and answered with
+an error frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+from . import auth, wire
+from .hub import HUB_KEY, Client, Hub
+
+__all__ = ["handle_ws", "is_ws_path", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
+
+log = logging.getLogger("comet_server.ws")
+
+WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
+#: frames over this many bytes close the connection with 1009 (CppComet: a 64-bit length closes).
+MAX_MSG_SIZE = 65535
+MAX_SUBSCRIPTIONS = 256
+MAX_NAME_LEN = 64
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]*")
+_SPLIT_RE = re.compile(r"[^A-Za-z0-9_-]+")
+
+ERR_CHARS = "The channel name can only contain characters A-Za-z0-9_-"
+ERR_EVENT_CHARS = "The event name can only contain characters A-Za-z0-9_-"
+
+
+def is_ws_path(raw_path: str) -> bool:
+    return raw_path.startswith(WS_PREFIXES)
+
+
+def _valid_name(s: str) -> bool:
+    return _NAME_RE.fullmatch(s) is not None
+
+
+def _transport_of(ws: web.WebSocketResponse) -> Any:
+    """The asyncio transport under a prepared WebSocketResponse, or None.
+
+    Pinned to aiohttp 3.14.5 internals: ``WebSocketResponse._writer`` is the
+    ``aiohttp._websocket.writer.WebSocketWriter`` created in ``_pre_start`` and its ``transport``
+    is the connection's ``asyncio.Transport``. With ``compress=False`` aiohttp itself writes every
+    frame synchronously with ``transport.write``, so writing our own pre-built frames to the same
+    transport keeps frame order. If the attribute layout ever changes, Client falls back to
+    ``ws.send_frame`` (slower, one encode per connection is still avoided)."""
+    writer = getattr(ws, "_writer", None)
+    tr = getattr(writer, "transport", None)
+    if tr is None or not hasattr(tr, "write") or not hasattr(tr, "get_write_buffer_size"):
+        return None
+    if getattr(ws, "compress", 0):  # our frames are uncompressed (RSV1=0): never mix
+        return None
+    return tr
+
+
+async def handle_ws(request: web.Request) -> web.StreamResponse:
+    hub: Hub = request.app[HUB_KEY]
+    ws = web.WebSocketResponse(heartbeat=None, autoping=True, autoclose=True, compress=False,
+                               max_msg_size=MAX_MSG_SIZE, protocols=("chat",))
+    try:
+        ws_ready = ws.can_prepare(request)
+    except Exception:  # noqa: BLE001
+        ws_ready = None
+    if not ws_ready or not ws_ready.ok:
+        return web.Response(status=400, text="WebSocket upgrade expected\n")
+    await ws.prepare(request)
+
+    parsed = wire.parse_ws_url(request.raw_path)
+    if isinstance(parsed, wire.UrlError):
+        log.info("ws connect refused (%s %s): %s", parsed.code, parsed.text, request.raw_path[:200])
+        try:
+            await ws.send_str(wire.dumps(wire.connect_error_obj(parsed)))
+            await ws.close(code=1008, message=f"Error code {parsed.code}".encode())
+        except Exception:  # noqa: BLE001
+            log.debug("closing refused connection failed", exc_info=True)
+        return ws
+
+    client: Client | None = None
+    try:
+        authorized, user_hash = auth.authenticate(hub.store, hub.password, parsed.dev_id, parsed.user_id,
+                                                  parsed.session)
+        headers = request.headers
+        client = Client(
+            hub, ws, _transport_of(ws), dev_id=parsed.dev_id,
+            user_id=parsed.user_id if authorized else 0, authorized=authorized, uuid=parsed.uuid,
+            user_agent=headers.get("User-Agent", "")[:250], ip=request.remote or "",
+            origin=headers.get("Origin", "")[:250], language=headers.get("Accept-Language", "")[:64],
+            legacy=parsed.major < 4)
+        client.send_obj({"authorized": authorized, "data": user_hash, "event": "serverInfo",
+                         "message_send_time": wire.now(), "pipe": "sys", "server": hub.server_name})
+        hub.register(client)
+
+        async for msg in ws:
+            if client.closed:
+                break
+            if msg.type is WSMsgType.TEXT:
+                text = msg.data
+            elif msg.type is WSMsgType.BINARY:
+                try:
+                    text = bytes(msg.data).decode("utf-8")
+                except UnicodeDecodeError:
+                    await ws.close(code=1007, message=b"Invalid UTF-8 text message")
+                    break
+            else:  # ERROR (aiohttp has already closed with the right code)
+                break
+            handle_command(hub, client, text)
+    except Exception:  # noqa: BLE001
+        log.exception("ws connection failed")
+    finally:
+        if client is not None:
+            hub.unregister(client)
+            client.closed = True
+        if not ws.closed:
+            try:
+                await ws.close()
+            except Exception:  # noqa: BLE001
+                pass
+    return ws
+
+
+# ------------------------------------------------------------------------------------------------
+# Commands
+
+def handle_command(hub: Hub, client: Client, text: str) -> None:
+    """Run one client frame ``<command>\\n<args>``; never raises."""
+    nl = text.find("\n")
+    if nl < 0:
+        cmd, args = text, ""
+    else:
+        cmd, args = text[:nl], text[nl + 1:]
+    cmd = cmd.strip()
+    handler = COMMANDS.get(cmd)
+    try:
+        if handler is None:
+            _error(client, "Unknown command")
+            return
+        handler(hub, client, args)
+    except Exception:  # noqa: BLE001
+        log.exception("command %r failed", cmd[:40])
+        try:
+            _error(client, "Internal server error")
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _error(client: Client, text: str, **extra: Any) -> None:
+    data: dict[str, Any] = {"error": text, "number_messages": -1}
+    data.update(extra)
+    client.send_obj({"data": data, "event": "error", "message_send_time": wire.now(), "pipe": "sys"})
+
+
+def cmd_subscription(hub: Hub, client: Client, args: str) -> None:
+    """Replace the subscription set. Bad names get an error frame, the rest still applies."""
+    names: list[str] = []
+    seen: set[str] = set()
+    errors: dict[str, None] = {}
+    too_many = False
+    for name in _SPLIT_RE.split(args):
+        if not name or name in seen:
+            continue
+        if len(name) < 2:
+            errors["Invalid pipe name length"] = None
+            continue
+        if len(name) > MAX_NAME_LEN:
+            errors["Channel name is too long"] = None
+            continue
+        if name.startswith("private_") and not client.authorized:
+            errors["[subscription] Invalid user auth. The channel private_ is only for authorized users"] = None
+            continue
+        if len(names) >= MAX_SUBSCRIPTIONS:
+            too_many = True
+            continue
+        seen.add(name)
+        names.append(name)
+    if too_many:
+        errors["Too many letters"] = None
+    for e in errors:
+        _error(client, e)
+    hub.set_subscription(client, names)
+
+
+def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
+    parts = args.split("\n", 3)
+    if len(parts) < 4:
+        _error(client, "[pipe_msg2] Invalid arguments. Expected web_pipe2\\n<pipe>\\n<event>\\n<auth_type>\\n<message>")
+        return
+    pipe, event, auth_type, message = parts
+    anonymous = pipe.startswith("@")
+    name = pipe[1:] if anonymous else pipe
+    if not _valid_name(name):
+        _error(client, ERR_CHARS)
+        return
+    if not name or len(name) > MAX_NAME_LEN:
+        _error(client, "Invalid pipe name length")
+        return
+    if not _valid_name(event):
+        _error(client, ERR_EVENT_CHARS)
+        return
+    if len(event) > MAX_NAME_LEN:
+        _error(client, "Invalid event name length")
+        return
+    if len(auth_type) != 1:
+        _error(client, "Invalid value auth_type")
+        return
+    if name.startswith("web_"):
+        pass
+    elif name.startswith("webauth_"):
+        if not client.authorized:
+            _error(client, "[webauth_pipe_msg2] Invalid user auth. The channel webauth_ is only for authorized users")
+            return
+    else:
+        _error(client, "[pipe_msg2] Invalid channel name. The channel should begin with web_")
+        return
+    user_id = 0 if anonymous else client.user_id
+    n = hub.publish(client.dev_id, name, event, message, user_id=user_id, exclude=client)
+    client.send_obj({"data": {"message": message, "number_messages": n}, "event": "answer",
+                     "message_send_time": wire.now(), "pipe": "_answer_to_" + name})
+
+
+def _pipe_and_marker(args: str) -> tuple[str, str]:
+    parts = args.split("\n")
+    pipe = parts[0].strip("\r") if parts else ""
+    marker = parts[1].strip("\r") if len(parts) > 1 else ""
+    return pipe, marker
+
+
+def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
+    pipe, marker = _pipe_and_marker(args)
+    if not pipe or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe):
+        _error(client, "Invalid channel name.")
+        return
+    if len(marker) > MAX_NAME_LEN or not _valid_name(marker):
+        _error(client, "Invalid marker value.")
+        return
+    items = hub.store.get_history(client.dev_id, pipe)
+    for it in items:
+        client.send_obj({"data": it.data, "event": it.event, "fromQueue": True, "history": True,
+                         "marker": it.marker, "message_send_time": it.time, "pipe": it.pipe,
+                         "user_id": it.user_id, "uuid": it.marker})
+    client.send_obj({"data": {"number_messages": len(items)}, "event": "pipe_log", "marker": marker,
+                     "message_send_time": wire.now(), "pipe": "_answer_pipe_log"})
+
+
+def cmd_pipe_count(hub: Hub, client: Client, args: str) -> None:
+    pipe, marker = _pipe_and_marker(args)
+    if not pipe or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe):
+        _error(client, "Invalid pipe name.")
+        return
+    if len(marker) > MAX_NAME_LEN or not _valid_name(marker):
+        _error(client, "Invalid marker value.")
+        return
+    if not (pipe.startswith("web_") or pipe.startswith("track_")):
+        _error(client, "[pipe_count] Invalid channel name. The channel should start with web_")
+        return
+    client.send_obj({"data": {"user_in_pipe": hub.subscriber_count(client.dev_id, pipe)},
+                     "event": "user_in_pipe", "marker": marker, "message_send_time": wire.now(),
+                     "pipe": "_answer_pipe_count"})
+
+
+def cmd_track_pipe_users(hub: Hub, client: Client, args: str) -> None:
+    pipe, marker = _pipe_and_marker(args)
+    if (not pipe.startswith("track_") or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe)
+            or len(marker) > MAX_NAME_LEN or not _valid_name(marker)):
+        client.send_obj({"data": {"error": "[track_pipe_users] Invalid channel name. The channel should start with track_",
+                                  "user_id": -1},
+                         "event": "error", "message_send_time": wire.now(), "pipe": "sys"})
+        return
+    users = [{"user_id": i.user_id, "uuid": i.uuid} for i in hub.subscribers(client.dev_id, pipe)]
+    client.send_obj({"_info": "answer for track_pipe_users", "data": users, "event": "answer",
+                     "marker": marker, "message_send_time": wire.now(), "pipe": "_answer"})
+
+
+def _parse_user_id(s: str) -> int | None:
+    s = s.strip()
+    if s and len(s) <= 18 and s.isascii() and s.isdigit():
+        return int(s)
+    return None
+
+
+def cmd_user_data(hub: Hub, client: Client, args: str) -> None:
+    parts = args.split("\n")
+    marker = parts[0].strip("\r")
+    if not marker or len(marker) > MAX_NAME_LEN or not _valid_name(marker):
+        _error(client, "Invalid marker name.")
+        return
+    uid = _parse_user_id(parts[1] if len(parts) > 1 else "")
+    if uid is None:
+        _error(client, "Invalid user id")
+        return
+    data = hub.store.get_user_data(client.dev_id, uid)
+    client.send_obj({"data": {"user_data": data if data is not None else "", "user_id": uid},
+                     "event": "answer", "marker": marker, "message_send_time": wire.now(),
+                     "pipe": "_answer"})
+
+
+def cmd_user_status(hub: Hub, client: Client, args: str) -> None:
+    uid = _parse_user_id(args.split("\n")[0])
+    if uid is None:
+        _error(client, "Invalid user id")
+        return
+    online = hub.is_online(client.dev_id, uid)
+    last = 0 if online else hub.store.get_user_time(client.dev_id, uid)
+    client.send_obj({"data": {"last_online_time": last, "online": online}, "event": f"user_status_{uid}",
+                     "message_send_time": wire.now(), "pipe": "_answer_user_status"})
+
+
+def cmd_ignored(hub: Hub, client: Client, args: str) -> None:
+    return None
+
+
+COMMANDS: dict[str, Callable[[Hub, Client, str], None]] = {
+    "subscription": cmd_subscription,
+    "web_pipe2": cmd_web_pipe2,
+    "pipe_log": cmd_pipe_log,
+    "pipe_count": cmd_pipe_count,
+    "track_pipe_users": cmd_track_pipe_users,
+    "user_data": cmd_user_data,
+    "user_status": cmd_user_status,
+    "statistics": cmd_ignored,
+    "CometQL_call": cmd_ignored,
+    "cgi_call": cmd_ignored,
+}
