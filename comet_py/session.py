@@ -1,0 +1,697 @@
+"""One server connection's state machine, sans-I/O (design.md §4.2).
+
+The I/O layer tells the session what happened (``connecting``, ``opened``,
+``received``, ``closed``, ``tick``) and what the tabs want (``set_channels``,
+``web_pipe``, ``request``, ``recover``, ``stop``); each call returns the events
+to act on: :class:`Send` a frame, :class:`Deliver` a message, :class:`Answer` a
+request, report :class:`StateChanged` / :class:`AuthChanged`, or
+:class:`Reconnect` after a delay. The session never reads a clock: time comes
+in through ``tick(now)``, and deadlines start at the first tick after a
+request (so they last between 10 s and 10 s + one tick interval).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Union
+
+from .backoff import Backoff
+from .channels import check_name
+from .options import Options
+from .protocol import (
+    AuthInfo,
+    ChannelMessage,
+    DeliveryReport,
+    Ignored,
+    MarkerAnswer,
+    SysError,
+    build_url,
+    classify,
+    decode_frame,
+    new_marker,
+    pipe_count_frame,
+    pipe_log_frame,
+    subscription_frame,
+    track_pipe_users_frame,
+    web_pipe_frame,
+)
+
+__all__ = [
+    "Session",
+    "Send",
+    "Deliver",
+    "Answer",
+    "StateChanged",
+    "AuthChanged",
+    "Reconnect",
+    "Event",
+    "REQUEST_KINDS",
+]
+
+log = logging.getLogger("comet_py")
+
+REQUEST_KINDS = ("pipe_count", "pipe_log", "track_pipe_users")
+
+
+# -------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Send:
+    """Write this text frame to the socket."""
+
+    frame: str
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Hand a message dict to the tabs: every tab (``to=None``) or only the requester's."""
+
+    message: dict[str, Any]
+    to: object | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Result of ``request`` (value), or a failure (``error`` = "<ErrorClass>: <text>").
+
+    For a ``web_pipe`` token an Answer only ever reports a failure: the frame
+    was not sent (queue full, stopped) or the server refused it.
+    """
+
+    token: object
+    value: Any
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """``connecting`` | ``connected`` | ``disconnected`` | ``closed`` | ``gap``."""
+
+    state: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuthChanged:
+    authorized: bool
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Open a new socket (to ``session.url()``) after ``delay`` seconds."""
+
+    delay: float
+
+
+Event = Union[Send, Deliver, Answer, StateChanged, AuthChanged, Reconnect]
+
+
+# ------------------------------------------------------------ internal records
+
+
+@dataclass
+class _Request:
+    seq: int
+    kind: str
+    pipe: str
+    marker: str
+    tokens: list[object]
+    recovery: bool = False
+    base: int = 0  # recovery: the last marker delivered on this pipe
+    sent: bool = False
+    started: bool = False  # a history item arrived for it
+    items: list[dict[str, Any]] = field(default_factory=list)  # recovery only
+    delivered: int = 0  # history items handed to the tokens
+    last_item: int | None = None  # marker of the last item handed over
+    skip: int = 0  # after a resend: items already handed over (CppComet: no markers)
+    skip_marker: int | None = None  # after a resend: markers <= this were handed over
+    deadline: float | None = None
+    quiet_since: float | None = None
+    activity: bool = True
+
+    def frame(self) -> str:
+        if self.kind == "pipe_count":
+            return pipe_count_frame(self.pipe, self.marker)
+        if self.kind == "track_pipe_users":
+            return track_pipe_users_frame(self.pipe, self.marker)
+        return pipe_log_frame(self.pipe, self.marker)
+
+
+@dataclass
+class _Outgoing:
+    seq: int
+    frame: str
+    pipe: str  # report pipe key (no '@')
+    token: object
+
+
+@dataclass
+class _AwaitReport:
+    pipe: str
+    token: object
+    deadline: float | None = None
+
+
+def _marker_int(value: Any) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _as_live(message: dict[str, Any]) -> dict[str, Any]:
+    # Recovered history items are delivered as the live messages they replace.
+    info = dict(message["server_info"])
+    info["history"] = False
+    info["marker"] = None
+    return {"data": message["data"], "server_info": info}
+
+
+# ------------------------------------------------------------------- session
+
+
+class Session:
+    """One (re)connecting server connection, sans-I/O."""
+
+    REQUEST_TIMEOUT = 10.0  # s: pipe_count / pipe_log / recovery answers
+    REPORT_TIMEOUT = 10.0  # s: a web_pipe2 delivery report we stop waiting for
+    PIPE_LOG_QUIET = 1.0  # s: CppComet sends no end of history; quiet = done
+    MAX_QUEUE = 1000  # frames held while the socket is not open
+
+    def __init__(
+        self,
+        options: Options,
+        *,
+        uuid: str,
+        rng: random.Random | None = None,
+        page_is_https: bool = False,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.options = options
+        self.uuid = options.uuid or uuid
+        self.page_is_https = page_is_https
+        self._rng = rng or random.Random()
+        self.backoff = backoff or Backoff(rng=self._rng)
+
+        self.state = "idle"
+        self.authorized: bool | None = None
+        self.server_supports_markers = False
+        self.server = ""
+        self.real_user_key = ""
+
+        self._open = False
+        self._got_info = False  # serverInfo seen on the current socket
+        self._recover_pending = False  # next serverInfo starts recovery
+        self._node_index = 0
+        self._seq = itertools.count()
+        self._channels: frozenset[str] = frozenset()
+
+        self._requests: dict[str, _Request] = {}  # marker -> request
+        self._logs: dict[str, list[_Request]] = {}  # pipe -> pipe_log FIFO
+        self._outbox: list[_Outgoing] = []  # web_pipe2 waiting for a socket
+        self._reports: deque[_AwaitReport] = deque()  # sent, report pending
+        self._markers: dict[str, int] = {}  # pipe -> last marker delivered
+        self._held: dict[str, list[dict[str, Any]]] = {}  # pipe -> live msgs held during recovery
+
+    # ------------------------------------------------------------ lifecycle
+
+    def url(self) -> str:
+        """URL for the next connection (rotates through a node list on each close)."""
+        nodes = self.options.nodes
+        node = nodes[self._node_index % len(nodes)]
+        return build_url(self.options, uuid=self.uuid, page_is_https=self.page_is_https, node=node)
+
+    def update_options(self, options: Options) -> None:
+        """New options for ``restart``: the next ``url()`` uses them."""
+        self.options = options
+        if options.uuid:
+            self.uuid = options.uuid
+        self._node_index = 0
+
+    def connecting(self) -> list[Event]:
+        """The I/O layer starts opening a socket."""
+        self.state = "connecting"
+        self._open = False
+        self._got_info = False
+        # Unknown until this socket's serverInfo: be as careful as with CppComet.
+        self.server_supports_markers = False
+        nodes = self.options.nodes
+        # Not the URL: it holds the user key, and state details end up in logs.
+        return [StateChanged("connecting", {"node": nodes[self._node_index % len(nodes)]})]
+
+    def opened(self) -> list[Event]:
+        """Socket open: send the subscription, then everything queued, in call order."""
+        if self.state == "closed":
+            return []
+        self._open = True
+        events: list[Event] = []
+        if self._channels:
+            events.append(Send(subscription_frame(self._channels)))
+        pending: list[tuple[int, str, _Outgoing | _Request]] = []
+        for out in self._outbox:
+            pending.append((out.seq, out.frame, out))
+        self._outbox.clear()
+        for req in self._requests.values():
+            if req.kind != "pipe_log" and not req.sent:
+                pending.append((req.seq, req.frame(), req))
+        for queue in self._logs.values():
+            for req in self._sendable_logs(queue):
+                pending.append((req.seq, req.frame(), req))
+        pending.sort(key=lambda p: p[0])
+        for _, frame, item in pending:
+            if isinstance(item, _Outgoing):
+                self._reports.append(_AwaitReport(item.pipe, item.token))
+            else:
+                item.sent = True
+                item.activity = True
+            events.append(Send(frame))
+        return events
+
+    def closed(self) -> list[Event]:
+        """The socket closed or failed to open: report it and schedule a reconnect."""
+        if self.state == "closed":
+            return []
+        if self._got_info:
+            self._recover_pending = True  # next connect is a reconnect
+        self._open = False
+        self._got_info = False
+        if len(self.options.nodes) > 1:
+            self._node_index += 1
+        for req in list(self._requests.values()):
+            if req.recovery:
+                # Recovery restarts from the same base at the next serverInfo;
+                # the held messages stay held until then.
+                self._drop_request(req)
+                continue
+            if req.sent and req.kind == "pipe_log":
+                # Resent after reconnect (requests are idempotent): skip what
+                # this requester already got.
+                req.skip = req.delivered
+                req.skip_marker = req.last_item
+                req.started = False
+            req.sent = False
+        if self._reports:
+            log.debug("connection lost with %d delivery reports pending", len(self._reports))
+        self._reports.clear()
+        self.state = "disconnected"
+        return [StateChanged("disconnected", {}), Reconnect(self.backoff.next_delay())]
+
+    def stop(self) -> list[Event]:
+        """Close for good: fail every pending request and queued send."""
+        events: list[Event] = []
+        for req in list(self._requests.values()):
+            self._drop_request(req)
+            for token in req.tokens:
+                events.append(Answer(token, None, "ConnectionLost: the connection was stopped"))
+        for out in self._outbox:
+            events.append(Answer(out.token, None, "ConnectionLost: stopped before it was sent"))
+        self._outbox.clear()
+        self._reports.clear()
+        self._held.clear()
+        self._open = False
+        self._got_info = False
+        if self.state != "closed":
+            self.state = "closed"
+            events.append(StateChanged("closed", {}))
+        return events
+
+    # ---------------------------------------------------------- tab wishes
+
+    def set_channels(self, channels: Iterable[str]) -> list[Event]:
+        """The union of server channels; a subscription frame only when it changes."""
+        chans = frozenset(check_name(c) for c in channels)  # raises before any change
+        if chans == self._channels:
+            return []
+        self._channels = chans
+        if self._open:
+            return [Send(subscription_frame(chans))]
+        return []
+
+    def web_pipe(self, pipe: str, event: str, text: str, token: object) -> list[Event]:
+        """Publish into a web_* channel; its delivery report goes to ``token``.
+
+        Raises ``ValueError`` for a bad pipe/event or an oversized message.
+        """
+        frame = web_pipe_frame(pipe, event, text)
+        key = pipe.lstrip("@")
+        if self.state == "closed":
+            return [Answer(token, None, "ConnectionLost: the connection was stopped")]
+        if self._open:
+            self._reports.append(_AwaitReport(key, token))
+            return [Send(frame)]
+        if self._queued() >= self.MAX_QUEUE:
+            log.warning("send queue full (%d frames): dropping web_pipe_send to %s", self.MAX_QUEUE, pipe)
+            return [Answer(token, None, f"CometError: send queue full ({self.MAX_QUEUE} frames)")]
+        self._outbox.append(_Outgoing(next(self._seq), frame, key, token))
+        return []
+
+    def request(self, kind: str, pipe: str, token: object) -> list[Event]:
+        """``pipe_count`` | ``pipe_log`` | ``track_pipe_users``; the result comes as ``Answer``.
+
+        pipe_log items come as ``Deliver(msg, to=token)`` with history=True,
+        then ``Answer(token, number_of_items)``. Raises ``ValueError`` for a
+        bad kind or pipe.
+        """
+        if kind not in REQUEST_KINDS:
+            raise ValueError(f"unknown request kind {kind!r}; use one of {', '.join(REQUEST_KINDS)}")
+        _Request(0, kind, pipe, "x", []).frame()  # validate before any change
+        if self.state == "closed":
+            return [Answer(token, None, "ConnectionLost: the connection was stopped")]
+        if kind == "pipe_log":
+            for req in self._logs.get(pipe, []):
+                # Ride along an identical request that has not started answering.
+                if not req.recovery and not req.started and req.skip == 0 and req.skip_marker is None:
+                    req.tokens.append(token)
+                    return []
+        if not self._open and self._queued() >= self.MAX_QUEUE:
+            log.warning("send queue full (%d frames): dropping %s %s", self.MAX_QUEUE, kind, pipe)
+            return [Answer(token, None, f"CometError: send queue full ({self.MAX_QUEUE} frames)")]
+        req = self._new_request(kind, pipe, [token])
+        if kind == "pipe_log":
+            return self._pump_logs(pipe)
+        if self._open:
+            req.sent = True
+            return [Send(req.frame())]
+        return []
+
+    def recover(self, last_markers: dict[str, str]) -> None:
+        """Fetch, at the next (re)connect, what was missed after these markers."""
+        for pipe, marker in last_markers.items():
+            m = _marker_int(marker)
+            if m is not None and m > self._markers.get(pipe, -1):
+                self._markers[pipe] = m
+        self._recover_pending = True
+
+    # --------------------------------------------------------------- input
+
+    def received(self, text: str) -> list[Event]:
+        """One WebSocket text frame. Never raises: a bad frame is logged and skipped."""
+        if self.state == "closed":
+            return []
+        events: list[Event] = []
+        for raw in decode_frame(text):
+            try:
+                events.extend(self._handle(raw))
+            except Exception:  # a bug or an odd frame must not stop delivery
+                log.exception("error handling a server frame: %r", raw)
+        return events
+
+    def tick(self, now: float) -> list[Event]:
+        """Expire requests, finish CppComet history requests after a quiet period."""
+        events: list[Event] = []
+        for req in list(self._requests.values()):
+            if req.marker not in self._requests:
+                continue  # finished by an earlier step of this tick
+            if req.deadline is None:
+                req.deadline = now + self.REQUEST_TIMEOUT
+            elif now >= req.deadline:
+                events.extend(self._expire(req))
+                continue
+            if (
+                req.kind == "pipe_log"
+                and req.sent
+                and self._open
+                and self._got_info
+                and not self.server_supports_markers
+            ):
+                if req.activity or req.quiet_since is None:
+                    req.activity = False
+                    req.quiet_since = now
+                elif now - req.quiet_since >= self.PIPE_LOG_QUIET:
+                    events.extend(self._finish_log(req, req.delivered))
+        for rep in list(self._reports):
+            if rep.deadline is None:
+                rep.deadline = now + self.REPORT_TIMEOUT
+            elif now >= rep.deadline:
+                # The server refused it (error on sys) or the report was lost.
+                self._reports.remove(rep)
+                log.debug("no delivery report for a send into %s", rep.pipe)
+        return events
+
+    # ------------------------------------------------------------ internals
+
+    def _queued(self) -> int:
+        return len(self._outbox) + sum(
+            1 for r in self._requests.values() if not r.sent and not r.recovery
+        )
+
+    def _new_request(
+        self, kind: str, pipe: str, tokens: list[object], *, recovery: bool = False, base: int = 0
+    ) -> _Request:
+        marker = new_marker(self._rng)
+        while marker in self._requests:
+            marker = new_marker(self._rng)
+        req = _Request(next(self._seq), kind, pipe, marker, tokens, recovery=recovery, base=base)
+        self._requests[marker] = req
+        if kind == "pipe_log":
+            self._logs.setdefault(pipe, []).append(req)
+        return req
+
+    def _drop_request(self, req: _Request) -> None:
+        self._requests.pop(req.marker, None)
+        queue = self._logs.get(req.pipe)
+        if queue is not None and req in queue:
+            queue.remove(req)
+            if not queue:
+                del self._logs[req.pipe]
+
+    def _sendable_logs(self, queue: list[_Request]) -> list[_Request]:
+        # Items carry no request marker, so they are routed to the oldest sent
+        # request of their pipe. comet_server ends each answer with a marked
+        # frame, so several may be in flight; with CppComet only one at a time.
+        out: list[_Request] = []
+        for req in queue:
+            if req.sent:
+                if not self.server_supports_markers:
+                    break
+                continue
+            out.append(req)
+            if not self.server_supports_markers:
+                break
+        return out
+
+    def _pump_logs(self, pipe: str) -> list[Event]:
+        if not self._open:
+            return []
+        events: list[Event] = []
+        for req in self._sendable_logs(self._logs.get(pipe, [])):
+            req.sent = True
+            req.activity = True
+            events.append(Send(req.frame()))
+        return events
+
+    def _current_log(self, pipe: str) -> _Request | None:
+        for req in self._logs.get(pipe, []):
+            if req.sent:
+                return req
+        return None
+
+    def _finish_log(self, req: _Request, count: int) -> list[Event]:
+        self._drop_request(req)
+        events: list[Event] = [Answer(t, count) for t in req.tokens]
+        return events + self._pump_logs(req.pipe)
+
+    def _expire(self, req: _Request) -> list[Event]:
+        if req.recovery:
+            log.warning("recovery of %s timed out", req.pipe)
+            events = self._finish_recovery(req, timed_out=True)
+        else:
+            self._drop_request(req)
+            text = (
+                f"RequestTimeout: no answer to {req.kind} {req.pipe!r} "
+                f"within {self.REQUEST_TIMEOUT:g} s"
+            )
+            events = [Answer(t, None, text) for t in req.tokens]
+        return events + self._pump_logs(req.pipe)
+
+    def _handle(self, raw: dict[str, Any]) -> list[Event]:
+        c = classify(raw, mysql_escaped=not self.server_supports_markers)
+        if isinstance(c, AuthInfo):
+            return self._on_auth(c)
+        if isinstance(c, ChannelMessage):
+            if c.history:
+                return self._on_history_item(c)
+            return self._on_live(c.message)
+        if isinstance(c, MarkerAnswer):
+            return self._on_answer(c)
+        if isinstance(c, DeliveryReport):
+            return self._on_report(c)
+        if isinstance(c, SysError):
+            return self._on_sys_error(c)
+        if isinstance(c, Ignored):
+            log.debug("ignoring a frame (%s): %r", c.reason, raw)
+        return []
+
+    def _on_auth(self, info: AuthInfo) -> list[Event]:
+        self._got_info = True
+        self.server = info.server
+        self.server_supports_markers = info.supports_markers
+        self.real_user_key = info.user_key
+        self.backoff.reset()
+        self.state = "connected"
+        events: list[Event] = []
+        if self.authorized is not info.authorized:
+            self.authorized = info.authorized
+            events.append(AuthChanged(info.authorized))
+        events.append(
+            StateChanged("connected", {"server": info.server, "authorized": info.authorized})
+        )
+        if self._recover_pending:
+            self._recover_pending = False
+            events.extend(self._start_recovery())
+        if self.server_supports_markers:
+            # Now known to end each history answer: send the queued ones too.
+            for pipe in list(self._logs):
+                events.extend(self._pump_logs(pipe))
+        return events
+
+    def _start_recovery(self) -> list[Event]:
+        events: list[Event] = []
+        gap: list[str] = []
+        if not self.server_supports_markers:
+            gap = sorted(self._channels)
+            for pipe in sorted(self._held):
+                events.extend(Deliver(m) for m in self._held.pop(pipe))
+        else:
+            for pipe in sorted(self._channels):
+                base = self._markers.get(pipe)
+                if base is None:
+                    gap.append(pipe)  # no history marker: nothing to recover from
+                    continue
+                self._held.setdefault(pipe, [])
+                req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
+                req.sent = True
+                req.activity = True
+                events.append(Send(req.frame()))
+            for pipe in sorted(set(self._held) - self._channels):
+                events.extend(Deliver(m) for m in self._held.pop(pipe))
+        if gap:
+            log.info("messages may have been missed on: %s", ", ".join(gap))
+            events.append(StateChanged("gap", {"pipes": gap}))
+        return events
+
+    def _finish_recovery(self, req: _Request, *, timed_out: bool = False) -> list[Event]:
+        self._drop_request(req)
+        pipe = req.pipe
+        held = self._held.pop(pipe, [])
+        base = req.base
+        markers = [m for m in (_marker_int(i["server_info"].get("uuid")) for i in req.items) if m is not None]
+        events: list[Event] = []
+        gap = timed_out
+        if markers and max(markers) < base:
+            # The server's sequence went backwards (a fresh store): the old
+            # marker means nothing any more. Deliver what was held, report a gap.
+            gap = True
+            self._markers.pop(pipe, None)
+            to_deliver: list[dict[str, Any]] = []
+        else:
+            # The log holds the newest N messages: if it reaches back to our
+            # marker, nothing before it is missing.
+            if not any(m <= base for m in markers):
+                gap = True
+            to_deliver = [_as_live(i) for i in req.items]
+        last = self._markers.get(pipe)
+        for msg in to_deliver + held:
+            m = _marker_int(msg["server_info"].get("uuid"))
+            if m is not None:
+                if last is not None and m <= last:
+                    continue  # already delivered (or held and also in the log)
+                last = m
+            events.append(Deliver(msg))
+        if last is not None:
+            self._markers[pipe] = last
+        if gap:
+            log.info("could not fully recover %s", pipe)
+            events.append(StateChanged("gap", {"pipes": [pipe]}))
+        return events
+
+    def _on_live(self, message: dict[str, Any]) -> list[Event]:
+        pipe = message["server_info"]["pipe"]
+        if pipe in self._held:
+            self._held[pipe].append(message)  # recovery of this pipe in progress
+            return []
+        m = _marker_int(message["server_info"].get("uuid"))
+        if m is not None:
+            last = self._markers.get(pipe)
+            if last is not None and m <= last:
+                log.debug("dropping a duplicate on %s (marker %d <= %d)", pipe, m, last)
+                return []
+            self._markers[pipe] = m
+        return [Deliver(message)]
+
+    def _on_history_item(self, c: ChannelMessage) -> list[Event]:
+        req = self._current_log(c.pipe)
+        if req is None:
+            log.debug("history item on %s that no request is waiting for", c.pipe)
+            return []
+        req.started = True
+        req.activity = True
+        m = _marker_int(c.uuid)
+        if req.skip_marker is not None and m is not None:
+            if m <= req.skip_marker:
+                return []
+        elif req.skip > 0:
+            req.skip -= 1
+            return []
+        if req.recovery:
+            req.items.append(c.message)
+            return []
+        req.delivered += 1
+        req.last_item = m
+        events: list[Event] = []
+        for i, token in enumerate(req.tokens):
+            msg = c.message if i == 0 else copy.deepcopy(c.message)
+            events.append(Deliver(msg, token))
+        return events
+
+    def _on_answer(self, a: MarkerAnswer) -> list[Event]:
+        req = self._requests.get(a.marker)
+        if req is None:
+            log.debug("answer with an unknown marker %r (late or not ours)", a.marker)
+            return []
+        if a.kind == "pipe_log" and req.kind == "pipe_log":
+            if req.recovery:
+                return self._finish_recovery(req) + self._pump_logs(req.pipe)
+            return self._finish_log(req, a.value)
+        self._drop_request(req)
+        if req.kind == "pipe_count":
+            if a.value is None:
+                return [Answer(t, None, f"CometError: unexpected pipe_count answer {a.message['data']!r}") for t in req.tokens]
+            return [Answer(t, a.value) for t in req.tokens]
+        return [Answer(t, a.value) for t in req.tokens]
+
+    def _on_report(self, r: DeliveryReport) -> list[Event]:
+        for rep in self._reports:
+            if rep.pipe == r.pipe:
+                self._reports.remove(rep)
+                return [Deliver(r.message, rep.token)]
+        # Not ours (e.g. sent before a reconnect): every tab may show it.
+        return [Deliver(r.message)]
+
+    def _on_sys_error(self, e: SysError) -> list[Event]:
+        if e.code is not None:
+            log.error("server refused the connection: %s (code %s)", e.error, e.code)
+        else:
+            log.warning("server error: %s", e.error)
+        events: list[Event] = []
+        text = e.error
+        # The server answers commands in order, so a command error belongs to
+        # the oldest command of that kind still waiting.
+        if "pipe_msg2" in text or "auth_type" in text or "event name" in text:
+            if self._reports:
+                rep = self._reports.popleft()
+                events.append(Answer(rep.token, None, f"CometError: {text}"))
+        elif "pipe_count" in text or "track_pipe_users" in text:
+            kind = "pipe_count" if "pipe_count" in text else "track_pipe_users"
+            for req in self._requests.values():
+                if req.kind == kind and req.sent:
+                    self._drop_request(req)
+                    events.extend(Answer(t, None, f"CometError: {text}") for t in req.tokens)
+                    break
+        events.append(Deliver(e.message))
+        return events
