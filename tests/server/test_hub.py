@@ -134,3 +134,32 @@ def test_slow_client_is_kicked_not_blocking(hub):
         assert hub.subscriber_count(0, "web_s") == 1
         assert hub.publish(0, "web_s", "e", "y") == 1
     asyncio.run(run())
+
+
+def test_trust_channel_is_always_logged(hub):
+    a, ta = mk(hub)
+    hub.set_subscription(a, ["trust_x"])
+    hub.publish(0, "trust_x", "e", "d")
+    assert "uuid" in ta.messages()[0]
+    assert [h.data for h in hub.store.get_history(0, "trust_x")] == ["d"]
+    for i in range(120):
+        hub.publish(0, "trust_x", "e", str(i))
+    assert len(hub.store.get_history(0, "trust_x")) == 100
+
+
+def test_cometql_style_publish_has_no_user_id(hub):
+    a, ta = mk(hub)
+    hub.set_subscription(a, ["any_pipe"])
+    assert hub.publish(0, "any_pipe", "evt", '{"rand":"0.5"}') == 1
+    m = ta.messages()[0]
+    assert set(m) == {"data", "event", "message_send_time", "pipe"}
+
+
+def test_disconnect_user_closes_all_its_connections(hub):
+    async def run():
+        u1, t1 = mk(hub, user_id=9, authorized=True)
+        u2, t2 = mk(hub, user_id=9, authorized=True)
+        assert hub.disconnect_user(0, 9) == 2
+        assert u1.closed and u2.closed and t1.closing and t2.closing
+        assert not hub.is_online(0, 9) and hub.connection_count() == 0
+    asyncio.run(run())

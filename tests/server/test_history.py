@@ -1,0 +1,77 @@
+"""History (pipe_log) and live uuid markers as clients see them."""
+
+from __future__ import annotations
+
+from conftest import connect, recv_json, recv_until, sync
+
+
+def test_logged_channel_live_messages_carry_increasing_uuid_markers(server, dev, store):
+    store.set_pipe_length(dev, "web_log", 10)
+    a, _ = connect(server, dev_id=dev)
+    b, _ = connect(server, dev_id=dev)
+    with a, b:
+        a.send("subscription\nweb_log")
+        sync(a)
+        for i in range(3):
+            b.send(f"web_pipe2\nweb_log\ne{i}\n*\nm{i}")
+        live = [recv_json(a) for _ in range(3)]
+        markers = [int(m["uuid"]) for m in live]
+        assert markers == sorted(markers) and len(set(markers)) == 3
+
+
+def test_unlogged_channel_messages_have_no_uuid(server, dev):
+    a, _ = connect(server, dev_id=dev)
+    b, _ = connect(server, dev_id=dev)
+    with a, b:
+        a.send("subscription\nweb_nolog")
+        sync(a)
+        b.send("web_pipe2\nweb_nolog\ne\n*\nm")
+        assert "uuid" not in recv_json(a)
+
+
+def test_pipe_log_returns_items_oldest_first_then_end_frame_trimmed_to_length(server, dev, store):
+    store.set_pipe_length(dev, "web_hist", 3)
+    s, _ = connect(server, dev_id=dev, user_id=0)
+    with s:
+        for i in range(5):
+            s.send(f"web_pipe2\nweb_hist\ne{i}\n*\n{{\"i\":{i}}}")
+            recv_json(s)  # report
+        s.send("pipe_log\nweb_hist\nMrkLog\n")
+        end, items = recv_until(s, lambda m: m["pipe"] == "_answer_pipe_log")
+    assert [m["event"] for m in items] == ["e2", "e3", "e4"]
+    for m in items:
+        assert m["history"] is True and m["fromQueue"] is True and m["pipe"] == "web_hist"
+        assert m["marker"] == m["uuid"] and m["user_id"] == 0
+    assert [int(m["marker"]) for m in items] == sorted(int(m["marker"]) for m in items)
+    assert items[0]["data"] == '{"i":2}'  # stored as sent
+    assert end == {"data": {"number_messages": 3}, "event": "pipe_log", "marker": "MrkLog",
+                   "message_send_time": end["message_send_time"], "pipe": "_answer_pipe_log"}
+
+
+def test_pipe_log_for_channel_without_history_is_just_the_end_frame(server, dev):
+    a, _ = connect(server, dev_id=dev)
+    with a:
+        a.send("pipe_log\nweb_empty\nM0\n")
+        assert recv_json(a)["data"] == {"number_messages": 0}
+
+
+def test_pipe_log_bad_channel_or_marker_gets_error_frame(server, dev):
+    a, _ = connect(server, dev_id=dev)
+    with a:
+        a.send("pipe_log\nbad.name\nM\n")
+        assert recv_json(a)["data"] == {"error": "Invalid channel name.", "number_messages": -1}
+        a.send("pipe_log\nweb_ok\nbad marker\n")
+        assert recv_json(a)["data"]["error"] == "Invalid marker value."
+
+
+def test_history_settings_changed_by_another_process_apply_immediately(server, dev, store):
+    a, _ = connect(server, dev_id=dev)
+    with a:
+        a.send("web_pipe2\nweb_late\ne\n*\nbefore")
+        recv_json(a)
+        store.set_pipe_length(dev, "web_late", 5)
+        a.send("web_pipe2\nweb_late\ne\n*\nafter")
+        recv_json(a)
+        a.send("pipe_log\nweb_late\nM\n")
+        end, items = recv_until(a, lambda m: m["pipe"] == "_answer_pipe_log")
+        assert [m["data"] for m in items] == ["after"]
