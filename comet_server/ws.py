@@ -23,8 +23,10 @@ __all__ = ["handle_ws", "is_ws_path", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_P
 log = logging.getLogger("comet_server.ws")
 
 WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
-#: frames over this many bytes close the connection with 1009 (CppComet: a 64-bit length closes).
-MAX_MSG_SIZE = 65535
+#: aiohttp's ``max_msg_size``: a message of 65536 bytes or more closes the connection with 1009
+#: (aiohttp 3.14 rejects ``len >= max_msg_size``), i.e. "over 65535 bytes" as in design.md §3 and
+#: CppComet (which closes on a 64-bit length).
+MAX_MSG_SIZE = 65536
 MAX_SUBSCRIPTIONS = 256
 MAX_NAME_LEN = 64
 
