@@ -1,0 +1,237 @@
+import json
+import logging
+import random
+
+import pytest
+
+import frames as F
+from comet_py import protocol as P
+from comet_py.options import parse_options
+
+
+def one(text):
+    (obj,) = P.decode_frame(text)
+    return P.classify(obj)
+
+
+# ------------------------------------------------------------------- URL
+
+
+def test_url_is_cppcomet_format():
+    o = parse_options(dev_id=1, user_id=3, user_key="valid00000userHash", node="127.0.0.1:8087")
+    uuid = "uuidU3000000000000000000000000U3"
+    assert P.build_url(o, uuid=uuid, page_is_https=False, node=o.node) == (
+        "ws://127.0.0.1:8087/ws/sesion=valid00000userHash&myid=3&devid=1&v=4.08"
+        "&uuid=uuidU3000000000000000000000000U3&api=js"
+    )
+
+
+def test_url_anonymous_has_empty_values_and_follows_page_scheme():
+    o = parse_options(dev_id=0, node="example.com/comet-server")
+    url = P.build_url(o, uuid="A" * 32, page_is_https=True)
+    assert url == "wss://example.com/comet-server/ws/sesion=&myid=&devid=0&v=4.08&uuid=" + "A" * 32 + "&api=js"
+    assert "undefined" not in url and "None" not in url
+
+
+def test_url_wss_option_overrides_page():
+    o = parse_options(dev_id=0, wss=False)
+    assert P.build_url(o, uuid="A" * 32, page_is_https=True).startswith("ws://")
+    o = parse_options(dev_id=0, wss=True)
+    assert P.build_url(o, uuid="A" * 32, page_is_https=False).startswith("wss://")
+
+
+def test_url_rejects_short_uuid():
+    with pytest.raises(ValueError):
+        P.build_url(parse_options(dev_id=0), uuid="short", page_is_https=False)
+
+
+def test_new_uuid_and_marker_alphabets():
+    rng = random.Random(5)
+    u, m = P.new_uuid(rng), P.new_marker(rng)
+    assert len(u) == 32 and all(c.isalnum() or c in "_-" for c in u)
+    assert len(m) == 10 and m.isalnum() and m.isascii()
+
+
+# -------------------------------------------------------------- commands
+
+
+def test_command_frames_are_literal():
+    assert P.subscription_frame({"web_chat", "track_online", "user_status_5"}) == (
+        "subscription\ntrack_online\nuser_status_5\nweb_chat"
+    )
+    assert P.subscription_frame([]) == "subscription\n"
+    assert P.web_pipe_frame("web_chat", "new_msg", '{"text":"hi"}') == 'web_pipe2\nweb_chat\nnew_msg\n*\n{"text":"hi"}'
+    assert P.web_pipe_frame("@web_chat", "e", '"x"') == 'web_pipe2\n@web_chat\ne\n*\n"x"'
+    assert P.pipe_log_frame("web_chat", "4567891234") == "pipe_log\nweb_chat\n4567891234\n"
+    assert P.pipe_count_frame("web_chat", "4567891234") == "pipe_count\nweb_chat\n4567891234\n"
+    assert P.track_pipe_users_frame("track_online", "4567891234") == "track_pipe_users\ntrack_online\n4567891234"
+    assert P.user_data_frame("4567891234", 9997) == "user_data\n4567891234\n9997"
+
+
+def test_frames_cppcomet_would_drop_are_refused():
+    with pytest.raises(ValueError):
+        P.web_pipe_frame("test_pipe", "e", "x")  # not web_*
+    with pytest.raises(ValueError):
+        P.web_pipe_frame("web_x", "bad event", "x")
+    with pytest.raises(ValueError, match="too large"):
+        P.web_pipe_frame("web_x", "e", "x" * 70000)
+    with pytest.raises(ValueError):
+        P.pipe_count_frame("test_pipe", "m")  # only web_/track_
+    with pytest.raises(ValueError):
+        P.track_pipe_users_frame("web_x", "m")
+    with pytest.raises(ValueError):
+        P.pipe_log_frame("bad.name", "m")
+    with pytest.raises(ValueError):
+        P.subscription_frame(["ok_name", "x"])
+
+
+def test_subscription_frame_stays_under_cppcomet_limit(caplog):
+    names = [f"c{i:02d}" + "x" * 60 for i in range(40)]
+    with caplog.at_level(logging.ERROR, logger="comet_py"):
+        frame = P.subscription_frame(names)
+    assert len(frame.encode()) <= P.MAX_SUBSCRIPTION_BYTES
+    kept = frame.split("\n")[1:]
+    assert kept == sorted(names)[: len(kept)]
+    # 33 names of 63 chars fit (13 + 33*63 + 32 = 2124 bytes); a 34th would not
+    assert len(kept) == 33 and len(frame.encode()) + 64 > P.MAX_SUBSCRIPTION_BYTES
+    assert "c39" in caplog.text
+
+
+# -------------------------------------------------------------- decoding
+
+
+def test_corrupted_frames_are_skipped_and_logged(caplog):
+    with caplog.at_level(logging.WARNING, logger="comet_py"):
+        for bad in (F.CPP_LEN_123, F.CPP_LEN_124, F.CPP_LEN_125, F.CPP_ERR_CORRUPT_123, "not json", "[1,2]"):
+            assert P.decode_frame(bad) == []
+    assert caplog.text.count("skipping") == 6
+    (ok,) = P.decode_frame(F.CPP_LEN_126)
+    assert ok["pipe"] == "lenpipe"
+
+
+def test_several_lines_in_one_frame():
+    objs = P.decode_frame(F.CPP_LEN_121 + "\n" + F.CPP_LEN_123 + "\n" + F.CPP_LEN_122 + "\n")
+    assert [len(o["data"]) for o in objs] == [50, 51]
+
+
+def test_decode_data_cascade():
+    assert P.decode_data('{"a":1}') == {"a": 1}
+    assert P.decode_data("hello") == "hello"
+    assert P.decode_data("123") == 123
+    assert P.decode_data({"a": 1}) == {"a": 1}
+    assert P.decode_data(5) == 5
+    assert P.decode_data("NaN") == "NaN"  # would not survive the relay as JSON
+    # MySQL-escaped JSON (CppComet web_pipe2) decodes, apostrophe kept
+    assert P.decode_data(r'{\"t\":\"it\'s\"}') == {"t": "it's"}
+    # ...but not when the server says it does not escape (comet_server)
+    assert P.decode_data(r'{\"t\":1}', mysql_escaped=False) == r'{\"t\":1}'
+    # text that never parses stays exactly as received
+    assert P.decode_data(r"C:\path\to") == r"C:\path\to"
+
+
+def test_mysql_unescape():
+    assert P.mysql_unescape(r"a\'b \"c\" d\\e \n") == "a'b \"c\" d\\e \n"
+
+
+# -------------------------------------------------------- classification
+
+
+def test_server_info_auth_forms():
+    for text, want in [
+        (F.CPP_INFO_ANON, False),
+        (F.CPP_INFO_AUTH, True),
+        (F.V3_INFO_AUTH, True),
+        (F.CS_INFO_AUTH_STR, True),
+    ]:
+        c = one(text)
+        assert isinstance(c, P.AuthInfo) and c.authorized is want
+    c = one(F.CPP_INFO_AUTH)
+    assert c.user_key == "valid00000userHash" and not c.supports_markers
+    assert one(F.CS_INFO_AUTH).supports_markers
+    assert one(F.CS_INFO_AUTH.replace('"authorized":true', '"authorized":"false"')).authorized is False
+
+
+def test_cppcomet_web_pipe2_escaped_json_becomes_dict():
+    c = one(F.CPP_WEB_PIPE)
+    assert isinstance(c, P.ChannelMessage)
+    assert c.message == {
+        "data": {"a": 1},
+        "server_info": {"event": "fromU3", "history": False, "marker": None, "pipe": "web_chat",
+                        "user_id": 3, "uuid": None, "time": 1795823348},
+    }
+    assert one(F.CPP_WEB_PIPE_STRING).message["data"] == "plain string"
+    assert one(F.V3_WEB_PIPE).message["data"] == {"text": "from B"}
+
+
+def test_cppcomet_web_pipe2_with_apostrophe_keeps_it():
+    # What CppComet sends for web_pipe_send(..., {"t": "it's \"q\""}): the JSON
+    # text after mysql_real_escape_string, JSON-encoded into the frame.
+    sent = json.dumps({"t": "it's \"q\""}, separators=(",", ":"))
+    escaped = sent.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
+    frame = json.dumps({"data": escaped, "event": "e", "pipe": "web_chat", "user_id": 2}, separators=(",", ":"))
+    assert "\\\\'" in frame  # the sequence that makes the JS client drop the message
+    assert one(frame).message["data"] == {"t": "it's \"q\""}
+
+
+def test_cometql_text_stays_text_with_apostrophe():
+    c = one(F.CPP_COMETQL_ESC)
+    assert c.message["data"] == 'it\'s \\"quoted\\" back\\\\slash unicode-é'
+    assert one(F.CPP_COMETQL_JSON).message["data"] == {"text": "hi", "n": 1}
+    assert one(F.CPP_COMETQL_PLAIN).message["data"] == "hello"
+
+
+def test_comet_server_text_is_not_unescaped():
+    (obj,) = P.decode_frame(F.CS_WEB_PIPE_APOSTROPHE)
+    c = P.classify(obj, mysql_escaped=False)
+    assert c.message["data"] == {"text": 'it\'s "ok"'}
+
+
+def test_history_flags():
+    items = [one(t) for t in F.CPP_LOG_ITEMS]
+    assert [i.history for i in items] == [True, True, True]  # fromQueue on a channel
+    assert [i.message["data"] for i in items] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert one(F.V3_LOG_ITEM).history is True
+    queued = one(F.CPP_PERSONAL_QUEUED)  # fromQueue on msg = queued personal message
+    assert queued.history is False and queued.message["data"] == {"q": 1}
+    h = one(F.cs_history_item("web_h", 42))
+    assert h.history and h.uuid == "42" and h.message["server_info"]["marker"] == "42"
+    live = one(F.cs_live("web_h", 43))
+    assert not live.history and live.uuid == "43"
+
+
+def test_pipe_count_answer_forms():
+    for text, marker in [(F.CPP_COUNT_COAL1, "MrkCoal001"), (F.V3_COUNT, "Mrk0000001"), (F.cs_count("m1", 7), "m1")]:
+        c = one(text)
+        assert isinstance(c, P.MarkerAnswer) and c.kind == "pipe_count" and c.marker == marker
+    assert one(F.CPP_COUNT_COAL1).value == 2
+    assert one(F.V3_COUNT).value == 2
+    assert one(F.cs_count("m1", 7)).value == 7
+
+
+def test_other_answers():
+    t = one(F.CPP_TRACK_USERS)
+    assert t.kind == "track_pipe_users" and len(t.value) == 3 and t.value[0]["uuid"].startswith("uuidC")
+    u = one(F.CPP_USER_DATA)
+    assert u.kind == "user_data" and u.value == {"user_data": '{"name":"Seven"}', "user_id": 7}
+    assert one(F.V3_USER_DATA).value == {"user_data": '{"name":"Seven"}', "user_id": 7}
+    e = one(F.cs_log_end("Mrk1", 3))
+    assert (e.kind, e.marker, e.value) == ("pipe_log", "Mrk1", 3)
+
+
+def test_reports_errors_presence():
+    r = one(F.CPP_REPORT)
+    assert isinstance(r, P.DeliveryReport) and r.pipe == "web_chat"
+    assert r.message["data"]["number_messages"] == 1
+    assert one(F.V3_REPORT).message["data"]["number_messages"] == 1
+    e = one(F.CPP_ERR_WEB_ONLY)
+    assert isinstance(e, P.SysError) and "begin with web_" in e.error and e.code is None
+    c = one(F.V3_CONNECT_401)
+    assert isinstance(c, P.SysError) and c.code == 401 and "401" in c.error
+    p = one(F.V3_PRESENCE)
+    assert p.message["server_info"]["pipe"] == "user_status_3" and p.message["data"] == "online"
+    assert one(F.V3_TRACK_SUB).message["data"] == {"user_id": 0, "uuid": "uuidB0000000000000000000000000BB"}
+
+
+def test_frames_without_pipe_or_data_are_ignored():
+    assert isinstance(P.classify({"data": 1}), P.Ignored)
+    assert isinstance(P.classify({"pipe": "web_x", "event": "e"}), P.Ignored)

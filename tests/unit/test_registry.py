@@ -1,0 +1,93 @@
+import pytest
+
+from comet_py.message import make_message_dict
+from comet_py.registry import Registry
+
+
+def msg(pipe, event="e", uuid=None, history=False):
+    return make_message_dict("d", pipe=pipe, event=event, uuid=uuid, history=history)
+
+
+def cb(tag):
+    def f(e):
+        return tag
+    f.tag = tag
+    return f
+
+
+def tags(cbs):
+    return [c.tag for c in cbs]
+
+
+def test_match_in_registration_order():
+    r = Registry()
+    r.add("web_chat.new", cb("new"))
+    r.add("", cb("all"))
+    r.add("web_chat", cb("chat"))
+    r.add("#web_chat", cb("report"))
+    r.add("msg.priv", cb("priv"))
+    assert tags(r.match(msg("web_chat", "new"))) == ["new", "all", "chat"]
+    assert tags(r.match(msg("web_chat", "old"))) == ["all", "chat"]
+    assert tags(r.match(msg("_answer_to_web_chat", "answer"))) == ["report"]
+    assert tags(r.match(msg("msg", "priv"))) == ["all", "priv"]
+    assert tags(r.match(msg("sys", "error"))) == ["all"]
+    assert tags(r.match(msg("_answer_pipe_count", "user_in_pipe"))) == []
+
+
+def test_server_channels_follow_callbacks():
+    r = Registry()
+    a = r.add("web_chat", cb(1))
+    b = r.add("web_chat.new", cb(2))
+    r.add("msg", cb(3))
+    r.add("#web_chat", cb(4))
+    r.add("", cb(5))
+    t = r.add("track_room.subscription", cb(6))
+    assert r.server_channels() == frozenset({"web_chat", "track_room"})
+    assert r.remove(a) is True
+    assert r.server_channels() == frozenset({"web_chat", "track_room"})  # b still wants it
+    assert r.remove(b) and r.remove(t)
+    assert r.server_channels() == frozenset()
+    assert r.remove(b) is False and r.remove("nope") is False
+
+
+def test_failed_add_changes_nothing():
+    r = Registry()
+    sid = r.add("web_ok", cb(1))
+    before = (r.server_channels(), [s.sub_id for s in r.subscriptions()])
+    for bad in ("web bad", "x", "web_ok.", "a.b.c"):
+        with pytest.raises(ValueError):
+            r.add(bad, cb(2))
+    with pytest.raises(TypeError):
+        r.add("web_other", "not callable")
+    assert (r.server_channels(), [s.sub_id for s in r.subscriptions()]) == before
+    assert sid in r and len(r) == 1
+
+
+def test_sub_ids_are_unique_strings():
+    r = Registry()
+    ids = {r.add("web_chat", cb(i)) for i in range(5)}
+    assert len(ids) == 5 and all(isinstance(i, str) for i in ids)
+
+
+def test_accept_drops_repeated_markers_per_pipe():
+    r = Registry()
+    assert r.accept(msg("web_a", uuid="10"))
+    assert r.accept(msg("web_a", uuid="11"))
+    assert not r.accept(msg("web_a", uuid="11"))
+    assert not r.accept(msg("web_a", uuid="9"))
+    assert r.accept(msg("web_b", uuid="5"))  # other pipe, own sequence
+    assert r.accept(msg("web_a"))  # no uuid: always
+    assert r.accept(msg("web_a", uuid="not-a-number"))
+    assert r.accept(msg("web_a", uuid="3", history=True))  # asked-for history
+    assert r.last_markers() == {"web_a": "11", "web_b": "5"}
+    r.forget_markers(["web_a"])
+    assert r.accept(msg("web_a", uuid="1"))
+    r.forget_markers()
+    assert r.last_markers() == {}
+
+
+def test_clear():
+    r = Registry()
+    r.add("web_a", cb(1))
+    r.add("web_b", cb(2))
+    assert r.clear() == 2 and r.server_channels() == frozenset() and r.match(msg("web_a")) == []
