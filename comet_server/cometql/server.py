@@ -161,6 +161,10 @@ class CometSession(Session):
             # SET, SELECT @@x / DATABASE() / 1, SHOW VARIABLES, COMMIT ...: mysql-mimic's middlewares
             return await super().handle_query(sql, attrs)
         if isinstance(st, S.Show):
+            if st.kind == "VARIABLES":
+                like = T.like_matcher(st.like)
+                rows = [(k, None if v is None else str(v)) for k, v in self.variables.list() if like(k)]
+                return self._result(T.Result(rows=rows, columns=[("Variable_name", "str"), ("Value", "str")]))
             if st.kind != "DATABASES" and self.database != T.DATABASE and st.db is None:
                 raise CometQLError(NOT_FOUND, f"No database selected: USE {T.DATABASE}")
             return self._result(T.show(st, self.database))

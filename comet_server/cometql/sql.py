@@ -70,7 +70,7 @@ class Delete:
 
 @dataclass
 class Show:
-    kind: str                    # "TABLES" | "DATABASES" | "COLUMNS"
+    kind: str                    # "TABLES" | "DATABASES" | "COLUMNS" | "VARIABLES"
     full: bool = False
     db: str | None = None
     target: str | None = None    # table for COLUMNS
@@ -448,6 +448,10 @@ def _show(e: exp.Show) -> Show | _Pass:
         if e.args.get("where"):
             raise CometQLError(NOT_IMPLEMENTED, "SHOW ... WHERE is not supported; use LIKE")
         return Show(kind, full=bool(e.args.get("full")), db=db, like=like)
+    if kind == "VARIABLES":
+        if e.args.get("where"):
+            raise CometQLError(NOT_IMPLEMENTED, "SHOW ... WHERE is not supported; use LIKE")
+        return Show(kind, like=like)
     if kind == "COLUMNS":
         target = e.args.get("target")
         name = target.name if isinstance(target, (exp.Identifier, exp.Table)) else None

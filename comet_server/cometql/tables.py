@@ -30,11 +30,9 @@ from .errors import (
 from .sql import Cond, Delete, Insert, Select, Show, Value
 
 try:  # PyJWT 2.10+ warns about short HMAC keys; CppComet's secret (password + dev_id) is short.
-    from jwt.warnings import InsecureKeyLengthWarning
-
-    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+    from jwt.warnings import InsecureKeyLengthWarning as _KeyWarning
 except ImportError:  # pragma: no cover
-    pass
+    _KeyWarning = UserWarning  # type: ignore[misc,assignment]
 
 DATABASE = "CometQL_v1"
 
@@ -147,8 +145,10 @@ def jwt_user_id(token: str, password: str, dev_id: int) -> int | None:
     if token.count(".") != 2 or len(token) > MAX_TOKEN_LEN:
         return None
     try:
-        claims = jwt.decode(token, password + str(dev_id), algorithms=["HS256"],
-                            options={"require": ["exp"], "verify_exp": True})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _KeyWarning)
+            claims = jwt.decode(token, password + str(dev_id), algorithms=["HS256"],
+                                options={"require": ["exp"], "verify_exp": True})
     except Exception:  # noqa: BLE001 - any malformed token is simply "not valid"
         return None
     uid = claims.get("user_id") if isinstance(claims, dict) else None
@@ -579,16 +579,26 @@ def _delete(ctx: Context, t: Table, st: Delete) -> Result:
 # SHOW / DESCRIBE
 
 
-def _like(pattern: str | None) -> Callable[[str], bool]:
+def like_matcher(pattern: str | None) -> Callable[[str], bool]:
     if pattern is None:
         return lambda s: True
-    rx = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    parts = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):      # \% and \_ match themselves
+            i += 1
+            parts.append(re.escape(pattern[i]))
+        else:
+            parts.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    rx = "".join(parts)
     compiled = re.compile(rx, re.S | re.I)
     return lambda s: compiled.fullmatch(s) is not None
 
 
 def show(st: Show, database: str | None) -> Result:
-    like = _like(st.like)
+    like = like_matcher(st.like)
     if st.kind == "DATABASES":
         return Result(rows=[(d,) for d in (DATABASE,) if like(d)], columns=[("Database", "str")])
     db = st.db or database

@@ -1,0 +1,193 @@
+"""Fixtures for CometQL tests.
+
+* ``cq`` (session): CometQL in-process, on the real Hub with an in-memory Store, its event loop
+  in a background thread. Fast; used for the SQL surface (every table, every error code).
+  ``cq.call(fn, *args)`` runs ``fn`` on the loop thread (the Hub is not thread-safe).
+* ``server`` (session): the real ``python -m comet_server`` subprocess (WebSocket + CometQL +
+  HTTP publish on free ports, temp SQLite db), for end-to-end tests with WebSocket clients,
+  the mysql CLI and curl-like HTTP.
+* ``dev``: a random dev_id per test, so tests sharing a server never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from comet_server import cometql  # noqa: E402
+from comet_server.hub import Hub  # noqa: E402
+from comet_server.store import Store  # noqa: E402
+
+PASSWORD = "CometQLPassword"
+DB = "CometQL_v1"
+RECV_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class InProcess:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.store = Store(":memory:")
+        self.hub = Hub(self.store, PASSWORD)
+        self.password = PASSWORD
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(
+            cometql.start_cometql(self.hub, "127.0.0.1", 0), self.loop).result(10)
+        self.port = self.server.port
+
+    def call(self, fn, *args, **kw):
+        async def run():
+            return fn(*args, **kw)
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def cq():
+    srv = InProcess()
+    yield srv
+    srv.close()
+
+
+class ServerProc:
+    """The real comet_server, CometQL on."""
+
+    def __init__(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="cometql_test_")
+        self.db = os.path.join(self.tmp.name, "comet.db")
+        self.port = free_port()
+        self.cometql_port = free_port()
+        self.password = PASSWORD
+        self.log_path = os.path.join(self.tmp.name, "server.log")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-m", "comet_server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--cometql-port", str(self.cometql_port), "--db", self.db, "--password", self.password]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        for port in (self.port, self.cometql_port):
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"comet_server exited: {self.log()}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"port {port} not listening: {self.log()}")
+                    time.sleep(0.05)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def ws_url(self, *, dev_id: int, user_id: object = "", session: str = "", v: str = "4.08") -> str:
+        uuid = "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=32))
+        return (f"ws://127.0.0.1:{self.port}/ws/sesion={session}&myid={user_id}&devid={dev_id}"
+                f"&v={v}&uuid={uuid}&api=js")
+
+
+@pytest.fixture(scope="session")
+def server():
+    srv = ServerProc()
+    srv.start()
+    yield srv
+    if srv.proc is not None and srv.proc.poll() is None:
+        rc = srv.stop()
+        assert rc == 0, f"server exit code {rc}\n{srv.log()}"
+    srv.tmp.cleanup()
+
+
+@pytest.fixture
+def dev() -> int:
+    return random.randint(1000, 999999)
+
+
+def connect_db(port: int, dev_id: int | str = 1, *, password: str = PASSWORD, database: str | None = DB,
+               **kw) -> pymysql.connections.Connection:
+    return pymysql.connect(host="127.0.0.1", port=port, user=str(dev_id), password=password,
+                           database=database, autocommit=True, connect_timeout=5, read_timeout=10, **kw)
+
+
+def mysql_cli(port: int, sql: str, *, dev_id: int | str = 1, password: str = PASSWORD,
+              database: str | None = DB, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run the Debian mysql (MariaDB) client in batch mode (tab-separated output)."""
+    cmd = ["mysql", "-h127.0.0.1", f"-P{port}", f"-u{dev_id}", f"-p{password}", "--skip-ssl", "--batch",
+           *extra]
+    if database:
+        cmd.append(f"-D{database}")
+    cmd += ["-e", sql]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+
+
+def ws_open(server: ServerProc, **kw):
+    conn = ws_connect(server.ws_url(**kw), ping_interval=None, open_timeout=RECV_TIMEOUT, close_timeout=2,
+                      max_size=None)
+    info = json.loads(conn.recv(timeout=RECV_TIMEOUT))
+    assert info["event"] == "serverInfo", info
+    return conn, info
+
+
+def ws_recv(conn, timeout: float = RECV_TIMEOUT) -> dict:
+    return json.loads(conn.recv(timeout=timeout))
+
+
+_markers = iter(range(1, 10**9))
+
+
+def ws_sync(conn) -> list[dict]:
+    """Every frame the server wrote to ``conn`` before now (a pipe_count round trip)."""
+    marker = f"cqsync{next(_markers)}"
+    conn.send(f"pipe_count\nweb_cq_sync\n{marker}\n")
+    frames = []
+    deadline = time.monotonic() + RECV_TIMEOUT
+    while time.monotonic() < deadline:
+        m = ws_recv(conn, deadline - time.monotonic())
+        if m.get("pipe") == "_answer_pipe_count" and m.get("marker") == marker:
+            return frames
+        frames.append(m)
+    raise TimeoutError(frames)
