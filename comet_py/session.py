@@ -327,6 +327,10 @@ class Session:
         chans = frozenset(check_name(c) for c in channels)  # raises before any change
         if chans == self._channels:
             return []
+        for pipe in self._channels - chans:
+            # Unsubscribed: recovering from this marker after a later
+            # resubscribe would replay what nobody asked for.
+            self._markers.pop(pipe, None)
         self._channels = chans
         if self._open:
             return [Send(subscription_frame(chans))]

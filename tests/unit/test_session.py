@@ -500,3 +500,23 @@ def test_live_duplicates_are_dropped_by_marker():
     connect(s)
     ev = s.received(F.cs_live("web_h", 5, "a")) + s.received(F.cs_live("web_h", 5, "a"))
     assert delivered(ev) == [("a", None)]
+
+
+def test_dropped_channel_is_not_recovered_after_resubscribe():
+    s = make()
+    s.set_channels({"web_h"})
+    connect(s)
+    s.received(F.cs_live("web_h", 10))
+    s.set_channels(set())
+    s.set_channels({"web_h"})
+    s.closed()
+    s.connecting()
+    ev = s.opened() + s.received(F.CS_INFO_AUTH)
+    assert not any(f.startswith("pipe_log") for f in sends(ev))
+    assert ("gap", {"pipes": ["web_h"]}) in states(ev)
+
+
+def test_update_options_changes_the_next_url():
+    s = make()
+    s.update_options(parse_options(dev_id=2, user_id=6, user_key="k2", node="other:1"))
+    assert s.url().startswith("ws://other:1/ws/sesion=k2&myid=6&devid=2&")
