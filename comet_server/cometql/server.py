@@ -62,6 +62,11 @@ MAX_PACKET = 0xFFFFFF - 1
 
 _USER_RE = re.compile(r"[0-9]{1,9}")
 
+try:  # the WebSocket side maps a devid above this to 0 (CppComet's DEV_INDEX_SIZE)
+    from ..wire import DEV_INDEX_SIZE as MAX_DEV_ID
+except ImportError:  # pragma: no cover
+    MAX_DEV_ID = 100000
+
 _VARIABLES = dict(SYSTEM_VARIABLES)
 _VARIABLES["version"] = (str, SERVER_VERSION, False)
 _VARIABLES["version_comment"] = (str, VERSION_COMMENT, False)
@@ -72,12 +77,13 @@ _GLOBALS = GlobalVariables(_VARIABLES)
 
 
 def dev_id_of(username: str | None) -> int | None:
-    """MySQL user name -> dev_id: digits, or ``root`` / ``0`` for dev_id 0."""
+    """MySQL user name -> dev_id: digits (0..100000, the dev_ids a WebSocket URL can name), or
+    ``root`` / ``0`` for dev_id 0. None for anything else."""
     if username is None:
         return None
     if username == "root":
         return 0
-    if _USER_RE.fullmatch(username):
+    if _USER_RE.fullmatch(username) and int(username) <= MAX_DEV_ID:
         return int(username)
     return None
 

@@ -144,7 +144,7 @@ def server():
 
 @pytest.fixture
 def dev() -> int:
-    return random.randint(1000, 999999)
+    return random.randint(1000, 99998)
 
 
 def connect_db(port: int, dev_id: int | str = 1, *, password: str = PASSWORD, database: str | None = DB,
@@ -166,7 +166,7 @@ def mysql_cli(port: int, sql: str, *, dev_id: int | str = 1, password: str = PAS
 
 def ws_open(server: ServerProc, **kw):
     conn = ws_connect(server.ws_url(**kw), ping_interval=None, open_timeout=RECV_TIMEOUT, close_timeout=2,
-                      max_size=None)
+                      max_size=None, legacy=True)
     info = json.loads(conn.recv(timeout=RECV_TIMEOUT))
     assert info["event"] == "serverInfo", info
     return conn, info
