@@ -160,6 +160,15 @@ class CometSession(Session):
             raise CometQLError(TOO_SHORT, "Query is too short")
         if len(sql) > MAX_QUERY_LEN:
             raise CometQLError(TOO_LONG, f"Query is longer than {MAX_QUERY_LEN} characters")
+        hot = S.fast_publish(sql)
+        if hot is not None and self.database == T.DATABASE:
+            table, key, event, message = hot
+            if table == "pipes_messages":
+                self.affected = T.publish_to_pipe(self.hub, dev_id, key, event, message)
+            else:
+                self.affected = T.send_to_user(self.hub, dev_id, key, event, message)
+                self.last_insert_id = int(key)        # valid: send_to_user checked it
+            return None
         st = S.fast_insert(sql)
         if st is None:
             st = S.parse(sql)

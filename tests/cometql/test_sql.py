@@ -37,6 +37,21 @@ def test_literal_decoding_fast_path_matches_mysql_and_sqlglot(lit, expected):
     assert fast is not None and fast.rows == [["web_x", "e", expected]]
     slow = S.parse(q)
     assert isinstance(slow, S.Insert) and slow.rows == fast.rows
+    assert S.fast_publish(q) == ("pipes_messages", "web_x", "e", expected)
+
+
+def test_fast_publish_shapes():
+    assert S.fast_publish("insert into users_messages (id, event, message) values (7, \"e\", 'm');") == \
+        ("users_messages", 7, "e", "m")
+    assert S.fast_publish("INSERT INTO users_messages (id, event, message) VALUES ('7', 'e', 'm')") == \
+        ("users_messages", "7", "e", "m")
+    for q in ["INSERT INTO PIPES_MESSAGES (name, event, message) VALUES ('p', 'e', 'm')",
+              "INSERT INTO pipes_messages (NAME, event, message) VALUES ('p', 'e', 'm')",
+              "INSERT INTO pipes_messages (id, event, message) VALUES (1, 'e', 'm')",
+              "INSERT INTO pipes_messages (name, event, message) VALUES ('p', 'e', 'm'), ('q', 'e', 'm')",
+              "INSERT INTO pipes_messages (name, event, message) VALUES ('p', 'e', NULL)",
+              "INSERT INTO pipes_messages (name, event, message) VALUES ('p', 'e', 'm'); SELECT 1"]:
+        assert S.fast_publish(q) is None, q
 
 
 def test_pymysql_escaping_round_trips():
