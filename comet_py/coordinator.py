@@ -1,0 +1,358 @@
+"""This tab's part in "one connection per browser": follower or master, and the switch between.
+
+Election: the Web Lock ``comet_py:<key>`` (held for the master's lifetime; followers wait in
+its queue with no timeout), or, without Web Locks, the BroadcastChannel election of
+``election.py``. Each tab also holds ``comet_py:<key>:tab:<id>`` while it lives, so the master
+learns that a tab died (closed, crashed, navigated) when its request for that lock is granted.
+
+The master runs the Session (``connection.py``) and serves every tab through ``MasterRelay``;
+followers reach it through ``FollowerRelay``. Both are sans-I/O: this module only carries out
+their actions with the browser (``platform`` = ``comet_py.browser`` or a fake in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+from . import relay
+from .connection import Connection
+from .election import BecomeMaster, FallbackElection, StepDown, next_term
+from .errors import error_from_text
+from .options import Options
+from .session import Answer, AuthChanged, Deliver, Session, StateChanged
+
+log = logging.getLogger("comet_py")
+
+TICK_SECONDS = 0.25
+UUID_STORAGE_KEY = "comet_server_uuid"
+
+
+def _log_send_failure(fut: asyncio.Future) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("comet_py: web_pipe_send failed: %s", fut.exception())
+
+
+class Coordinator:
+    def __init__(self, options: Options, tab: Any, platform: Any) -> None:
+        self.options = options
+        self.tab = tab
+        self.p = platform
+        self.tab_id = platform.random_id(16)
+        self.key = options.key
+        self.locks = platform.locks_available()
+        self.role = "follower"
+        self.channels: frozenset[str] = frozenset()
+        self.follower = self._new_follower(0)
+        self.master: Optional[relay.MasterRelay] = None
+        self.connection: Optional[Connection] = None
+        self.election = None if self.locks else FallbackElection(self.tab_id)
+        self._futures: dict[int, asyncio.Future] = {}
+        self._own_calls: dict[int, tuple[str, dict]] = {}
+        self._tab_watches: dict[str, Any] = {}
+        self._channel: Any = None
+        self._events: Any = None
+        self._tab_lock: Any = None
+        self._master_lock: Any = None
+        self._ticker: Optional[asyncio.TimerHandle] = None
+        self._closed = False
+
+    def _new_follower(self, highest_term: int) -> relay.FollowerRelay:
+        follower = relay.FollowerRelay(self.tab_id, markers=self.tab._last_markers, keepalive=not self.locks)
+        follower.highest_term = highest_term
+        follower.set_channels(self.channels, self.p.now_ms())  # not started: only remembered
+        return follower
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        p = self.p
+        self._channel = p.Channel(f"comet_py:{self.key}", self._on_channel_text)
+        self._events = p.PageEvents()
+        self._events.on("window", "pagehide", self.close)
+        self._events.on("document", "visibilitychange", self._on_visibility)
+        now = p.now_ms()
+        if self.locks:
+            self._tab_lock = p.HeldLock(f"comet_py:{self.key}:tab:{self.tab_id}", lambda: None)
+            self._request_master_lock()
+        else:
+            self._run(self.election.start(now))
+        self._run(self.follower.start(now))
+        self._schedule_tick()
+
+    def close(self) -> None:
+        """pagehide or stop(): hand the connection on at once and leave."""
+        if self._closed:
+            return
+        self._closed = True
+        now = self.p.now_ms()
+        if self.role == "master":
+            self._run(self.master.stop())
+            self.connection.stop()
+            self.connection = None
+        else:
+            self._run(self.follower.stop(now))
+        if self.election is not None:
+            self._run(self.election.resign(now))
+        for lock in [self._master_lock, self._tab_lock, *self._tab_watches.values()]:
+            if lock is not None:
+                lock.release()
+        self._tab_watches.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._channel.close()
+        self._events.close()
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(error_from_text("ConnectionLost: stopped"))
+        self._futures.clear()
+        self.tab._set_master(False)
+
+    # -- what the tab asks -----------------------------------------------------------------------
+
+    def set_channels(self, channels: frozenset[str]) -> None:
+        self.channels = frozenset(channels)
+        if self._closed:
+            return
+        if self.role == "master":
+            self._run(self.master.set_own_channels(self.channels))
+        self._run(self.follower.set_channels(self.channels, self.p.now_ms()))
+
+    def web_pipe(self, pipe: str, event: str, text: str) -> None:
+        self._call("web_pipe", {"pipe": pipe, "event": event, "text": text})
+
+    def request(self, kind: str, pipe: str) -> asyncio.Future:
+        return self._call(kind, {"pipe": pipe})
+
+    def _call(self, op: str, args: dict) -> asyncio.Future:
+        fut: asyncio.Future = asyncio.get_event_loop().create_future()
+        if self.role == "master":
+            req, actions = self.master.call_local(op, args)
+        else:
+            req, actions = self.follower.call(op, args, self.p.now_ms())
+        self._futures[req] = fut
+        self._own_calls[req] = (op, args)
+        if op == "web_pipe":
+            # Success is silent (the report arrives on "#pipe"); only a failure resolves it.
+            fut.add_done_callback(_log_send_failure)
+        self._run(actions)
+        return fut
+
+    # -- roles ---------------------------------------------------------------------------------
+
+    def _request_master_lock(self, steal: bool = False) -> None:
+        self._master_lock = self.p.HeldLock(
+            f"comet_py:{self.key}", self._on_lock_granted, self._on_lock_lost, steal=steal)
+
+    def _on_lock_granted(self) -> None:
+        self._promote(next_term([self.follower.highest_term], self.p.now_ms()))
+
+    def _on_lock_lost(self, reason: str) -> None:
+        log.warning("comet_py: this tab lost the master lock (%s); following the new master", reason)
+        self._demote()
+        if not self._closed:
+            self._request_master_lock()
+
+    def _promote(self, term: int) -> None:
+        if self._closed or self.role == "master":
+            return
+        log.info("comet_py: tab %s is now the master (term %d)", self.tab_id, term)
+        self.role = "master"
+        self.master = relay.MasterRelay(self.tab_id, term, own_markers=self.tab._last_markers)
+        self.master.set_own_channels(self.channels)
+        session = Session(self.options, uuid=self._uuid(), page_is_https=self.p.page_is_https())
+        # Fetch what the tabs missed while no one held the connection (comet_server markers).
+        session.recover(self.tab._last_markers())
+        session.set_channels(self.master.union())
+        self.connection = Connection(session, self.p, self._on_session_event)
+        self.tab._set_master(True)
+        now = self.p.now_ms()
+        self._run(self.master.heartbeat(now))  # followers say hello to the new master
+        self.connection.start()
+        for call in self.follower.pending_calls():  # this tab's calls made while following
+            _, actions = self.master.call_local(call.op, call.args, call.req)
+            self._run(actions)
+        # A fresh follower side for a later demotion: nothing stale to resend from it.
+        self.follower = self._new_follower(self.follower.highest_term)
+
+    def _demote(self) -> None:
+        if self.role != "master":
+            return
+        self.role = "follower"
+        if self.connection is not None:
+            self.connection.stop()
+            self.connection = None
+        for watch in self._tab_watches.values():
+            watch.release()
+        self._tab_watches.clear()
+        self.master = None
+        self.tab._set_master(False)
+        # Our own reads in flight go through the new master; sends are not repeated.
+        in_flight = [(op, args, self._futures.get(req)) for req, (op, args) in self._own_calls.items()]
+        self._own_calls.clear()
+        self._futures.clear()
+        for op, args, fut in in_flight:
+            if fut is None or fut.done():
+                continue
+            if op == "web_pipe":
+                fut.set_exception(error_from_text("ConnectionLost: the master changed while sending"))
+                continue
+            new_req, actions = self.follower.call(op, args, self.p.now_ms())
+            self._futures[new_req] = fut
+            self._own_calls[new_req] = (op, args)
+            self._run(actions)
+        self._run(self.follower.start(self.p.now_ms()))
+
+    def _uuid(self) -> str:
+        if self.options.uuid:
+            return self.options.uuid
+        stored = self.p.storage_get(UUID_STORAGE_KEY)
+        if stored and len(stored) == 32:
+            return stored
+        uuid = self.p.random_id(32)
+        self.p.storage_set(UUID_STORAGE_KEY, uuid)
+        return uuid
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def _on_channel_text(self, text: str) -> None:
+        if self._closed:
+            return
+        now = self.p.now_ms()
+        if self.election is not None:
+            self._run(self.election.on_message(text, now))
+        if self.role == "master":
+            self._run(self.master.on_message(text, now))
+        else:
+            self._run(self.follower.on_message(text, now))
+
+    def _on_session_event(self, event: Any) -> None:
+        master = self.master
+        if master is None:
+            return
+        now = self.p.now_ms()
+        if isinstance(event, Deliver):
+            self._run(master.route_deliver(event.message, event.to))
+        elif isinstance(event, Answer):
+            self._run(master.route_answer(event.token, event.value, event.error))
+        elif isinstance(event, StateChanged):
+            authorized = self.connection.session.authorized if self.connection else None
+            self._run(master.state_message(event.state, authorized, now, event.detail))
+            self.tab._set_state(event.state, event.detail)
+        elif isinstance(event, AuthChanged):
+            self._run(master.auth_message(event.authorized, now))
+            self.tab._set_auth(event.authorized)
+
+    def _on_visibility(self) -> None:
+        self._check_steal(self.p.now_ms())
+
+    def _schedule_tick(self) -> None:
+        self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        if self._closed:
+            return
+        now = self.p.now_ms()
+        try:
+            if self.election is not None:
+                self._run(self.election.tick(now))
+            if self.role == "master":
+                if now - getattr(self, "_last_beat", 0.0) >= relay.HEARTBEAT_MS:
+                    self._last_beat = now
+                    self._run(self.master.heartbeat(now))
+                if not self.locks:
+                    self._run(self.master.expire(now))
+            else:
+                self._run(self.follower.tick(now))
+                self._check_steal(now)
+        finally:
+            self._schedule_tick()
+
+    def _check_steal(self, now: float) -> None:
+        """A master that holds the lock but is silent (frozen): a visible tab takes over."""
+        if not self.locks or self.role == "master" or self._closed:
+            return
+        if self.follower.should_steal(now, self.p.page_visible()):
+            log.warning("comet_py: the master tab is silent for %.0f ms; taking over",
+                        self.follower.master_silent_for(now))
+            if self._master_lock is not None:
+                self._master_lock.release()
+            self._request_master_lock(steal=True)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _run(self, actions: list) -> None:
+        for action in actions:
+            try:
+                self._act(action)
+            except Exception:
+                log.exception("comet_py: failed to carry out %r", action)
+
+    def _act(self, a: Any) -> None:
+        if isinstance(a, relay.Post):
+            self._channel.post(relay.encode(a.message))
+        elif isinstance(a, (relay.LocalDeliver, relay.Deliver)):
+            self.tab._deliver(a.message)
+        elif isinstance(a, (relay.LocalAnswer, relay.Resolve)):
+            self._resolve(a.req, a.value, a.error)
+        elif isinstance(a, relay.RemoteState):
+            self.tab._set_state(a.state, a.detail)
+        elif isinstance(a, relay.RemoteAuth):
+            self.tab._set_auth(a.authorized)
+        elif isinstance(a, relay.RunCall):
+            self._run_call(a)
+        elif isinstance(a, relay.ChannelsChanged):
+            if self.connection is not None:
+                self.connection.call(self.connection.session.set_channels(a.channels))
+        elif isinstance(a, relay.TabJoined):
+            self._watch_tab(a.tab_id)
+        elif isinstance(a, relay.TabLeft):
+            watch = self._tab_watches.pop(a.tab_id, None)
+            if watch is not None:
+                watch.release()
+        elif isinstance(a, BecomeMaster):
+            self._promote(a.term)
+        elif isinstance(a, StepDown):
+            self._demote()
+        elif isinstance(a, (relay.Recover, relay.MasterChanged, relay.RivalMaster)):
+            log.debug("comet_py: %r", a)
+
+    def _run_call(self, a: relay.RunCall) -> None:
+        if self.connection is None:
+            return
+        session = self.connection.session
+        try:
+            if a.op == "web_pipe":
+                events = session.web_pipe(a.args["pipe"], a.args["event"], a.args["text"], a.token)
+            else:
+                events = session.request(a.op, a.args["pipe"], a.token)
+        except (ValueError, KeyError) as exc:  # a bad call from another tab
+            self._run(self.master.route_answer(a.token, None, f"CometError: {exc}"))
+            return
+        self.connection.call(events)
+
+    def _watch_tab(self, tab_id: str) -> None:
+        """Learn when a follower dies: its tab lock is granted to us only then."""
+        if not self.locks or tab_id in self._tab_watches:
+            return
+
+        def died() -> None:
+            watch = self._tab_watches.pop(tab_id, None)
+            if watch is not None:
+                watch.release()
+            if self.master is not None:
+                log.info("comet_py: tab %s is gone", tab_id)
+                self._run(self.master.forget(tab_id))
+
+        self._tab_watches[tab_id] = self.p.HeldLock(f"comet_py:{self.key}:tab:{tab_id}", died)
+
+    def _resolve(self, req: int, value: Any, error: Optional[str]) -> None:
+        self._own_calls.pop(req, None)
+        fut = self._futures.pop(req, None)
+        if fut is None or fut.done():
+            return
+        if error:
+            fut.set_exception(error_from_text(error))
+        else:
+            fut.set_result(value)
