@@ -31,7 +31,7 @@ from mysql_mimic import IdentityProvider, MysqlServer, NativePasswordAuthPlugin,
 from mysql_mimic import connection as mm_connection
 from mysql_mimic import server as mm_server
 from mysql_mimic.errors import ErrorCode, MysqlError
-from mysql_mimic.packets import parse_com_query
+from mysql_mimic.packets import make_column_definition_41, parse_com_field_list, parse_com_query
 from mysql_mimic.results import ResultSet
 from mysql_mimic.types import ColumnType
 from mysql_mimic.variables import SYSTEM_VARIABLES, GlobalVariables, SessionVariables
@@ -243,6 +243,23 @@ class CometConnection(mm_connection.Connection):
         await self.stream.write(self.error(
             msg="COM_CHANGE_USER is not supported by CometQL: open a new connection", code=AUTH))
         self.stream.writer.close()
+
+    async def handle_field_list(self, data: bytes) -> None:
+        # mimic 3.0.5 sends all column definitions joined in ONE packet; the protocol wants one
+        # packet per column (what the mysql CLI's auto-rehash reads), then EOF.
+        com_field_list = parse_com_field_list(self.client_charset, data)
+        if self.session.username is None or dev_id_of(self.session.username) is None:
+            raise MysqlError("Access denied", ACCESS_DENIED)
+        show = S.Show("COLUMNS", target=com_field_list.table, like=com_field_list.wildcard or None)
+        try:
+            result = T.show(show, self.session.database)
+        except CometQLError as e:
+            raise MysqlError(e.msg, e.code) from None
+        for row in result.rows or []:
+            await self.stream.write(make_column_definition_41(
+                server_charset=self.server_charset, table=com_field_list.table, name=row[0],
+                is_com_field_list=True, default=row[4]), drain=False)
+        await self.stream.write(self.ok_or_eof())
 
     async def handle_query(self, data: bytes) -> None:
         if len(data) > MAX_QUERY_LEN * 4 + 64:

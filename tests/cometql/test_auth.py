@@ -236,3 +236,19 @@ def test_garbage_instead_of_a_handshake_does_not_hurt(cq, dev):
         assert cur.execute("SELECT * FROM users_time WHERE id = 1") == 1
     finally:
         conn.close()
+
+
+def test_com_field_list_one_packet_per_column(cq):
+    raw = RawMySQL(cq.port)
+    try:
+        assert raw.login("1", PASSWORD)[0] == 0x00
+        raw.send_packet(0, b"\x04users_auth\x00")
+        cols = [raw.read_packet()[1] for _ in range(2)]
+        assert [c.split(b"\x02id")[0] != c for c in cols] == [True, False]
+        assert b"hash" in cols[1]
+        end = raw.read_packet()[1]
+        assert end[0] == 0xFE                           # EOF / OK-as-EOF
+        raw.send_packet(0, b"\x04nope\x00")
+        assert err_code(raw.read_packet()[1]) == 15
+    finally:
+        raw.close()

@@ -268,16 +268,42 @@ def test_mysql_cli_login_errors(server):
 
 
 @needs_cli
-def test_mysql_cli_interactive_style_startup(server, dev):
-    """Without --batch/-e restrictions the CLI reads table and column names (auto-rehash:
-    SHOW DATABASES, SHOW TABLES, COM_FIELD_LIST per table)."""
-    import subprocess
-    cmd = ["mysql", "-h127.0.0.1", f"-P{server.cometql_port}", f"-u{dev}", f"-p{PASSWORD}", "--skip-ssl",
-           f"-D{DB}", "--auto-rehash", "--table"]
-    r = subprocess.run(cmd, input="SELECT * FROM users_time WHERE id = 1;\nSHOW COLUMNS FROM users_auth;\n",
-                       capture_output=True, text=True, timeout=20)
-    assert r.returncode == 0, r.stderr
-    assert "| id | time |" in r.stdout.replace("  ", " ") or "time" in r.stdout
+def test_mysql_cli_interactive_session(server, dev):
+    """An interactive mysql session (on a pty): the welcome banner, auto-rehash (SHOW DATABASES,
+    SHOW TABLES, COM_FIELD_LIST per table), a query, ``status``."""
+    import os
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.execvp("mysql", ["mysql", "-h127.0.0.1", f"-P{server.cometql_port}", f"-u{dev}", f"-p{PASSWORD}",
+                            "--skip-ssl", f"-D{DB}", "--auto-rehash"])
+    out = b""
+
+    def read_until(token: bytes, timeout: float = 10) -> None:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while token not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    return
+    try:
+        read_until(b"[CometQL_v1]> ")
+        assert b"Reading table information" in out and b"5.7.99-comet_server" in out
+        os.write(fd, b"SELECT * FROM users_time WHERE id = 42;\n")
+        read_until(b"1 row in set")
+        assert b"|   42 |   -1 |" in out
+        os.write(fd, b"status\n")
+        read_until(b"TCP port")
+        assert b"SSL:\t\t\tNot in use" in out
+        os.write(fd, b"exit\n")
+        read_until(b"Bye")
+        assert b"Bye" in out
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
 
 
 def test_server_survives_hostile_queries(server, dev, db):
