@@ -27,6 +27,8 @@ import logging
 import re
 from typing import Any
 
+from sqlglot.errors import SqlglotError
+
 from mysql_mimic import IdentityProvider, MysqlServer, NativePasswordAuthPlugin, ResultColumn, Session, User
 from mysql_mimic import connection as mm_connection
 from mysql_mimic import server as mm_server
@@ -44,6 +46,7 @@ from .errors import (
     INTERNAL,
     INVALID_DATA,
     NOT_FOUND,
+    NOT_IMPLEMENTED,
     SYNTAX,
     TOO_LONG,
     TOO_SHORT,
@@ -145,10 +148,14 @@ class CometSession(Session):
             return await self._handle(sql, attrs)
         except CometQLError as e:
             raise MysqlError(e.msg, e.code) from None
-        except MysqlError:
+        except MysqlError as e:
+            if e.code == ErrorCode.NOT_SUPPORTED_YET:      # mimic: "Unsupported SHOW command" etc.
+                raise MysqlError(e.msg, NOT_IMPLEMENTED) from None
             raise
         except RecursionError:
             raise MysqlError("Syntax error: query is nested too deeply", SYNTAX) from None
+        except SqlglotError as e:       # e.g. the executor behind SELECT-without-FROM
+            raise MysqlError(f"Not supported: {str(e).splitlines()[0][:200]}", NOT_IMPLEMENTED) from None
         except Exception:  # noqa: BLE001 - a query must never take the connection or server down
             log.exception("CometQL internal error on query %.200r", sql)
             raise MysqlError("Internal error", INTERNAL) from None

@@ -471,6 +471,8 @@ def _show(e: exp.Show) -> Show | _Pass:
         if e.args.get("where"):
             raise CometQLError(NOT_IMPLEMENTED, "SHOW ... WHERE is not supported; use LIKE")
         return Show(kind, full=bool(e.args.get("full")), db=db, like=like)
+    if kind in ("TABLE STATUS", "PROCESSLIST"):
+        return Show(kind, db=db, like=like)
     if kind == "VARIABLES":
         if e.args.get("where"):
             raise CometQLError(NOT_IMPLEMENTED, "SHOW ... WHERE is not supported; use LIKE")

@@ -606,6 +606,14 @@ def show(st: Show, database: str | None) -> Result:
         raise CometQLError(NOT_FOUND, "No database selected: USE CometQL_v1")
     if db != DATABASE:
         raise CometQLError(NOT_FOUND, f"Unknown database '{db}'")
+    if st.kind == "PROCESSLIST":
+        return Result(rows=[], columns=[(c, "str") for c in
+                                        ("Id", "User", "Host", "db", "Command", "Time", "State", "Info")])
+    if st.kind == "TABLE STATUS":
+        cols = ["Name", "Engine", "Version", "Row_format", "Rows", "Comment"]
+        return Result(rows=[(n, "comet_server", "10", "Dynamic", None,
+                             "read-only" if t.read_only else "") for n, t in TABLES.items() if like(n)],
+                      columns=[(c, "str") for c in cols])
     if st.kind == "TABLES":
         names = [n for n in TABLES if like(n)]
         head = f"Tables_in_{DATABASE}"

@@ -226,6 +226,18 @@ def test_client_statements(db):
     assert q(db, "SHOW FULL COLUMNS FROM users_auth")[0] == 2
     assert q(db, "SHOW VARIABLES LIKE 'version'")[1] == (("version", "5.7.99-comet_server"),)
     assert q(db, "SHOW WARNINGS")[0] == 0
+    assert q(db, "SHOW TABLE STATUS")[0] == 9
+    assert q(db, "SHOW PROCESSLIST")[0] == 0
+    # what common drivers send while connecting (Connector/J, connector-python, SQLAlchemy, Go)
+    for sql in ["/* mysql-connector-java */SELECT @@session.auto_increment_increment AS auto_increment_increment, "
+                "@@character_set_client AS character_set_client, @@wait_timeout AS wait_timeout",
+                "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'", "SET @@session.autocommit = OFF",
+                "SELECT @@max_allowed_packet", "SELECT VERSION()", "SELECT @@transaction_isolation",
+                "SHOW VARIABLES LIKE 'sql_mode'", "SELECT CONNECTION_ID()", "SELECT USER()", "START TRANSACTION",
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'CometQL_v1'"]:
+        db.execute(sql)
+    assert err(db, "SHOW ENGINES") == 2
+    assert err(db, "SELECT CAST('x' AS CHAR(60))") == 2
     db.connection.commit()
     db.connection.rollback()
     db.connection.ping()
@@ -321,3 +333,32 @@ def test_many_statements_fast(cq, dev):
         cur.execute("INSERT INTO pipes_messages (name, event, message) VALUES (%s, %s, %s)", ("web_speed", "e", str(i)))
     assert time.perf_counter() - t0 < 5
     conn.close()
+
+
+def test_concurrent_clients(cq, dev):
+    """4 connections inserting and selecting at once: every statement answered, nothing lost."""
+    import threading
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            conn = connect_db(cq.port, dev)
+            cur = conn.cursor()
+            for i in range(150):
+                cur.execute("INSERT INTO users_messages (id, event, message) VALUES (%s, 'e', %s)", (k + 1, str(i)))
+                if i % 10 == 0:
+                    cur.execute("SELECT * FROM users_time WHERE id IN (1, 2, 3)")
+                    assert len(cur.fetchall()) == 3
+            conn.close()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    for k in range(4):
+        msgs = cq.call(cq.store.queued_user_messages, dev, k + 1)
+        assert [m.data for m in msgs] == [str(i) for i in range(150)]
