@@ -320,6 +320,7 @@ class CometQLServer:
         self.host = host
         self.requested_port = port
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
         identity = _Identity(hub.password)
         outer = self
 
@@ -327,13 +328,20 @@ class CometQLServer:
             async def _client_connected_cb(self, reader: asyncio.StreamReader,
                                            writer: asyncio.StreamWriter) -> None:
                 outer._writers.add(writer)
+                task = asyncio.current_task()
+                if task is not None:
+                    outer._tasks.add(task)
                 try:
                     await super()._client_connected_cb(_LimitedReader(reader), writer)  # type: ignore[arg-type]
                 except (ConnectionError, asyncio.IncompleteReadError):
                     pass
+                except asyncio.CancelledError:
+                    pass        # server shutdown: this task is the top of its stack
                 except Exception:  # noqa: BLE001
                     log.debug("CometQL connection ended with an error", exc_info=True)
                 finally:
+                    if task is not None:
+                        outer._tasks.discard(task)
                     outer._writers.discard(writer)
                     if not writer.is_closing():
                         writer.close()
@@ -359,6 +367,11 @@ class CometQLServer:
                 w.close()
             except Exception:  # noqa: BLE001
                 pass
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:       # let each connection see its socket close and end normally
+            _, pending = await asyncio.wait(tasks, timeout=2.0)
+            for t in pending:
+                t.cancel()
         await self._server.wait_closed()
 
 
@@ -373,6 +386,9 @@ def _install() -> None:
         return
     mm_server.Connection = CometConnection  # type: ignore[misc]
     logging.getLogger("mysql_mimic.connection").addFilter(_QuietMysqlErrors())
+    # ... and logs every connect/close at INFO
+    if logging.getLogger("mysql_mimic").level == logging.NOTSET:
+        logging.getLogger("mysql_mimic").setLevel(logging.WARNING)
     # sqlglot warns when it falls back to a generic Command (e.g. REPLACE ..., SHOW FIELDS)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     _patched = True

@@ -315,3 +315,21 @@ def test_server_survives_hostile_queries(server, dev, db):
         assert db.execute("SELECT * FROM users_time WHERE id = 1") == 1
     assert server.proc.poll() is None
     assert json.loads(json.dumps({"alive": True}))["alive"]
+
+
+def test_shutdown_with_open_cometql_connections_is_clean():
+    from .conftest import ServerProc
+    srv = ServerProc()
+    srv.start()
+    try:
+        conn = connect_db(srv.cometql_port, 1)
+        conn.cursor().execute("SELECT * FROM users_time WHERE id = 1")
+        assert srv.stop() == 0
+        with pytest.raises(pymysql.MySQLError):
+            conn.cursor().execute("SELECT * FROM users_time WHERE id = 1")
+        log = srv.log()
+        assert "Traceback" not in log and "ERROR" not in log, log
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+        srv.tmp.cleanup()
