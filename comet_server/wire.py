@@ -16,11 +16,12 @@ import time as _time
 from dataclasses import dataclass
 
 __all__ = [
-    "dumps", "legacy", "text_frame", "close_frame", "Out", "now",
+    "dumps", "dumps_bytes", "legacy", "text_frame", "close_frame", "Out", "now",
     "WsUrl", "UrlError", "parse_ws_url", "error_frame_obj", "connect_error_obj",
 ]
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_dumps_ascii = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 
 LEGACY_API_DATA = "for major_version < 4"
 
@@ -32,6 +33,15 @@ def now() -> int:
 def dumps(obj: object) -> str:
     """Compact JSON with sorted keys, non-ASCII kept as UTF-8."""
     return _dumps(obj)
+
+
+def dumps_bytes(obj: object) -> bytes:
+    """UTF-8 JSON. Text that cannot be UTF-8 (lone surrogates, e.g. from a publish API) is sent
+    \\u-escaped instead, so a frame is always valid UTF-8 and valid JSON."""
+    try:
+        return _dumps(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        return _dumps_ascii(obj).encode("ascii")
 
 
 def legacy(obj: dict) -> dict:
@@ -80,8 +90,8 @@ class Out:
 
     def payload(self, is_legacy: bool) -> bytes:
         if is_legacy:
-            return dumps(legacy(self.obj)).encode("utf-8")
-        return dumps(self.obj).encode("utf-8")
+            return dumps_bytes(legacy(self.obj))
+        return dumps_bytes(self.obj)
 
     def frame(self, is_legacy: bool) -> bytes:
         """Ready-to-write WebSocket frame bytes for this format (cached)."""

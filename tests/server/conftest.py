@@ -210,7 +210,8 @@ class RawWS:
             if not chunk:
                 raise ConnectionError("closed during handshake")
             self.buf += chunk
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        head, rest = self.buf.split(b"\r\n\r\n", 1)
+        self.buf = bytearray(rest)
         self.status_line = head.split(b"\r\n", 1)[0].decode()
 
     def send_frame(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
@@ -231,7 +232,7 @@ class RawWS:
             r, _, _ = select.select([self.sock], [], [], self.timeout)
             if not r:
                 raise TimeoutError("raw ws: no data")
-            chunk = self.sock.recv(65536)
+            chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("raw ws: closed")
             self.buf += chunk
@@ -250,8 +251,8 @@ class RawWS:
             n = struct.unpack("!Q", self.buf[2:10])[0]
             off = 10
         self._need(off + n)
-        payload = self.buf[off:off + n]
-        self.buf = self.buf[off + n:]
+        payload = bytes(self.buf[off:off + n])
+        del self.buf[:off + n]
         return b0 & 0x0F, payload
 
     def close(self) -> None:

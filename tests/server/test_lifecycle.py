@@ -65,3 +65,48 @@ def test_test_pages_served_only_with_flag(tmp_path, server):
 def test_ready_line_names_host_port_and_cometql(server):
     assert server.ready_line.strip() == (
         f"comet_server listening on http://{server.host}:{server.port}/ (ws /ws/, CometQL off)")
+
+
+def test_subscriber_that_never_reads_is_closed_1013_and_others_keep_receiving(tmp_path):
+    """A slow subscriber is cut off (close 1013) once its unsent output passes
+    --max-client-buffer; the publisher's reports and a healthy subscriber are not held up."""
+    import json as _json
+
+    from conftest import RawWS
+
+    srv = ServerProc(tmp_path, extra_args=("--max-client-buffer", "65536"))
+    srv.start()
+    try:
+        slow = RawWS(srv.host, srv.port, "/ws/sesion=&myid=&devid=1&v=4.08&uuid=slow", timeout=10)
+        slow.recv_frame()
+        slow.send_frame(0x1, b"subscription\nweb_flood")
+        good, _ = connect(srv, dev_id=1)
+        pub, _ = connect(srv, dev_id=1)
+        with good, pub:
+            good.send("subscription\nweb_flood")
+            sync(good)
+            sync(pub)  # both subscriptions processed (commands are handled in order per server)
+            body = "z" * 60000
+            counts = []
+            for _ in range(400):  # up to ~24 MB: far more than the kernel buffers hold
+                pub.send(f"web_pipe2\nweb_flood\ne\n*\n{body}")
+                rep = recv_json(pub)
+                assert recv_json(good)["data"] == body
+                counts.append(rep["data"]["number_messages"])
+                if counts[-1] == 1:
+                    break
+            assert counts[0] == 2 and counts[-1] == 1, counts  # the slow one was dropped
+        # the slow client finds the data that was already queued, then a 1013 close frame
+        code = None
+        try:
+            while True:
+                op, payload = slow.recv_frame()
+                if op == 8:
+                    code = int.from_bytes(payload[:2], "big")
+                    break
+        except (ConnectionError, TimeoutError, OSError):
+            pass
+        slow.close()
+        assert code == 1013
+    finally:
+        assert srv.stop() == 0, srv.log()
