@@ -373,6 +373,7 @@ def _select(e: exp.Select) -> Select | _Pass:
             elif not isinstance(node, _STATIC_NODES):
                 raise CometQLError(NOT_IMPLEMENTED,
                                    f"{node.key.upper()} is not supported in a SELECT without FROM")
+        _limit(e)
         return PASS
     if e.args.get("order"):
         raise CometQLError(NOT_IMPLEMENTED, "ORDER BY is not supported")
@@ -398,16 +399,22 @@ def _select(e: exp.Select) -> Select | _Pass:
             raise CometQLError(BAD_COLUMNS,
                                f"Not a specific column: {c.sql('mysql')[:60]!r}")
         columns.append(name)
-    limit = None
+    return Select(table=table, db=db, columns=columns, where=_where(e.args.get("where")), limit=_limit(e))
+
+
+def _limit(e: exp.Select) -> int | None:
     lim = e.args.get("limit")
-    if lim is not None:
+    if lim is None:
+        return None
+    if lim.args.get("offset") or e.args.get("offset"):
+        raise CometQLError(NOT_IMPLEMENTED, "LIMIT with an offset is not supported")
+    try:
         v = literal(lim.expression) if lim.expression is not None else None
-        if not isinstance(v, int) or v < 0:
-            raise CometQLError(SYNTAX, "LIMIT needs a non-negative integer")
-        if lim.args.get("offset"):
-            raise CometQLError(NOT_IMPLEMENTED, "LIMIT with an offset is not supported")
-        limit = v
-    return Select(table=table, db=db, columns=columns, where=_where(e.args.get("where")), limit=limit)
+    except CometQLError:
+        v = None
+    if not isinstance(v, int) or v < 0:
+        raise CometQLError(SYNTAX, "LIMIT needs a non-negative integer")
+    return v
 
 
 def _delete(e: exp.Delete) -> Delete:

@@ -99,21 +99,21 @@ def check_user_id(value: Value, column: str = "id") -> int:
     uid = to_int(value, column)
     if uid <= 0:
         raise CometQLError(INVALID_DATA, f"Column {column} must be a user id > 0")
-    if uid >= 2**63:
-        raise CometQLError(TOO_LONG, f"Column {column} is too large")
     return uid
 
 
 def to_int(value: Value, column: str) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
     if value is None:
         raise CometQLError(INVALID_DATA, f"Column {column} cannot be NULL")
-    if isinstance(value, str) and _INT_RE.fullmatch(value.strip()) and len(value) < 40:
-        return int(value)
-    raise CometQLError(INVALID_DATA, f"Column {column} needs an integer, not {str(value)[:40]!r}")
+    if isinstance(value, int):
+        v = int(value)
+    elif isinstance(value, str) and len(value) < 40 and _INT_RE.fullmatch(value.strip()):
+        v = int(value)
+    else:
+        raise CometQLError(INVALID_DATA, f"Column {column} needs an integer, not {str(value)[:40]!r}")
+    if not -(2**63) <= v < 2**63:
+        raise CometQLError(TOO_LONG, f"Column {column}: {str(v)[:40]} is out of range")
+    return v
 
 
 def to_str(value: Value, column: str) -> str:
@@ -216,6 +216,10 @@ class Table:
         return to_str(value, column)
 
 
+def _is_marker(m: str) -> bool:
+    return m.isascii() and m.isdigit() and len(m) < 19
+
+
 def _unique(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -244,7 +248,8 @@ class PipesMessages(Table):
 
     def delete(self, ctx, key, values, matched):
         if key == "id" and matched is None:
-            return sum(1 for m in _unique(values) if ctx.store.delete_history_item(ctx.dev_id, m))
+            return sum(1 for m in _unique(values)
+                       if _is_marker(m) and ctx.store.delete_history_item(ctx.dev_id, m))
         if matched is None:
             n = 0
             for name in _unique(check_pipe_name(v) for v in values):

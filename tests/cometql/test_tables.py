@@ -58,6 +58,7 @@ def test_pipes_settings_and_history(db):
 
     # DELETE one by id, then all by name (also rows written in the same second)
     assert q(db, f"DELETE FROM pipes_messages WHERE id = '{ids[0]}'")[0] == 1
+    assert q(db, "DELETE FROM pipes_messages WHERE id IN ('99999999999999999999999', 'x', '')")[0] == 0
     assert [r[4] for r in q(db, "SELECT * FROM pipes_messages WHERE name = 'web_log'")[1]] == ["e2", "e3"]
     db.execute("INSERT INTO pipes_messages (name, event, message) VALUES ('web_log', 'e4', 'same second')")
     assert q(db, "DELETE FROM pipes_messages WHERE name = 'web_log'")[0] == 3
@@ -279,6 +280,9 @@ def test_error_codes_and_the_connection_keeps_working(db):
         ("KILL 1", 2),
         ("SELECT * FROM users_time WHERE " + "(" * 3000 + "id = 1" + ")" * 3000, None),
         ("\x00\x01\x02 garbage \xff", 3),
+        ("SELECT * FROM users_time WHERE id = 99999999999999999999999", 11),
+        ("INSERT INTO users_messages (id, event, message) VALUES (99999999999999999999999, 'e', 'm')", 11),
+        ("INSERT INTO users_auth (id, hash) VALUES (-99999999999999999999999, 'h')", 11),
     ]
     for sql, code in cases:
         got = err(db, sql)
@@ -362,3 +366,41 @@ def test_concurrent_clients(cq, dev):
     for k in range(4):
         msgs = cq.call(cq.store.queued_user_messages, dev, k + 1)
         assert [m.data for m in msgs] == [str(i) for i in range(150)]
+
+
+def test_mangled_queries_never_give_internal_errors(cq, dev):
+    """Valid statements with random tokens inserted/deleted: every answer is a CometQL code (or a
+    result), never 500, and the connection keeps working."""
+    import random
+    rnd = random.Random(7)
+    base = ["INSERT INTO pipes_messages (name, event, message) VALUES ('web_a', 'e', 'm')",
+            "INSERT INTO users_messages (id, event, message) VALUES (3, 'e', 'm')",
+            "SELECT * FROM pipes_messages WHERE name IN ('web_a', 'web_b') LIMIT 3",
+            "SELECT id, hash FROM users_auth WHERE id IN (1, 2) AND hash = 'x'",
+            "DELETE FROM users_messages WHERE id = 3 AND `index` = '1'",
+            "SELECT * FROM revoked_tokens", "SHOW COLUMNS FROM users_auth LIKE 'h%'",
+            "SELECT @@version_comment LIMIT 1", "DESCRIBE pipes",
+            "DELETE FROM pipes_messages WHERE name = 'web_a' AND event = 'e'"]
+    toks = list("'\"`()=,;*-+.\\%_ \n") + ["OR", "AND", "IN", "NULL", "SELECT", "FROM", "WHERE", "0x1f", "1e999",
+                                            "@@x", "/*", "*/", "--", "é", "\x00", "LIMIT", "ORDER BY",
+                                            "99999999999999999999", "-1", "''"]
+    conn = connect_db(cq.port, dev)
+    cur = conn.cursor()
+    try:
+        for _ in range(1500):
+            chars = list(rnd.choice(base))
+            for _ in range(rnd.randint(1, 4)):
+                p = rnd.randrange(len(chars) + 1)
+                if rnd.random() < 0.5:
+                    chars.insert(p, rnd.choice(toks))
+                else:
+                    chars[p:p + rnd.randint(0, 5)] = [rnd.choice(toks)]
+            sql = "".join(chars)
+            try:
+                cur.execute(sql)
+                cur.fetchall()
+            except pymysql.MySQLError as e:
+                assert e.args[0] in (2, 3, 10, 11, 12, 13, 14, 15, 17, 18, 19, 1193), (sql, e.args)
+        assert cur.execute("SELECT * FROM users_time WHERE id = 1") == 1
+    finally:
+        conn.close()
