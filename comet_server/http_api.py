@@ -55,7 +55,7 @@ def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = No
 def _check_auth(request: web.Request, password: str) -> int | None:
     header = request.headers.get("Authorization", "")
     try:
-        creds = BasicAuth.decode(header)
+        creds = BasicAuth.decode(header, encoding="utf-8")
     except ValueError:
         return None
     dev_id = dev_id_of(creds.login)

@@ -55,6 +55,8 @@ from .errors import (
 
 log = logging.getLogger("comet_server.cometql")
 
+#: mysql-mimic version whose internals (connection.py, server.py, session.py) this module overrides
+TESTED_MYSQL_MIMIC = "3.0.5"
 SERVER_VERSION = "5.7.99-comet_server"
 VERSION_COMMENT = "comet_server CometQL (CppComet-compatible)"
 HAPROXY_USER = "haproxy_check"
@@ -384,6 +386,10 @@ def _install() -> None:
     global _patched
     if _patched:
         return
+    from mysql_mimic.version import __version__ as mimic_version
+    if mimic_version != TESTED_MYSQL_MIMIC:
+        log.warning("CometQL was written against mysql-mimic %s (its internals are subclassed), "
+                    "found %s: check requirements.txt", TESTED_MYSQL_MIMIC, mimic_version)
     mm_server.Connection = CometConnection  # type: ignore[misc]
     logging.getLogger("mysql_mimic.connection").addFilter(_QuietMysqlErrors())
     # ... and logs every connect/close at INFO

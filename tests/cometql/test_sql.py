@@ -83,9 +83,14 @@ def test_fast_path_declines_anything_fancier(q):
     assert S.fast_insert(q) is None
 
 
-def test_sqlglot_is_the_pinned_version():
-    # The AST shapes (e.g. Select.args["from_"]) are those of this version; requirements.txt pins it.
+def test_pinned_versions():
+    # server.py subclasses mysql-mimic internals and sql.py reads sqlglot AST shapes (e.g.
+    # Select.args["from_"]) of these versions; requirements.txt pins both.
+    from mysql_mimic.version import __version__ as mimic_version
+
+    from comet_server.cometql.server import TESTED_MYSQL_MIMIC
     assert sqlglot.__version__.startswith("30.30.")
+    assert mimic_version == TESTED_MYSQL_MIMIC == "3.0.5"
 
 
 @pytest.mark.parametrize("q,code", [
