@@ -235,7 +235,10 @@ class CometApi:
     is_master = isMaster
 
     def on_state(self, callback: Callable[[str, dict], Any]) -> None:
-        """``callback(state, detail)`` on connecting, connected, disconnected, closed and gap."""
+        """``callback(state, detail)`` on connecting, connected, disconnected and closed, and on
+        ``gap`` (detail ``{"pipes": [...]}``): messages on those channels may have been missed
+        while disconnected and could not be fetched again (no history, or a server without
+        markers). ``state`` keeps the connection state; a gap does not change it."""
         self._state_callbacks.append(callback)
 
     @property
@@ -290,9 +293,14 @@ class CometApi:
             self._call_user(callback)
 
     def _set_state(self, state: str, detail: dict) -> None:
-        if state == self._state and state != "gap":
+        if state == "gap":
+            # An event, not a state: messages on these pipes may be lost for good, so their
+            # markers start afresh (a restarted server may count from 1 again).
+            self._registry.forget_markers(detail.get("pipes"))
+        elif state == self._state:
             return
-        self._state = state
+        else:
+            self._state = state
         for callback in list(self._state_callbacks):
             self._call_user(callback, state, detail)
 

@@ -43,3 +43,19 @@ class RawClient:
 
     def close(self) -> None:
         self.ws.close()
+
+
+def wait_subscribers(client: RawClient, pipe: str, count: int, timeout: float = 10.0) -> None:
+    """Poll pipe_count until the server sees ``count`` subscribers on ``pipe``."""
+    deadline = time.monotonic() + timeout
+    n = -1
+    while time.monotonic() < deadline:
+        marker = f"m{int(time.monotonic() * 1e6) % 10**9}"
+        client.send(f"pipe_count\n{pipe}\n{marker}\n")
+        answer = client.wait_for(lambda m: m.get("marker") == marker)
+        data = answer["data"]
+        n = data["user_in_pipe"] if isinstance(data, dict) else data[1]
+        if n == count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{pipe} has {n} subscribers, not {count}")
