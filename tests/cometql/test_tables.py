@@ -404,3 +404,17 @@ def test_mangled_queries_never_give_internal_errors(cq, dev):
         assert cur.execute("SELECT * FROM users_time WHERE id = 1") == 1
     finally:
         conn.close()
+
+
+def test_internal_error_is_500_and_the_connection_survives(cq, db):
+    store = cq.store
+
+    def broken(*a, **kw):
+        raise RuntimeError("disk on fire")
+
+    cq.call(setattr, store, "get_user_data", broken)
+    try:
+        assert err(db, "SELECT * FROM users_data WHERE id = 1") == 500
+    finally:
+        cq.call(delattr, store, "get_user_data")
+    assert q(db, "SELECT * FROM users_data WHERE id = 1") == (0, ())
