@@ -8,7 +8,7 @@ import warnings
 
 import jwt
 
-from conftest import connect, recv_json, recv_until, sync
+from .helpers import connect, recv_json, recv_until, sync
 
 PASSWORD = "CometQLPassword"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import connect, recv_json, recv_until, sync
+from .helpers import connect, recv_json, recv_until, sync
 
 
 def test_logged_channel_live_messages_carry_increasing_uuid_markers(server, dev, store):

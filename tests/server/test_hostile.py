@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from conftest import RawWS, assert_server_alive, connect, recv_json, sync
+from .helpers import RawWS, assert_server_alive, connect, recv_json, sync
 
 
 def _closed_code(conn) -> int | None:

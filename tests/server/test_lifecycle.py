@@ -6,7 +6,7 @@ import http.client
 
 import pytest
 
-from conftest import REPO, ServerProc, connect, recv_json, recv_until, sync
+from .helpers import REPO, ServerProc, connect, recv_json, recv_until, sync
 
 
 def test_restart_keeps_history_and_auth_and_clients_reconnect(server, dev, store):
@@ -72,7 +72,7 @@ def test_subscriber_that_never_reads_is_closed_1013_and_others_keep_receiving(tm
     --max-client-buffer; the publisher's reports and a healthy subscriber are not held up."""
     import json as _json
 
-    from conftest import RawWS
+    from .helpers import RawWS
 
     srv = ServerProc(tmp_path, extra_args=("--max-client-buffer", "65536"))
     srv.start()

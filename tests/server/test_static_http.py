@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import REPO, connect
+from .helpers import REPO, connect
 
 
 def get(server, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:

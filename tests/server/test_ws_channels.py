@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import connect, recv_json, recv_until, sync
+from .helpers import connect, recv_json, recv_until, sync
 
 SERVER = "comet_server 0.1 (CppComet-compatible)"
 
