@@ -3,7 +3,8 @@
 The site root is the repository root, but only these are served (everything else is 404):
 
 * ``/`` and ``/index.html``, ``/pyscript.toml``, ``/favicon.ico``
-* everything under ``/demo/``
+* everything under ``/demo/`` (a directory URL ending in ``/`` serves its ``index.html``; without
+  the slash it redirects there)
 * ``/comet_py/``: only ``*.py`` and ``py.typed``
 * ``/vendor/pyodide/``, ``/vendor/pyscript/``, ``/vendor/wheels/``
 * with ``--test-pages``: ``/tests/pages/`` and ``/bench/pages/``
@@ -107,7 +108,7 @@ class StaticSite:
             return self._check(self.root / _FILES[path], self.root, allow_root_file=True)
         segments = path[1:].split("/")
         if path.endswith("/"):
-            return None  # no directory listings / implicit index files
+            segments[-1] = "index.html"  # a directory URL serves its index.html (never a listing)
         for seg in segments:
             if not seg or seg.startswith(".") or seg in ("..", "."):
                 return None
@@ -138,8 +139,16 @@ class StaticSite:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise web.HTTPNotFound()
+        raw = request.raw_path
         try:
-            path = self.resolve(request.raw_path)
+            path = self.resolve(raw)
+            if path is None and not raw.split("?", 1)[0].endswith("/"):
+                # "/demo/chat" -> "/demo/chat/" when that directory has an index.html
+                target = raw.split("?", 1)[0] + "/"
+                if self.resolve(target) is not None:
+                    raise web.HTTPMovedPermanently(location=target)
+        except web.HTTPException:
+            raise
         except Exception:  # noqa: BLE001 - hostile paths must never raise past here
             log.debug("static resolve failed", exc_info=True)
             path = None

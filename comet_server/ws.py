@@ -65,8 +65,12 @@ def _transport_of(ws: web.WebSocketResponse) -> Any:
 
 async def handle_ws(request: web.Request) -> web.StreamResponse:
     hub: Hub = request.app[HUB_KEY]
+    # CppComet answers any Sec-WebSocket-Protocol with "chat"; browsers fail a handshake whose reply
+    # names a protocol they did not offer (or none when they offered some), so echo their first.
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    first = offered.split(",", 1)[0].strip()
     ws = web.WebSocketResponse(heartbeat=None, autoping=True, autoclose=True, compress=False,
-                               max_msg_size=MAX_MSG_SIZE, protocols=("chat",))
+                               max_msg_size=MAX_MSG_SIZE, protocols=(first,) if first else ())
     try:
         ws_ready = ws.can_prepare(request)
     except Exception:  # noqa: BLE001

@@ -102,19 +102,6 @@ def test_absolute_form_request_target_is_not_served(server):
     assert b"ref: refs" not in resp and b" 200 " not in resp.split(b"\r\n", 1)[0]
 
 
-def test_symlink_pointing_outside_is_404(server, tmp_path):
-    demo = REPO / "demo"
-    link = demo / "zz_test_symlink_outside"
-    try:
-        link.symlink_to(REPO / ".git" / "HEAD")
-    except OSError:
-        pytest.skip("cannot create symlink")
-    try:
-        assert get(server, "/demo/zz_test_symlink_outside")[0] == 404
-    finally:
-        link.unlink()
-
-
 def test_info_answers_like_cppcomet(server):
     status, h, body = get(server, "/info")
     assert status == 200 and json.loads(body) == {"status": "ok", "node": "n1________"}
@@ -133,3 +120,71 @@ def test_post_and_other_methods_are_404(server):
     c.request("POST", "/ws/sesion=&myid=&devid=0&v=4.08", body=b"x")
     assert c.getresponse().status in (400, 404, 405)
     c.close()
+
+
+def test_ws_subprotocol_offered_by_client_is_echoed(server, dev):
+    from websockets.sync.client import connect as ws_connect
+
+    with ws_connect(server.ws_url(dev_id=dev), ping_interval=None, subprotocols=["chat", "x"], legacy=True) as c:
+        assert c.subprotocol == "chat"
+        assert json.loads(c.recv(timeout=5))["event"] == "serverInfo"
+
+
+# -- in-process checks of StaticSite on a temporary tree (nothing is written into the repo) --------
+
+def _site(tmp_path, **kw):
+    from comet_server.static import StaticSite
+
+    root = tmp_path / "root"
+    (root / "demo" / "app").mkdir(parents=True)
+    (root / "demo" / "app" / "index.html").write_text("<p>hi</p>")
+    (root / "demo" / "ok.js").write_text("x")
+    (root / "comet_py").mkdir()
+    (root / "comet_py" / "a.py").write_text("x")
+    (root / "comet_py" / "a.pyc").write_text("x")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    (tmp_path / "outside.txt").write_text("secret")
+    (root / "demo" / "link_out").symlink_to(tmp_path / "outside.txt")
+    (root / "demo" / "link_git").symlink_to(root / ".git" / "HEAD")
+    (root / "demo" / "link_dir").symlink_to(tmp_path)
+    (root / "index.html").symlink_to(tmp_path / "outside.txt")
+    return StaticSite(root, **kw), root
+
+
+def test_symlinks_resolving_outside_the_allowed_tree_are_refused(tmp_path):
+    site, root = _site(tmp_path)
+    assert site.resolve("/demo/ok.js") == (root / "demo" / "ok.js").resolve()
+    for target in ("/demo/link_out", "/demo/link_git", "/demo/link_dir/outside.txt", "/", "/index.html"):
+        assert site.resolve(target) is None, target
+
+
+def test_directory_url_maps_to_its_index_html_only(tmp_path):
+    site, root = _site(tmp_path)
+    assert site.resolve("/demo/app/") == (root / "demo" / "app" / "index.html").resolve()
+    assert site.resolve("/demo/app") is None  # the handler redirects this one to /demo/app/
+    assert site.resolve("/comet_py/a.py") is not None and site.resolve("/comet_py/a.pyc") is None
+    assert site.resolve("/comet_py/") is None
+
+
+def test_slashless_directory_url_redirects(tmp_path):
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    site, _ = _site(tmp_path)
+
+    async def run():
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", site.handle)
+        async with TestClient(TestServer(app)) as client:
+            r = await client.get("/demo/app", allow_redirects=False)
+            assert r.status == 301 and r.headers["Location"] == "/demo/app/"
+            r = await client.get("/demo/app/")
+            assert r.status == 200 and await r.text() == "<p>hi</p>"
+            assert r.headers["Cache-Control"] == "no-cache" and "ETag" in r.headers
+            r = await client.post("/demo/ok.js")
+            assert r.status == 404
+
+    asyncio.run(run())
