@@ -65,7 +65,9 @@ async def handle_info(request: web.Request) -> web.Response:
 
 async def handle_stats(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    return web.Response(text=wire.dumps({"connections": hub.connection_count()}),
+    dev_id = request.query.get("dev_id", "")
+    count = hub.connection_count(int(dev_id)) if dev_id.isdigit() else hub.connection_count()
+    return web.Response(text=wire.dumps({"connections": count}),
                         content_type="application/json", headers=_CORS)
 
 
