@@ -81,7 +81,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
 
     parsed = wire.parse_ws_url(request.raw_path)
     if isinstance(parsed, wire.UrlError):
-        log.info("ws connect refused (%s %s): %s", parsed.code, parsed.text, request.raw_path[:200])
+        log.info("ws connect refused from %s: %s %s", request.remote, parsed.code, parsed.text)  # no URL: it holds credentials
         try:
             await ws.send_str(wire.dumps(wire.connect_error_obj(parsed)))
             await ws.close(code=1008, message=f"Error code {parsed.code}".encode())
