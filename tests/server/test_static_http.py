@@ -188,3 +188,10 @@ def test_slashless_directory_url_redirects(tmp_path):
             assert r.status == 404
 
     asyncio.run(run())
+
+
+def test_stats_per_dev_id_counts_only_that_developer(server, dev):
+    conn, _ = connect(server, dev_id=dev)
+    with conn:
+        assert json.loads(get(server, f"/stats?dev_id={dev}")[2]) == {"connections": 1}
+        assert json.loads(get(server, f"/stats?dev_id={dev + 1}")[2]) == {"connections": 0}
