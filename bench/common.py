@@ -1,0 +1,125 @@
+"""Shared helpers for the benchmarks: repo paths, statistics, recording into bench/README.md.
+
+Every benchmark prints its figures, writes them as JSON into bench/results/<name>.json and
+replaces its own block in bench/README.md (between ``<!-- BEGIN name -->`` and
+``<!-- END name -->``). Nothing here ever fails on a timing: speed is measured, not asserted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import pathlib
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+BENCH = pathlib.Path(__file__).resolve().parent
+ROOT = BENCH.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+README = BENCH / "README.md"
+RESULTS = BENCH / "results"
+COMETLOAD = pathlib.Path(os.environ.get("COMETLOAD", "/work/shared/tools/cometload.py"))
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+#: Chromium flags for benchmarks: the tests' flags, plus a resolver that fails every host name
+#: except 127.0.0.1, so pages are offline without routing each request through Playwright
+#: (tests/support/browser.OfflineContext routes every request through the Python driver, which
+#: adds latency to every fetch; fine for tests, not for timings).
+def chromium_args():
+    from tests.support.browser import CHROMIUM_ARGS
+    return CHROMIUM_ARGS + ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
+LOCAL_PREFIXES = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
+
+
+def watch_offline(page, sink: list) -> None:
+    """Record every request of ``page`` that is not to loopback (should stay empty)."""
+    page.on("request", lambda r: None if r.url.startswith(LOCAL_PREFIXES) else sink.append(r.url))
+
+
+def load_average() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def pct(values, p):
+    """Nearest-rank percentile (p in 0..100) of a list; None if empty."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    k = max(0, min(len(xs) - 1, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def fmt(x, nd=1):
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.{nd}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def machine() -> str:
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "?"
+    try:
+        chromium = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001
+        chromium = "?"
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, {chromium}")
+
+
+def now() -> str:
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def table(header, rows) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(out)
+
+
+def record(name: str, markdown: str, data: dict) -> None:
+    """Print the figures, save them as JSON and put them into README.md's block ``name``."""
+    header = f"_Recorded {now()} at commit {git_rev()} on {machine()}._\n\n"
+    body = header + markdown.strip() + "\n"
+    print(body)
+    RESULTS.mkdir(exist_ok=True)
+    data = {"recorded": now(), "commit": git_rev(), "machine": machine(), **data}
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{body}{end}"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n{block}\n"
+    README.write_text(text)

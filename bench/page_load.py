@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Page load: navigation -> comet_py connected, against a bare PyScript hello page (issue 2 §5).
+
+Both pages use the same /pyscript.toml (so both fetch Pyodide, PyScript and comet_py's files):
+* bench/pages/hello.html   sets window.benchReady = performance.now() when its Python runs;
+* bench/pages/connect.html imports comet_py, starts cometApi and sets window.benchReady when
+  the state becomes "connected" (WebSocket open and serverInfo received).
+
+Every sample is a fresh page in a fresh browser context (offline: non-loopback requests are
+aborted and counted), in one headless Chromium; the two pages alternate (ABAB.., the order
+swapped every round), after one unrecorded warm-up load of each. performance.now() is ms since
+navigation start. Goal: connect median <= 1.05 x hello median.
+
+    .venv/bin/python bench/page_load.py [--n 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import common  # noqa: F401  (sets sys.path)
+from common import chromium_args, load_average, median, record, table, watch_offline
+
+from playwright.sync_api import sync_playwright
+
+from tests.support.browser import CHROMIUM
+from tests.support.server import ServerProcess
+
+PAGES = {"hello": "/bench/pages/hello.html", "connect": "/bench/pages/connect.html"}
+
+
+OFFSITE: list = []
+
+
+def load(browser, server, name, dev_id):
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        watch_offline(page, OFFSITE)
+        t0 = time.perf_counter()
+        path = PAGES[name] + (f"?dev_id={dev_id}" if name == "connect" else "")
+        page.goto(server.url + path)
+        page.wait_for_function("window.benchReady > 0", timeout=90_000, polling=10)
+        wall = (time.perf_counter() - t0) * 1000
+        marks = page.evaluate("({ready: window.benchReady, py: window.benchPyStart, imp: window.benchImported || null})")
+        page.close()
+    finally:
+        ctx.close()
+    return {"ready": marks["ready"], "py_start": marks["py"], "imported": marks["imp"], "wall": wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=7, help="fresh pages of each kind (default 7)")
+    args = ap.parse_args()
+    t_start = time.monotonic()
+    load_before = load_average()
+    server = ServerProcess(cometql=False).start()
+    samples = {"hello": [], "connect": []}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args())
+            load(browser, server, "hello", 1)  # warm-up (OS caches, server), not recorded
+            load(browser, server, "connect", 1)
+            for i in range(args.n):
+                order = ("hello", "connect") if i % 2 == 0 else ("connect", "hello")
+                for name in order:
+                    s = load(browser, server, name, 100 + i)
+                    samples[name].append(s)
+                    print(f"round {i + 1} {name:8s} ready {s['ready']:7.0f} ms (python started {s['py_start']:6.0f}, wall {s['wall']:6.0f})", flush=True)
+            browser.close()
+    finally:
+        server.close()
+    elapsed = time.monotonic() - t_start
+
+    def stats(name, key="ready"):
+        xs = [s[key] for s in samples[name] if s[key] is not None]
+        return median(xs), min(xs), max(xs)
+
+    h, c = stats("hello"), stats("connect")
+    ratio = c[0] / h[0]
+    hw, cw = stats("hello", "wall"), stats("connect", "wall")
+    hp, cp = stats("hello", "py_start"), stats("connect", "py_start")
+    ci = stats("connect", "imported")
+    rows = [
+        ["bare PyScript hello (baseline)", f"{h[0]:.0f}", f"{h[1]:.0f}–{h[2]:.0f}", f"{hp[0]:.0f}", f"{hw[0]:.0f}", "1.000"],
+        ["comet_py connected", f"{c[0]:.0f}", f"{c[1]:.0f}–{c[2]:.0f}", f"{cp[0]:.0f}", f"{cw[0]:.0f}", f"**{ratio:.3f}**"],
+    ]
+    md = (
+        f"Command: `.venv/bin/python bench/page_load.py --n {args.n}` — {args.n} fresh pages of each kind, "
+        f"alternating, one browser; took {elapsed:.0f} s. Load average before/after: {load_before} / {load_average()}. "
+        f"Requests off 127.0.0.1: {len(OFFSITE)}.\n\n"
+        + table(["page", "ready median (ms since navigation)", "min–max", "Python started (median)", "wall from goto (median)", "ratio"], rows)
+        + f"\n\nGoal ≤ 1.05: **{'met' if ratio <= 1.05 else 'not met'}** (ratio of medians {ratio:.3f}, "
+        f"+{c[0] - h[0]:.0f} ms). In the comet_py page, `import comet_py` took {median([s['imported'] - s['py_start'] for s in samples['connect']]):.1f} ms (median) "
+        f"and start → connected {median([s['ready'] - s['imported'] for s in samples['connect']]):.1f} ms."
+    )
+    record("page_load", md, {"n": args.n, "samples": samples, "offsite": OFFSITE, "ratio": ratio, "elapsed_s": elapsed})
+
+
+if __name__ == "__main__":
+    main()
