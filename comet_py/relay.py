@@ -1,0 +1,758 @@
+"""Tab <-> master messages and the bookkeeping on both sides (sans-I/O).
+
+One tab per browser (the master) holds the only WebSocket; the others (followers) talk to it over
+a BroadcastChannel with the small JSON envelope of design.md §4.3. Nothing here touches the
+browser, a timer or a clock: the I/O layer feeds in the channel's text and the wall-clock time in
+ms (`Date.now()`), and carries out the returned actions (post a message, run a call on the
+Session, deliver to this tab's callbacks, ...), in order.
+
+Envelope: ``{"v": 1, "k": kind, "from": tab_id, "to": tab_id | "*", "term": int, ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Tuple, Union
+
+log = logging.getLogger("comet_py.relay")
+
+VERSION = 1
+BROADCAST = "*"
+OPS = frozenset({"web_pipe", "pipe_count", "pipe_log"})
+KINDS = frozenset({"hello", "subs", "bye", "call", "ack", "answer", "msg", "state", "apply", "leader"})
+
+# Timings, ms of wall clock.
+HEARTBEAT_MS = 1_000      # the I/O layer calls MasterRelay.heartbeat() this often
+RESEND_MS = 500           # a follower resends a call not acked for this long
+CALL_TIMEOUT_MS = 10_000  # a follower gives up on a call after this long
+TAB_EXPIRE_MS = 6_000     # fallback mode: a tab silent this long is gone
+KEEPALIVE_MS = 2_000      # fallback mode: a follower speaks at least this often
+PROBE_AFTER_MS = 1_500    # a follower that heard nothing from the master this long pings it
+PROBE_EVERY_MS = 1_000
+STEAL_AFTER_MS = 3_000    # a visible follower steals the lock after this much master silence
+STALL_MS = 2_000          # a gap this long between our own inputs means *we* were frozen/throttled
+DEDUP_PER_TAB = 1_000     # call ids remembered per tab for deduplication
+
+TIMEOUT_ERROR = "comet_py: call timed out"
+STOPPED_ERROR = "comet_py: tab stopped"
+
+Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
+Message = dict            # a validated envelope (plain JSON-able dict)
+Markers = Mapping[str, str]
+
+
+# -- actions -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Post:
+    """Post this envelope on the BroadcastChannel (``encode(message)`` gives the text)."""
+    message: Message
+
+
+@dataclass(frozen=True)
+class RunCall:
+    """Master: run this on the Session, with ``token`` as its token (web_pipe/request)."""
+    token: Token
+    op: str
+    args: dict
+
+
+@dataclass(frozen=True)
+class ChannelsChanged:
+    """Master: the union of live tabs' channels changed; give it to Session.set_channels."""
+    channels: frozenset
+
+
+@dataclass(frozen=True)
+class Recover:
+    """Master: a tab reported older markers for these pipes than known; pass to Session.recover."""
+    markers: dict
+
+
+@dataclass(frozen=True)
+class TabJoined:
+    """Master: a tab not known before. Web Locks mode: request its tab lock to learn its death."""
+    tab_id: str
+
+
+@dataclass(frozen=True)
+class TabLeft:
+    """Master: a tab was dropped (bye, expiry or forget)."""
+    tab_id: str
+
+
+@dataclass(frozen=True)
+class LocalDeliver:
+    """Master: deliver this message dict to this tab's own callbacks."""
+    message: dict
+
+
+@dataclass(frozen=True)
+class LocalAnswer:
+    """Master: the answer to one of this tab's own calls (see MasterRelay.call_local)."""
+    req: int
+    value: Any
+    error: Optional[str]
+
+
+@dataclass(frozen=True)
+class RivalMaster:
+    """Master: another tab claims mastership with a stronger (term, id). Fallback mode: the
+    election decides; Web Locks mode: the lock holder is right, the other one will step down."""
+    master: str
+    term: int
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Follower: deliver this message dict to this tab's callbacks."""
+    message: dict
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Follower: call ``req`` finished (error None on success)."""
+    req: int
+    value: Any
+    error: Optional[str]
+
+
+@dataclass(frozen=True)
+class MasterChanged:
+    """Follower: it now follows this master."""
+    master: str
+    term: int
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """Follower: a connection state event from the master (Session StateChanged)."""
+    state: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class RemoteAuth:
+    """Follower: the authorized status changed (Session AuthChanged)."""
+    authorized: bool
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    req: int
+    op: str
+    args: dict
+
+
+Action = Union[Post, RunCall, ChannelsChanged, Recover, TabJoined, TabLeft, LocalDeliver,
+               LocalAnswer, RivalMaster, Deliver, Resolve, MasterChanged, RemoteState, RemoteAuth]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def beats(term_a: int, tab_a: str, term_b: int, tab_b: str) -> bool:
+    """Total order on master claims: higher term wins, equal terms go to the smaller tab id.
+
+    Shared by the relay and the fallback election so that every tab picks the same master.
+    """
+    return term_a > term_b or (term_a == term_b and tab_a < tab_b)
+
+
+def marker_lt(a: str, b: str) -> bool:
+    """comet_server markers are decimal ids: compare them as numbers ("9" < "10")."""
+    if a.isdigit() and b.isdigit():
+        return int(a) < int(b)
+    return a < b
+
+
+def _is_int(x: Any) -> bool:
+    return type(x) is int  # bool is an int subclass: refuse it
+
+
+def _token_tab(token: Any) -> Optional[Token]:
+    if isinstance(token, tuple) and len(token) == 2 and isinstance(token[0], str) and _is_int(token[1]):
+        return token
+    return None
+
+
+# -- message constructors ------------------------------------------------------------------------
+
+def _envelope(kind: str, sender: str, to: str, term: int, **fields: Any) -> Message:
+    m: Message = {"v": VERSION, "k": kind, "from": sender, "to": to, "term": term}
+    m.update(fields)
+    return m
+
+
+def make_hello(sender: str, term: int, channels: frozenset, markers: Markers) -> Message:
+    return _envelope("hello", sender, BROADCAST, term, channels=sorted(channels), markers=dict(markers))
+
+
+def make_subs(sender: str, term: int, channels: frozenset, markers: Markers) -> Message:
+    return _envelope("subs", sender, BROADCAST, term, channels=sorted(channels), markers=dict(markers))
+
+
+def make_bye(sender: str, term: int) -> Message:
+    return _envelope("bye", sender, BROADCAST, term)
+
+
+def make_call(sender: str, to: str, term: int, req: int, op: str, args: dict) -> Message:
+    return _envelope("call", sender, to, term, req=req, op=op, args=dict(args))
+
+
+def make_ack(sender: str, to: str, term: int, req: int) -> Message:
+    return _envelope("ack", sender, to, term, req=req)
+
+
+def make_answer(sender: str, to: str, term: int, req: int, value: Any, error: Optional[str]) -> Message:
+    return _envelope("answer", sender, to, term, req=req, value=value, error=error)
+
+
+def make_msg(sender: str, to: str, term: int, message: dict) -> Message:
+    return _envelope("msg", sender, to, term, m=message)
+
+
+def make_state(sender: str, term: int, state: str, authorized: Optional[bool], at: float, seq: int,
+               detail: Optional[dict] = None, to: str = BROADCAST) -> Message:
+    return _envelope("state", sender, to, term, master=sender, state=state, authorized=authorized,
+                     at=at, seq=seq, detail=dict(detail or {}))
+
+
+def make_apply(sender: str, term: int) -> Message:
+    return _envelope("apply", sender, BROADCAST, term)
+
+
+def make_leader(sender: str, term: int, to: str = BROADCAST) -> Message:
+    return _envelope("leader", sender, to, term)
+
+
+def encode(message: Message) -> str:
+    """The text to post: compact JSON, no NaN (it would not parse on the other side)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError("non-JSON constant " + name)
+
+
+def _str_id(x: Any) -> bool:
+    return isinstance(x, str) and 0 < len(x) <= 64
+
+
+def _check(m: Mapping) -> Optional[str]:
+    """Why ``m`` is not a valid envelope, or None when it is."""
+    if not (_is_int(m.get("v")) and m.get("v") == VERSION):
+        return "not version %d" % VERSION
+    kind = m.get("k")
+    if kind not in KINDS:
+        return "unknown kind"
+    if not _str_id(m.get("from")) or not _str_id(m.get("to")):
+        return "bad from/to"
+    if not (_is_int(m.get("term")) and m["term"] >= 0):
+        return "bad term"
+    if kind in ("hello", "subs"):
+        ch, mk = m.get("channels"), m.get("markers")
+        if not isinstance(ch, list) or not all(isinstance(c, str) for c in ch):
+            return "bad channels"
+        if not isinstance(mk, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mk.items()):
+            return "bad markers"
+    elif kind in ("call", "ack", "answer"):
+        if not (_is_int(m.get("req")) and m["req"] >= 0):
+            return "bad req"
+        if kind == "call":
+            op, args = m.get("op"), m.get("args")
+            if op not in OPS or not isinstance(args, dict):
+                return "bad op/args"
+            need = ("pipe", "event", "text") if op == "web_pipe" else ("pipe",)
+            if not all(isinstance(args.get(n), str) for n in need):
+                return "bad args"
+        if kind == "answer" and not (m.get("error") is None or isinstance(m.get("error"), str)):
+            return "bad error"
+    elif kind == "msg":
+        body = m.get("m")
+        if not isinstance(body, dict) or not isinstance(body.get("server_info"), dict):
+            return "bad m"
+    elif kind == "state":
+        at = m.get("at")
+        if m.get("master") != m.get("from") or not isinstance(m.get("state"), str):
+            return "bad master/state"
+        if m.get("authorized") not in (None, True, False):
+            return "bad authorized"
+        if not (isinstance(at, (int, float)) and not isinstance(at, bool) and math.isfinite(at)):
+            return "bad at"
+        if not (_is_int(m.get("seq")) and m["seq"] >= 0) or not isinstance(m.get("detail", {}), dict):
+            return "bad seq/detail"
+    return None
+
+
+def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
+    """Validate a BroadcastChannel message (its JSON text, or an already decoded dict).
+
+    Anything malformed, foreign (another library on the channel) or of another version is
+    logged at debug and gives None: a bad message from one tab must never break another.
+    """
+    if isinstance(data, str):
+        try:
+            obj = json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            log.debug("relay: ignored non-JSON message: %s", exc)
+            return None
+    elif isinstance(data, Mapping):
+        obj = data
+    else:
+        log.debug("relay: ignored message of type %s", type(data).__name__)
+        return None
+    if not isinstance(obj, Mapping):
+        log.debug("relay: ignored non-object message")
+        return None
+    why = _check(obj)
+    if why is not None:
+        log.debug("relay: ignored message (%s): %.200r", why, obj)
+        return None
+    return dict(obj)
+
+
+def _lowest_markers(sources: list) -> dict:
+    out: dict = {}
+    for markers in sources:
+        for pipe, marker in markers.items():
+            if pipe not in out or marker_lt(marker, out[pipe]):
+                out[pipe] = marker
+    return out
+
+
+class _StallClock:
+    """Notices gaps in our own inputs (frozen or throttled page), so that silence we merely failed
+    to observe is not counted against others."""
+
+    def __init__(self) -> None:
+        self.last_input: Optional[float] = None
+        self.resumed_at: float = -math.inf
+
+    def touch(self, now_ms: float) -> None:
+        if self.last_input is not None and now_ms - self.last_input > STALL_MS:
+            self.resumed_at = now_ms
+        if self.last_input is None or now_ms > self.last_input:
+            self.last_input = now_ms
+
+
+# -- master side ---------------------------------------------------------------------------------
+
+@dataclass
+class _Tab:
+    channels: frozenset
+    markers: dict
+    last_heard: float
+
+
+class MasterRelay:
+    """The master's view of the tabs: their channels, markers and calls; routes Session output.
+
+    The master's own tab takes part directly: ``set_own_channels``, ``call_local``, and the
+    ``LocalDeliver`` / ``LocalAnswer`` actions.
+    """
+
+    def __init__(self, tab_id: str, term: int, *,
+                 own_markers: Optional[Callable[[], Markers]] = None) -> None:
+        self.tab_id = tab_id
+        self.term = term
+        self._own_markers = own_markers or dict
+        self._own_channels: frozenset = frozenset()
+        self._tabs: dict = {}
+        self._done: dict = {}          # tab -> OrderedDict of reqs seen (dedup)
+        self._next_req = 1
+        self._state = "connecting"
+        self._authorized: Optional[bool] = None
+        self._detail: dict = {}
+        self._seq = 0
+        self._stall = _StallClock()
+
+    # bookkeeping ------------------------------------------------------------------------------
+    def followers(self) -> frozenset:
+        """Tab ids of the live tabs other than the master's own."""
+        return frozenset(self._tabs)
+
+    def channels_of(self, tab_id: str) -> frozenset:
+        if tab_id == self.tab_id:
+            return self._own_channels
+        tab = self._tabs.get(tab_id)
+        return tab.channels if tab else frozenset()
+
+    def union(self) -> frozenset:
+        """Server channels to hold: a channel goes only when no live tab listens to it."""
+        out = set(self._own_channels)
+        for tab in self._tabs.values():
+            out |= tab.channels
+        return frozenset(out)
+
+    def recovery_markers(self) -> dict:
+        """Per pipe the lowest last marker any live tab reported: what to fetch after failover."""
+        return _lowest_markers([self._own_markers()] + [t.markers for t in self._tabs.values()])
+
+    def set_own_channels(self, channels: frozenset) -> list[Action]:
+        before = self.union()
+        self._own_channels = frozenset(channels)
+        return self._union_actions(before)
+
+    def _union_actions(self, before: frozenset) -> list[Action]:
+        after = self.union()
+        return [ChannelsChanged(after)] if after != before else []
+
+    def _remove(self, tab_id: str) -> list[Action]:
+        if tab_id not in self._tabs:
+            self._done.pop(tab_id, None)
+            return []
+        before = self.union()
+        del self._tabs[tab_id]
+        self._done.pop(tab_id, None)
+        return [TabLeft(tab_id)] + self._union_actions(before)
+
+    def forget(self, tab_id: str) -> list[Action]:
+        """A tab died (its tab lock was granted to us, or it expired): drop its channels."""
+        if tab_id == self.tab_id:
+            return []
+        return self._remove(tab_id)
+
+    def expire(self, now_ms: float) -> list[Action]:
+        """Fallback mode (no Web Locks): forget tabs silent for TAB_EXPIRE_MS. Call about 1/s."""
+        self._stall.touch(now_ms)
+        since = self._stall.resumed_at
+        dead = [t for t, tab in self._tabs.items() if now_ms - max(tab.last_heard, since) > TAB_EXPIRE_MS]
+        out: list = []
+        for tab_id in dead:
+            log.debug("relay: tab %s silent for %d ms: forgotten", tab_id, TAB_EXPIRE_MS)
+            out += self._remove(tab_id)
+        return out
+
+    # input ------------------------------------------------------------------------------------
+    def on_message(self, data: Union[str, Mapping], now_ms: float) -> list[Action]:
+        m = parse(data)
+        if m is None or m["from"] == self.tab_id:
+            return []
+        sender, kind = m["from"], m["k"]
+        if sender in self._tabs:
+            self._tabs[sender].last_heard = max(self._tabs[sender].last_heard, now_ms)
+        if kind in ("hello", "subs"):
+            return self._register(m, now_ms)
+        if kind == "bye":
+            return self._remove(sender)
+        if kind == "call":
+            return self._call(m)
+        if kind == "state" and m["to"] in (BROADCAST, self.tab_id):
+            if beats(m["term"], sender, self.term, self.tab_id):
+                return [RivalMaster(sender, m["term"])]
+            # A weaker master is out there: tell it about us so that it steps down.
+            return [Post(self._state_msg(now_ms, to=sender))]
+        return []
+
+    def _register(self, m: Message, now_ms: float) -> list[Action]:
+        sender = m["from"]
+        before, before_rec = self.union(), self.recovery_markers()
+        new = sender not in self._tabs
+        self._tabs[sender] = _Tab(frozenset(m["channels"]), dict(m["markers"]), now_ms)
+        out: list = [TabJoined(sender)] if new else []
+        out += self._union_actions(before)
+        if m["k"] == "hello":
+            # A hello comes at start or after a failover: if this tab saw less than the others,
+            # the Session must fetch the difference (hellos may arrive after it connected).
+            # Not for subs: a lagging tab's routine update would only cause needless fetches.
+            after_rec = self.recovery_markers()
+            lowered = {p: mk for p, mk in after_rec.items()
+                       if p not in before_rec or marker_lt(mk, before_rec[p])}
+            if lowered:
+                out.append(Recover(lowered))
+            # Answer at once so a new tab (or one probing a quiet master) need not wait a heartbeat.
+            out.append(Post(self._state_msg(now_ms, to=sender)))
+        return out
+
+    def _call(self, m: Message) -> list[Action]:
+        if m["to"] != self.tab_id:
+            return []  # addressed to another master (e.g. the one we replaced)
+        sender, req = m["from"], m["req"]
+        out: list = [Post(make_ack(self.tab_id, sender, self.term, req))]
+        seen = self._done.setdefault(sender, OrderedDict())
+        if req in seen:
+            log.debug("relay: duplicate call %s/%d acked again, not run", sender, req)
+            return out
+        seen[req] = None
+        while len(seen) > DEDUP_PER_TAB:
+            seen.popitem(last=False)
+        out.append(RunCall((sender, req), m["op"], dict(m["args"])))
+        return out
+
+    def call_local(self, op: str, args: dict, req: Optional[int] = None) -> Tuple[int, list]:
+        """A call from the master's own tab. ``req`` lets a promoted follower keep its call ids."""
+        if op not in OPS:
+            raise ValueError("unknown call op %r" % (op,))
+        if req is None:
+            req = self._next_req
+        self._next_req = max(self._next_req, req + 1)
+        return req, [RunCall((self.tab_id, req), op, dict(args))]
+
+    # Session output ---------------------------------------------------------------------------
+    def route_deliver(self, message: dict, to: Any = None) -> list[Action]:
+        """Session ``Deliver(message, to)``: once to every tab, or only to the tab of ``to``."""
+        if to is None:
+            return [Post(make_msg(self.tab_id, BROADCAST, self.term, message)), LocalDeliver(message)]
+        token = _token_tab(to)
+        if token is None:
+            log.debug("relay: deliver with a foreign token %r dropped", to)
+            return []
+        if token[0] == self.tab_id:
+            return [LocalDeliver(message)]
+        return [Post(make_msg(self.tab_id, token[0], self.term, message))]
+
+    def route_answer(self, token: Any, value: Any, error: Optional[str]) -> list[Action]:
+        """Session ``Answer(token, value, error)``: back to the tab that asked."""
+        tok = _token_tab(token)
+        if tok is None:
+            log.debug("relay: answer with a foreign token %r dropped", token)
+            return []
+        if tok[0] == self.tab_id:
+            return [LocalAnswer(tok[1], value, error)]
+        return [Post(make_answer(self.tab_id, tok[0], self.term, tok[1], value, error))]
+
+    def _state_msg(self, now_ms: float, to: str = BROADCAST) -> Message:
+        return make_state(self.tab_id, self.term, self._state, self._authorized, now_ms, self._seq,
+                          self._detail, to=to)
+
+    def state_message(self, state: str, authorized: Optional[bool], now_ms: float,
+                      detail: Optional[dict] = None) -> list[Action]:
+        """A Session ``StateChanged``: every tab gets it as one state event (even a repeat)."""
+        self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
+        self._seq += 1
+        return [Post(self._state_msg(now_ms))]
+
+    def auth_message(self, authorized: bool, now_ms: float) -> list[Action]:
+        """A Session ``AuthChanged``: same state event, new authorized status."""
+        self._authorized = authorized
+        return [Post(self._state_msg(now_ms))]
+
+    def heartbeat(self, now_ms: float) -> list[Action]:
+        """Every HEARTBEAT_MS: the last state again (followers judge liveness by it)."""
+        return [Post(self._state_msg(now_ms))]
+
+    def stop(self) -> list[Action]:
+        return [Post(make_bye(self.tab_id, self.term))]
+
+
+# -- follower side -------------------------------------------------------------------------------
+
+@dataclass
+class _Call:
+    req: int
+    op: str
+    args: dict
+    created: float
+    sent_at: Optional[float] = None
+    acked: bool = False
+
+
+class FollowerRelay:
+    """A follower tab's side: which master to listen to, its channels, its acknowledged calls.
+
+    ``markers`` returns this tab's last marker per pipe (read whenever a hello/subs is built).
+    ``keepalive``: fallback mode, where the master expires silent tabs.
+    """
+
+    def __init__(self, tab_id: str, *, markers: Optional[Callable[[], Markers]] = None,
+                 keepalive: bool = False) -> None:
+        self.tab_id = tab_id
+        self.master: Optional[str] = None
+        self.term = 0                     # the followed master's term
+        self.highest_term = 0             # highest term seen in any state: for next_term()
+        self.channels: frozenset = frozenset()
+        self._markers = markers or dict
+        self._keepalive = keepalive
+        self._calls: dict = {}
+        self._sent_pipes: dict = {}       # web_pipe req -> ack time: a failure may still come
+        self._next_req = 1
+        self._started_at: Optional[float] = None
+        self._last_master_ms = -math.inf
+        self._master_gone = False         # it said bye: any new master is welcome
+        self._last_post_ms = -math.inf
+        self._last_probe_ms = -math.inf
+        self._seen_seq: Optional[int] = None
+        self._authorized: Optional[bool] = None
+        self._stall = _StallClock()
+
+    # helpers ----------------------------------------------------------------------------------
+    def _post(self, message: Message, now_ms: float) -> Post:
+        self._last_post_ms = now_ms
+        return Post(message)
+
+    def _hello(self, now_ms: float) -> Post:
+        return self._post(make_hello(self.tab_id, self.term, self.channels, self._markers()), now_ms)
+
+    def _send_call(self, c: _Call, now_ms: float) -> Post:
+        c.sent_at = now_ms
+        assert self.master is not None
+        return self._post(make_call(self.tab_id, self.master, self.term, c.req, c.op, c.args), now_ms)
+
+    # inputs -----------------------------------------------------------------------------------
+    def start(self, now_ms: float) -> list[Action]:
+        self._stall.touch(now_ms)
+        self._started_at = now_ms
+        self._last_probe_ms = now_ms
+        return [self._hello(now_ms)]
+
+    def set_channels(self, channels: frozenset, now_ms: float) -> list[Action]:
+        self._stall.touch(now_ms)
+        channels = frozenset(channels)
+        if channels == self.channels:
+            return []
+        self.channels = channels
+        if self._started_at is None:
+            return []
+        return [self._post(make_subs(self.tab_id, self.term, channels, self._markers()), now_ms)]
+
+    def call(self, op: str, args: dict, now_ms: float) -> Tuple[int, list]:
+        """An acknowledged call to the master; the outcome comes as ``Resolve(req, ...)``.
+
+        pipe_count and pipe_log resolve with the master's answer (or a timeout). web_pipe mirrors
+        the Session: success is silent (its ack stops the resends, its delivery report comes as
+        a message), and ``Resolve`` comes only with an error: a timeout before any master took
+        it, or a failure the Session reported within CALL_TIMEOUT_MS of the ack.
+        """
+        if op not in OPS:
+            raise ValueError("unknown call op %r" % (op,))
+        self._stall.touch(now_ms)
+        req = self._next_req
+        self._next_req += 1
+        c = _Call(req, op, dict(args), now_ms)
+        self._calls[req] = c
+        return req, ([self._send_call(c, now_ms)] if self.master is not None else [])
+
+    def pending_calls(self) -> list[PendingCall]:
+        """Calls not resolved yet, oldest first: a follower promoted to master re-runs them with
+        ``MasterRelay.call_local(op, args, req)`` (do not call stop() in that case)."""
+        return [PendingCall(c.req, c.op, dict(c.args)) for c in self._calls.values()]
+
+    def on_message(self, data: Union[str, Mapping], now_ms: float) -> list[Action]:
+        self._stall.touch(now_ms)
+        m = parse(data)
+        if m is None or m["from"] == self.tab_id or m["to"] not in (BROADCAST, self.tab_id):
+            return []
+        kind, sender = m["k"], m["from"]
+        if kind == "state":
+            return self._on_state(m, now_ms)
+        if sender != self.master:
+            if kind in ("msg", "answer", "ack"):
+                log.debug("relay: %s from %s ignored (not our master %s)", kind, sender, self.master)
+            return []
+        self._last_master_ms = max(self._last_master_ms, now_ms)
+        if kind == "msg":
+            return [Deliver(m["m"])]
+        if kind == "ack":
+            c = self._calls.get(m["req"])
+            if c is None or c.acked:
+                return []
+            c.acked = True
+            if c.op == "web_pipe":
+                # Taken by the master: never resend it (no double publish), even after failover.
+                del self._calls[c.req]
+                self._sent_pipes[c.req] = now_ms
+            return []
+        if kind == "answer":
+            c = self._calls.pop(m["req"], None)
+            if c is None and self._sent_pipes.pop(m["req"], None) is None:
+                return []
+            return [Resolve(m["req"], m.get("value"), m.get("error"))]
+        if kind == "bye":
+            log.debug("relay: master %s left", sender)
+            self._master_gone = True
+        return []
+
+    def _master_dead(self, now_ms: float) -> bool:
+        return self._master_gone or self.master_silent_for(now_ms) > STEAL_AFTER_MS
+
+    def _on_state(self, m: Message, now_ms: float) -> list[Action]:
+        sender, term = m["from"], m["term"]
+        self.highest_term = max(self.highest_term, term)
+        out: list = []
+        if sender == self.master:
+            if term < self.term:
+                return []
+            self.term = term
+            self._master_gone = False
+        elif (self.master is None or beats(term, sender, self.term, self.master)
+              or self._master_dead(now_ms)):
+            # A new master: introduce ourselves and hand it every call still waiting. Acked reads
+            # go again too (the old master may have died before answering); an acked web_pipe was
+            # already resolved, so no publish is repeated.
+            log.debug("relay: following master %s (term %d)", sender, term)
+            self.master, self.term = sender, term
+            self._master_gone = False
+            self._seen_seq = None
+            out.append(MasterChanged(sender, term))
+            if m["to"] != self.tab_id:  # a state addressed to us answers our hello: it knows us
+                out.append(self._hello(now_ms))
+            for c in self._calls.values():
+                c.acked = False
+                out.append(self._send_call(c, now_ms))
+        else:
+            log.debug("relay: state from %s (term %d) ignored, following %s (term %d)",
+                      sender, term, self.master, self.term)
+            return []
+        self._last_master_ms = max(self._last_master_ms, now_ms)
+        if m["seq"] != self._seen_seq:
+            self._seen_seq = m["seq"]
+            out.append(RemoteState(m["state"], dict(m.get("detail") or {})))
+        if m["authorized"] is not None and m["authorized"] != self._authorized:
+            self._authorized = m["authorized"]
+            out.append(RemoteAuth(m["authorized"]))
+        if self._keepalive and now_ms - self._last_post_ms >= KEEPALIVE_MS:
+            out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._markers()), now_ms))
+        return out
+
+    def tick(self, now_ms: float) -> list[Action]:
+        """Call every few hundred ms: resends, timeouts, probes of a quiet master, keepalive."""
+        self._stall.touch(now_ms)
+        out: list = []
+        for req in [q for q, t in self._sent_pipes.items() if now_ms - t >= CALL_TIMEOUT_MS]:
+            del self._sent_pipes[req]
+        for c in list(self._calls.values()):
+            if now_ms - c.created >= CALL_TIMEOUT_MS:
+                del self._calls[c.req]
+                out.append(Resolve(c.req, None, TIMEOUT_ERROR))
+            elif self.master is not None and not c.acked and (
+                    c.sent_at is None or now_ms - c.sent_at >= RESEND_MS):
+                out.append(self._send_call(c, now_ms))
+        if self._started_at is None:
+            return out
+        # A hello makes a live master answer with a state at once (its handler runs even when
+        # its timers are throttled), so only a frozen master stays silent.
+        if (self.master_silent_for(now_ms) >= PROBE_AFTER_MS
+                and now_ms - self._last_probe_ms >= PROBE_EVERY_MS):
+            self._last_probe_ms = now_ms
+            out.append(self._hello(now_ms))
+        elif self._keepalive and self.master is not None and now_ms - self._last_post_ms >= KEEPALIVE_MS:
+            out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._markers()), now_ms))
+        return out
+
+    def stop(self, now_ms: float) -> list[Action]:
+        """The page goes away: say bye and fail what is still pending."""
+        out: list = [self._post(make_bye(self.tab_id, self.term), now_ms)]
+        out += [Resolve(req, None, STOPPED_ERROR) for req in self._calls]
+        self._calls.clear()
+        self._sent_pipes.clear()
+        self._started_at = None
+        return out
+
+    # liveness ---------------------------------------------------------------------------------
+    def master_silent_for(self, now_ms: float) -> float:
+        """Wall-clock ms since the master was last heard (or since we started / woke up)."""
+        if self._started_at is None:
+            return 0.0
+        since = max(self._last_master_ms, self._started_at, self._stall.resumed_at)
+        return max(0.0, now_ms - since)
+
+    def should_steal(self, now_ms: float, page_visible: bool) -> bool:
+        """Web Locks mode: steal the master lock? Only a visible page decides, by wall clock, so a
+        throttled background tab never robs a healthy master."""
+        return page_visible and self.master_silent_for(now_ms) > STEAL_AFTER_MS
