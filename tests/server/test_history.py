@@ -17,6 +17,8 @@ def test_logged_channel_live_messages_carry_increasing_uuid_markers(server, dev,
         live = [recv_json(a) for _ in range(3)]
         markers = [int(m["uuid"]) for m in live]
         assert markers == sorted(markers) and len(set(markers)) == 3
+        reports = [m for m in sync(b) if m["pipe"] == "_answer_to_web_log"]
+        assert [r["data"]["uuid"] for r in reports] == [m["uuid"] for m in live]  # the sender learns each marker
 
 
 def test_unlogged_channel_messages_have_no_uuid(server, dev):
