@@ -211,8 +211,11 @@ def make_answer(sender: str, to: str, term: int, req: int, value: Any, error: Op
     return _envelope("answer", sender, to, term, req=req, value=value, error=error)
 
 
-def make_msg(sender: str, to: str, term: int, message: dict) -> Message:
-    return _envelope("msg", sender, to, term, m=message)
+def make_msg(sender: str, to: str, term: int, message: dict, but: Optional[str] = None) -> Message:
+    """``but``: a broadcast every tab except that one takes (its own send, echoed to the others)."""
+    if but is None:
+        return _envelope("msg", sender, to, term, m=message)
+    return _envelope("msg", sender, to, term, m=message, but=but)
 
 
 def make_state(sender: str, term: int, state: str, authorized: Optional[bool], at: float, seq: int,
@@ -495,9 +498,14 @@ class MasterRelay:
         return req, [RunCall((self.tab_id, req), op, dict(args))]
 
     # Session output ---------------------------------------------------------------------------
-    def route_deliver(self, message: dict, to: Any = None) -> list[Action]:
-        """Session ``Deliver(message, to)``: once to every tab, or only to the tab of ``to``."""
+    def route_deliver(self, message: dict, to: Any = None, exclude: Any = None) -> list[Action]:
+        """Session ``Deliver(message, to, exclude)``: once to every tab (but the tab of
+        ``exclude``), or only to the tab of ``to``."""
         if to is None:
+            but = _token_tab(exclude)
+            if but is not None:
+                post = Post(make_msg(self.tab_id, BROADCAST, self.term, message, but=but[0]))
+                return [post] if but[0] == self.tab_id else [post, LocalDeliver(message)]
             return [Post(make_msg(self.tab_id, BROADCAST, self.term, message)), LocalDeliver(message)]
         token = _token_tab(to)
         if token is None:
@@ -523,9 +531,14 @@ class MasterRelay:
 
     def state_message(self, state: str, authorized: Optional[bool], now_ms: float,
                       detail: Optional[dict] = None) -> list[Action]:
-        """A Session ``StateChanged``: every tab gets it as one state event (even a repeat)."""
-        self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
+        """A Session ``StateChanged``: every tab gets it as one state event (even a repeat).
+
+        ``gap`` is an event, not a state: it is sent once and the heartbeats keep the state."""
         self._seq += 1
+        if state == "gap":
+            return [Post(make_state(self.tab_id, self.term, state, authorized, now_ms, self._seq,
+                                    dict(detail or {})))]
+        self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
         return [Post(self._state_msg(now_ms))]
 
     def auth_message(self, authorized: bool, now_ms: float) -> list[Action]:
@@ -647,7 +660,7 @@ class FollowerRelay:
             return []
         self._last_master_ms = max(self._last_master_ms, now_ms)
         if kind == "msg":
-            return [Deliver(m["m"])]
+            return [] if m.get("but") == self.tab_id else [Deliver(m["m"])]
         if kind == "ack":
             c = self._calls.get(m["req"])
             if c is None or c.acked:

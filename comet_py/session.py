@@ -22,6 +22,7 @@ from typing import Any, Iterable, Union
 
 from .backoff import Backoff
 from .channels import check_name
+from .message import make_message_dict
 from .options import Options
 from .protocol import (
     AuthInfo,
@@ -32,6 +33,7 @@ from .protocol import (
     SysError,
     build_url,
     classify,
+    decode_data,
     decode_frame,
     new_marker,
     pipe_count_frame,
@@ -70,10 +72,14 @@ class Send:
 
 @dataclass(frozen=True)
 class Deliver:
-    """Hand a message dict to the tabs: every tab (``to=None``) or only the requester's."""
+    """Hand a message dict to the tabs: every tab (``to=None``) or only the requester's.
+
+    ``exclude``: with ``to=None``, every tab but the one of this token (a tab's own send,
+    shown to the browser's other tabs as the server shows it to other connections)."""
 
     message: dict[str, Any]
     to: object | None = None
+    exclude: object | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,9 @@ class _Outgoing:
     frame: str
     pipe: str  # report pipe key (no '@')
     token: object
+    event: str = ""
+    text: str = ""
+    anonymous: bool = False
 
 
 @dataclass
@@ -156,6 +165,9 @@ class _AwaitReport:
     pipe: str
     token: object
     deadline: float | None = None
+    event: str = ""
+    text: str = ""
+    anonymous: bool = False
 
 
 def _marker_int(value: Any) -> int | None:
@@ -265,7 +277,7 @@ class Session:
         pending.sort(key=lambda p: p[0])
         for _, frame, item in pending:
             if isinstance(item, _Outgoing):
-                self._reports.append(_AwaitReport(item.pipe, item.token))
+                self._reports.append(_AwaitReport(item.pipe, item.token, None, item.event, item.text, item.anonymous))
             else:
                 item.sent = True
                 item.activity = True
@@ -345,13 +357,14 @@ class Session:
         key = pipe.lstrip("@")
         if self.state == "closed":
             return [Answer(token, None, "ConnectionLost: the connection was stopped")]
+        anonymous = pipe.startswith("@")
         if self._open:
-            self._reports.append(_AwaitReport(key, token))
+            self._reports.append(_AwaitReport(key, token, None, event, text, anonymous))
             return [Send(frame)]
         if self._queued() >= self.MAX_QUEUE:
             log.warning("send queue full (%d frames): dropping web_pipe_send to %s", self.MAX_QUEUE, pipe)
             return [Answer(token, None, f"CometError: send queue full ({self.MAX_QUEUE} frames)")]
-        self._outbox.append(_Outgoing(next(self._seq), frame, key, token))
+        self._outbox.append(_Outgoing(next(self._seq), frame, key, token, event, text, anonymous))
         return []
 
     def request(self, kind: str, pipe: str, token: object) -> list[Event]:
@@ -673,9 +686,26 @@ class Session:
         for rep in self._reports:
             if rep.pipe == r.pipe:
                 self._reports.remove(rep)
-                return [Deliver(r.message, rep.token)]
+                return [Deliver(r.message, rep.token), Deliver(self._echo(rep, r), None, rep.token)]
         # Not ours (e.g. sent before a reconnect): every tab may show it.
         return [Deliver(r.message)]
+
+    def _echo(self, rep: _AwaitReport, r: DeliveryReport) -> dict[str, Any]:
+        """The message the server delivered to other connections, for this browser's other tabs
+        (they share this connection, and the server never echoes a send to its sender)."""
+        report = r.message["data"] if isinstance(r.message.get("data"), dict) else {}
+        user_id = report.get("user_id")
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            user_id = 0 if rep.anonymous or not self.authorized else self.options.user_id
+        uuid = report.get("uuid")
+        time = r.message.get("message_send_time")
+        message = make_message_dict(
+            decode_data(rep.text, mysql_escaped=False), pipe=rep.pipe, event=rep.event, user_id=user_id,
+            uuid=uuid if isinstance(uuid, str) else None, time=time if isinstance(time, int) else None)
+        marker = _marker_int(message["server_info"]["uuid"])
+        if marker is not None and rep.pipe in self._channels and marker > self._markers.get(rep.pipe, -1):
+            self._markers[rep.pipe] = marker
+        return message
 
     def _on_sys_error(self, e: SysError) -> list[Event]:
         if e.code is not None:

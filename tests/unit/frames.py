@@ -101,11 +101,16 @@ def cs_count(request_marker: str, n: int) -> str:
     )
 
 
-def cs_report(pipe: str, text: str, n: int) -> str:
+def cs_report(pipe: str, text: str, n: int, *, user_id: int | None = None, uuid: str | None = None) -> str:
     import json
 
+    data: dict = {"message": text, "number_messages": n}
+    if user_id is not None:  # comet_server's report also says what the others got
+        data.update(event="said", user_id=user_id)
+    if uuid is not None:
+        data["uuid"] = uuid
     return json.dumps(
-        {"data": {"message": text, "number_messages": n}, "event": "answer",
+        {"data": data, "event": "answer",
          "message_send_time": 1795900002, "pipe": "_answer_to_" + pipe},
         sort_keys=True, separators=(",", ":"),
     )

@@ -208,8 +208,26 @@ def test_delivery_reports_go_to_the_oldest_sender_per_pipe():
     ev += s.received(F.cs_report("web_x", "2", 0))
     ev += s.received(F.CPP_REPORT)
     ev += s.received(F.CPP_REPORT)  # nobody waiting: every tab
-    assert [e.to for e in ev if isinstance(e, Deliver)] == ["A", "C", "B", None]
-    assert ev[0].message["server_info"]["pipe"] == "_answer_to_web_chat"
+    reports = [e for e in ev if isinstance(e, Deliver) and e.message["server_info"]["pipe"].startswith("_answer_to_")]
+    assert [e.to for e in reports] == ["A", "C", "B", None]
+    assert reports[0].message["server_info"]["pipe"] == "_answer_to_web_chat"
+
+
+def test_own_send_is_echoed_to_the_other_tabs_as_other_connections_got_it():
+    s = make()
+    connect(s, F.CS_INFO_AUTH)
+    s.set_channels(frozenset({"web_chat"}))
+    s.web_pipe("web_chat", "said", '{"t":"it\'s me"}', "A")
+    s.web_pipe("@web_chat", "said", '"anon"', "B")
+    ev = s.received(F.cs_report("web_chat", '{"t":"it\'s me"}', 2, user_id=7, uuid="41"))
+    ev += s.received(F.cs_report("web_chat", '"anon"', 2, user_id=0, uuid="42"))
+    echoes = [e for e in ev if isinstance(e, Deliver) and e.exclude is not None]
+    assert [(e.to, e.exclude) for e in echoes] == [(None, "A"), (None, "B")]  # every tab but the sender's
+    first, second = (e.message for e in echoes)
+    assert first["data"] == {"t": "it's me"} and second["data"] == "anon"
+    assert [m["server_info"]["user_id"] for m in (first, second)] == [7, 0]
+    assert [m["server_info"]["uuid"] for m in (first, second)] == ["41", "42"]
+    assert first["server_info"]["pipe"] == "web_chat" and first["server_info"]["event"] == "said"
 
 
 def test_refused_send_fails_its_token_and_keeps_report_order():
@@ -221,7 +239,7 @@ def test_refused_send_fails_its_token_and_keeps_report_order():
     assert answers(ev)[0][:2] == ("A", None) and "begin with web_" in answers(ev)[0][2]
     assert delivered(ev)[0][1] is None  # the sys error still reaches every tab
     ev = s.received(F.CPP_REPORT)
-    assert [e.to for e in ev if isinstance(e, Deliver)] == ["B"]
+    assert [e.to for e in ev if isinstance(e, Deliver) and e.exclude is None] == ["B"]
 
 
 def test_count_answers_are_matched_by_marker():
