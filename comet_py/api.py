@@ -49,6 +49,7 @@ class CometApi:
         self._is_master = False
         self._auth_callbacks: dict[bool, list[Callable[[], Any]]] = {True: [], False: []}
         self._state_callbacks: list[Callable[[str, dict], Any]] = []
+        self._master_callbacks: list[Callable[[bool], Any]] = []
         self._tasks: set[asyncio.Future] = set()
 
     # -- connection --------------------------------------------------------------------------
@@ -241,6 +242,11 @@ class CometApi:
         markers). ``state`` keeps the connection state; a gap does not change it."""
         self._state_callbacks.append(callback)
 
+    def on_master(self, callback: Callable[[bool], Any]) -> None:
+        """``callback(is_master)`` whenever this tab becomes, or stops being, the one holding
+        the connection (e.g. to play a sound in one tab only)."""
+        self._master_callbacks.append(callback)
+
     @property
     def state(self) -> str:
         return self._state
@@ -305,7 +311,11 @@ class CometApi:
             self._call_user(callback, state, detail)
 
     def _set_master(self, is_master: bool) -> None:
+        if is_master == self._is_master:
+            return
         self._is_master = is_master
+        for callback in list(self._master_callbacks):
+            self._call_user(callback, is_master)
 
     def _last_markers(self) -> dict[str, str]:
         return self._registry.last_markers()

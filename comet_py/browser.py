@@ -115,9 +115,13 @@ class Socket:
         self._closed = False
         self._on_close = on_close
         self._ws = js.WebSocket.new(url)
-        self._ws.addEventListener("open", self._proxies.add(lambda _e: on_open()))
-        self._ws.addEventListener("message", self._proxies.add(lambda e: self._message(e, on_text)))
-        self._ws.addEventListener("close", self._proxies.add(self._closed_event))
+        self._listeners = [
+            ("open", self._proxies.add(lambda _e: on_open())),
+            ("message", self._proxies.add(lambda e: self._message(e, on_text))),
+            ("close", self._proxies.add(self._closed_event)),
+        ]
+        for event, proxy in self._listeners:
+            self._ws.addEventListener(event, proxy)
 
     @staticmethod
     def _message(event: Any, on_text: Callable[[str], None]) -> None:
@@ -130,10 +134,16 @@ class Socket:
     def _closed_event(self, event: Any) -> None:
         if self._closed:
             return
-        self._closed = True
         code, reason = int(event.code), str(event.reason)
-        self._proxies.destroy()
+        self._release()
         self._on_close(code, reason)
+
+    def _release(self) -> None:
+        """Detach and destroy the listeners: no event may reach a destroyed proxy."""
+        self._closed = True
+        for event, proxy in self._listeners:
+            self._ws.removeEventListener(event, proxy)
+        self._proxies.destroy()
 
     @property
     def is_open(self) -> bool:
@@ -149,12 +159,11 @@ class Socket:
         """Close without calling on_close: the owner asked for it."""
         if self._closed:
             return
-        self._closed = True
+        self._release()
         try:
             self._ws.close()
         except JsException:
             pass
-        self._proxies.destroy()
 
 
 # -- BroadcastChannel ----------------------------------------------------------------------------

@@ -29,11 +29,6 @@ TICK_SECONDS = 0.25
 UUID_STORAGE_KEY = "comet_server_uuid"
 
 
-def _log_send_failure(fut: asyncio.Future) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("comet_py: web_pipe_send failed: %s", fut.exception())
-
-
 class Coordinator:
     def __init__(self, options: Options, tab: Any, platform: Any) -> None:
         self.options = options
@@ -72,14 +67,19 @@ class Coordinator:
         self._events = p.PageEvents()
         self._events.on("window", "pagehide", self.close)
         self._events.on("document", "visibilitychange", self._on_visibility)
-        now = p.now_ms()
         if self.locks:
-            self._tab_lock = p.HeldLock(f"comet_py:{self.key}:tab:{self.tab_id}", lambda: None)
+            # Announce this tab only once it holds its liveness lock: the master's request for
+            # that lock must queue behind ours (IPC order across tabs is not guaranteed).
+            self._tab_lock = p.HeldLock(f"comet_py:{self.key}:tab:{self.tab_id}", self._announce)
             self._request_master_lock()
         else:
-            self._run(self.election.start(now))
-        self._run(self.follower.start(now))
+            self._run(self.election.start(p.now_ms()))
+            self._announce()
         self._schedule_tick()
+
+    def _announce(self) -> None:
+        if not self._closed and self.role == "follower":
+            self._run(self.follower.start(self.p.now_ms()))
 
     def close(self) -> None:
         """pagehide or stop(): hand the connection on at once and leave."""
@@ -88,13 +88,14 @@ class Coordinator:
         self._closed = True
         now = self.p.now_ms()
         if self.role == "master":
-            self._run(self.master.stop())
+            if self.election is None:
+                self._run(self.master.stop())  # bye; in fallback mode resign() says it
             self.connection.stop()
             self.connection = None
         else:
             self._run(self.follower.stop(now))
         if self.election is not None:
-            self._run(self.election.resign(now))
+            self._run([a for a in self.election.resign(now) if not isinstance(a, StepDown)])
         for lock in [self._master_lock, self._tab_lock, *self._tab_watches.values()]:
             if lock is not None:
                 lock.release()
@@ -131,11 +132,12 @@ class Coordinator:
             req, actions = self.master.call_local(op, args)
         else:
             req, actions = self.follower.call(op, args, self.p.now_ms())
-        self._futures[req] = fut
-        self._own_calls[req] = (op, args)
         if op == "web_pipe":
-            # Success is silent (the report arrives on "#pipe"); only a failure resolves it.
-            fut.add_done_callback(_log_send_failure)
+            # Success is silent (the report arrives on "#pipe"); a failure is only logged.
+            fut.set_result(None)
+        else:
+            self._futures[req] = fut
+            self._own_calls[req] = (op, args)
         self._run(actions)
         return fut
 
@@ -162,8 +164,10 @@ class Coordinator:
         self.master = relay.MasterRelay(self.tab_id, term, own_markers=self.tab._last_markers)
         self.master.set_own_channels(self.channels)
         session = Session(self.options, uuid=self._uuid(), page_is_https=self.p.page_is_https())
-        # Fetch what the tabs missed while no one held the connection (comet_server markers).
-        session.recover(self.tab._last_markers())
+        if self.follower.highest_term or self.tab._last_markers():
+            # A master came before us: fetch what the tabs missed while no one held the
+            # connection (comet_server markers), or report the gap.
+            session.recover(self.tab._last_markers())
         session.set_channels(self.master.union())
         self.connection = Connection(session, self.p, self._on_session_event)
         self.tab._set_master(True)
@@ -233,7 +237,7 @@ class Coordinator:
             return
         now = self.p.now_ms()
         if isinstance(event, Deliver):
-            self._run(master.route_deliver(event.message, event.to))
+            self._run(master.route_deliver(event.message, event.to, event.exclude))
         elif isinstance(event, Answer):
             self._run(master.route_answer(event.token, event.value, event.error))
         elif isinstance(event, StateChanged):
@@ -351,6 +355,8 @@ class Coordinator:
         self._own_calls.pop(req, None)
         fut = self._futures.pop(req, None)
         if fut is None or fut.done():
+            if error:  # a web_pipe_send the server or the master refused
+                log.warning("comet_py: a send failed: %s", error)
             return
         if error:
             fut.set_exception(error_from_text(error))
