@@ -318,13 +318,16 @@ def on_chat_message(e):
     if info.event == "chat" and isinstance(data, dict) and "text" in data:
         if marker is not None:
             S.seen_markers.add(marker)
+        # comet_py shows this browser's own sends to its other tabs, as the server does for
+        # other connections: here they arrive like any message, marked as sent from here.
+        note = "sent from another tab of yours" if data.get("from") == UUID and not info.history else None
         render_chat(data, user_id=info.user_id, time_ms=time_ms, marker=marker if info.history else None,
-                    history=info.history)
+                    history=info.history, note=note)
     else:
         render_system(data, time_ms=time_ms, marker=marker, event=info.event, history=info.history)
 
 
-# -- delivery reports and sibling tabs -------------------------------------------------------
+# -- delivery reports -------------------------------------------------------
 
 def on_report(e):
     data = e.data if isinstance(e.data, dict) else {}
@@ -354,22 +357,6 @@ async def watch_report(msg_id, report):
         report.dataset.kind = "late"
 
 
-siblings = js.BroadcastChannel.new(f"comet_demo:{DEV_ID}:{ROOM}")
-
-
-def on_sibling(ev):
-    try:
-        m = json.loads(str(ev.data))
-    except ValueError:
-        return
-    if m.get("k") == "sent" and isinstance(m.get("payload"), dict):
-        render_chat(m["payload"], user_id=int(m.get("user_id") or 0), time_ms=float(js.Date.now()),
-                    mine=True, note="sent from another tab of yours")
-
-
-siblings.onmessage = proxy(on_sibling)
-
-
 def send_message():
     if not S.joined:
         raise ValueError("Join the chat first: pick a name or sign in.")
@@ -387,7 +374,6 @@ def send_message():
     if report is not None:
         S.mine[payload["id"]] = report
         asyncio.ensure_future(watch_report(payload["id"], report))
-    siblings.postMessage(json.dumps({"k": "sent", "payload": payload, "user_id": S.identity.get("user_id") or 0}))
     box.focus()
 
 
