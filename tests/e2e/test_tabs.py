@@ -16,7 +16,7 @@ from comet_server.store import Store
 from tests.support.rawclient import RawClient, wait_subscribers
 
 pytestmark = pytest.mark.browser
-TABS = 4
+TABS = 6
 
 
 def connections(server, dev_id):
@@ -102,7 +102,7 @@ class SteadyPublisher(threading.Thread):
         return self.sent
 
 
-@pytest.mark.parametrize("count", [1, 3, 4])
+@pytest.mark.parametrize("count", [1, 3, 6])
 def test_one_server_connection_and_one_master_for_n_tabs(tabs, comet_server, dev_id, count):
     check_one_connection(tabs[:count], comet_server, dev_id)
 
