@@ -187,8 +187,12 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"non-JSON constant {name}")
 
 
+# One decoder for every frame: json.loads with options builds a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_no_constants)
+    return _DECODER.decode(text)
 
 
 def decode_frame(text: str) -> list[dict[str, Any]]:

@@ -232,15 +232,22 @@ def make_leader(sender: str, term: int, to: str = BROADCAST) -> Message:
     return _envelope("leader", sender, to, term)
 
 
+# Built once: json.dumps/loads with options build a new encoder/decoder per call (hot path).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode(message: Message) -> str:
     """The text to post: compact JSON, no NaN (it would not parse on the other side)."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(message)
 
 
 # -- parsing -------------------------------------------------------------------------------------
 
 def _reject_constant(name: str) -> Any:
     raise ValueError("non-JSON constant " + name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _str_id(x: Any) -> bool:
@@ -301,7 +308,7 @@ def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
     """
     if isinstance(data, str):
         try:
-            obj = json.loads(data, parse_constant=_reject_constant)
+            obj = _DECODER.decode(data)
         except (ValueError, RecursionError) as exc:
             log.debug("relay: ignored non-JSON message: %s", exc)
             return None
@@ -502,6 +509,8 @@ class MasterRelay:
         """Session ``Deliver(message, to, exclude)``: once to every tab (but the tab of
         ``exclude``), or only to the tab of ``to``."""
         if to is None:
+            if not self._tabs:
+                return [LocalDeliver(message)]  # a lone tab: nobody to relay to
             but = _token_tab(exclude)
             if but is not None:
                 post = Post(make_msg(self.tab_id, BROADCAST, self.term, message, but=but[0]))
