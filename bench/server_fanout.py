@@ -112,7 +112,8 @@ def main() -> None:
     idle_kib_conn = (rss1 - rss0) / args.conns if idle_mib is not None else None
 
     def busy(res):
-        return get(res, "config", "pre_run_busy_pct")
+        b = get(res, "config", "pre_run_busy_pct")
+        return None if b is None else round(b)
 
     def yesno(ok):
         return "n/a" if ok is None else ("**met**" if ok else "**not met**")
@@ -138,7 +139,7 @@ def main() -> None:
         + f"{get(fan, 'delivery', 'worker_cpu_pct_each')}% of a core each, other processes ~{get(fan, 'delivery', 'other_processes_cpu_pct')}% of a core; "
         + f"published {get(fan, 'publish', 'sent')} messages, lost/duplicates {fan_loss[0]}/{fan_loss[1]}. "
         + f"Latency run: lost/duplicates {lat_loss[0]}/{lat_loss[1]}, p90 {ms(get(lat, 'delivery', 'latency_us', '90'))} ms, max {ms(get(lat, 'delivery', 'latency_us', '100'))} ms, "
-        + f"server CPU {get(lat, 'delivery', 'cpu_until_drained', 'server_cpu_pct')}% of a core. "
+        + f"server CPU {round(get(lat, 'delivery', 'cpu_until_drained', 'server_cpu_pct') or 0)}% of a core. "
         + f"Idle: RSS before {rss0} KiB, after connect {rss1} KiB, peak {get(idle, 'server_rss_peak_kib')} KiB. "
         + f"System CPU busy before each run (cometload --wait-idle, threshold 30%): {busy(fan)}, {busy(lat)}, {busy(idle)} %."
     )

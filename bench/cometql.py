@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""CometQL (MySQL protocol) publishing into comet_server (issue 4 benchmark).
+
+Four figures, each against a fresh comet_server (tests/support/server.ServerProcess: free ports,
+temp SQLite db, CometQL on):
+
+1. INSERTs/s on one PyMySQL connection: a plain loop of
+   ``INSERT INTO pipes_messages (name, event, message) VALUES (...)`` for --insert-seconds
+   (no subscriber on the channel, so this is the statement path: MySQL protocol, parse, publish);
+2. INSERT -> delivery latency into 100 subscribers at 100 INSERTs/s (cometload --cometql, send
+   time embedded in the message, receive time in the subscriber);
+3. deliveries/s at the maximum INSERT rate into 100 subscribers (cometload --rate max: at most
+   --window messages in flight against the slowest subscriber);
+4. robustness: 4 concurrent CometQL publishers (cometload --publishers 4 --cometql, one PyMySQL
+   connection each) at full rate for --soak seconds into 100 subscribers; then the server must
+   still be running and answer a new PyMySQL connection (SELECT) and a new WebSocket.
+
+Reference (issue 4): CppComet 4.09, cometload: 5-6k INSERTs/s on one connection; p50 2.4 ms /
+p99 4.3 ms at 100 INSERTs/s into 100 subscribers; 72-91k deliveries/s at max; two concurrent
+CometQL clients crashed it 3 runs out of 3.
+
+    .venv/bin/python bench/cometql.py [--insert-seconds 5] [--duration 10] [--soak 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import common  # noqa: F401
+from common import load_average, record, table
+from server_fanout import cometload, ms
+
+import pymysql
+from websockets.sync.client import connect as ws_connect
+
+from tests.support.server import ServerProcess
+
+
+def pymysql_connect(server):
+    return pymysql.connect(host="127.0.0.1", port=server.cometql_port, user="1", password=server.password,
+                           database="CometQL_v1", autocommit=True, connect_timeout=10, read_timeout=30)
+
+
+def inserts_per_second(server, seconds):
+    conn = pymysql_connect(server)
+    cur = conn.cursor()
+    pad = "p" * 150
+    n, errors = 0, 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while True:
+        for _ in range(100):
+            try:
+                cur.execute(f"INSERT INTO pipes_messages (name, event, message) VALUES ('web_ins', 'e', 'm{n}{pad}')")
+            except pymysql.MySQLError:
+                errors += 1
+            n += 1
+        if time.perf_counter() >= end:
+            break
+    dt = time.perf_counter() - t0
+    conn.close()
+    return {"inserts": n, "seconds": dt, "rate": n / dt, "errors": errors}
+
+
+def cometload_ql(server, extra, label, max_runtime=240):
+    """cometload with PORTQL replaced by this server's CometQL port (kept as PORTQL in the shown command)."""
+    res = cometload(server, [a.replace("PORTQL", str(server.cometql_port)) for a in extra], label, max_runtime)
+    res["_cmd"] = res["_cmd"].replace(f"127.0.0.1:{server.cometql_port}", "127.0.0.1:PORTQL")
+    return res
+
+
+def alive(server):
+    """Still running, and answering a new CometQL connection and a new WebSocket?"""
+    out = {"process_running": server.proc is not None and server.proc.poll() is None}
+    try:
+        conn = pymysql_connect(server)
+        cur = conn.cursor()
+        cur.execute("SELECT * FROM pipes_settings WHERE name = 'web_soak'")
+        cur.fetchall()
+        cur.execute("INSERT INTO pipes_messages (name, event, message) VALUES ('web_after', 'e', 'ok')")
+        conn.close()
+        out["cometql_answers"] = True
+    except Exception as exc:  # noqa: BLE001
+        out["cometql_answers"] = f"{type(exc).__name__}: {exc}"
+    try:
+        with ws_connect(server.ws_url(dev_id=1), open_timeout=10, ping_interval=None) as ws:
+            out["websocket_answers"] = json.loads(ws.recv(timeout=10)).get("event") == "serverInfo"
+    except Exception as exc:  # noqa: BLE001
+        out["websocket_answers"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--insert-seconds", type=float, default=5.0)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of the latency and max-rate runs")
+    ap.add_argument("--soak", type=float, default=60.0, help="seconds of the 4-client run")
+    ap.add_argument("--procs", type=int, default=1, help="cometload subscriber processes")
+    ap.add_argument("--wait-idle", type=float, default=30.0)
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    load_before = load_average()
+    results = {}
+
+    server = ServerProcess(cometql=True).start()
+    try:
+        results["insert"] = inserts_per_second(server, args.insert_seconds)
+        print("INSERTs on one PyMySQL connection:", results["insert"], flush=True)
+    finally:
+        server.close()
+
+    def ql(extra, label, runtime=240):
+        server = ServerProcess(cometql=True).start()
+        try:
+            res = cometload_ql(server, ["--mode", "fanout", "--conns", "100", "--procs", str(args.procs), "--payload-bytes", "200",
+                                     "--cometql", "127.0.0.1:PORTQL", "--wait-idle", str(args.wait_idle), "--idle-threshold", "30",
+                                     *extra], label, max_runtime=runtime)
+            res["_alive"] = alive(server)
+            print("after the run:", res["_alive"], flush=True)
+            return res
+        finally:
+            server.close()
+
+    results["latency"] = ql(["--pipe", "web_qlat", "--rate", "100", "--duration", str(args.duration)], "INSERT -> delivery, 100/s")
+    results["max"] = ql(["--pipe", "web_qmax", "--rate", "max", "--window", "1000", "--duration", str(args.duration)], "max INSERT rate")
+    results["soak"] = ql(["--pipe", "web_soak", "--publishers", "4", "--rate", "max", "--window", "1000",
+                          "--duration", str(args.soak)], "4 concurrent CometQL clients", runtime=int(args.soak) + 240)
+    elapsed = time.monotonic() - t0
+
+    def get(res, *path):
+        for p in path:
+            if not isinstance(res, dict) or p not in res:
+                return None
+            res = res[p]
+        return res
+
+    ins = results["insert"]["rate"]
+    p50 = ms(get(results["latency"], "delivery", "latency_us", "50"))
+    p99 = ms(get(results["latency"], "delivery", "latency_us", "99"))
+    mx = get(results["max"], "delivery", "delivered_per_s")
+    soak = results["soak"]
+    soak_alive = soak["_alive"]
+    soak_ok = soak_alive["process_running"] and soak_alive["cometql_answers"] is True and soak_alive["websocket_answers"] is True
+    soak_sent = get(soak, "publish", "sent")
+    soak_rate = get(soak, "publish", "achieved_rate")
+
+    def r0(x):
+        return None if x is None else round(x)
+
+    def yn(ok):
+        return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+    rows = [
+        ["INSERTs/s, one PyMySQL connection", f"{ins:,.0f}", "5–6k", f"{ins / 5500:.2f}", "≥ CppComet", yn(ins >= 6000)],
+        ["INSERT → delivery, 100 subscribers, 100 INSERTs/s, p50", f"{p50:.2f} ms" if p50 is not None else "n/a", "2.4 ms",
+         f"{p50 / 2.4:.2f}" if p50 is not None else "n/a", "≤ CppComet", yn(p50 <= 2.4 if p50 is not None else None)],
+        ["… p99", f"{p99:.2f} ms" if p99 is not None else "n/a", "4.3 ms",
+         f"{p99 / 4.3:.2f}" if p99 is not None else "n/a", "≤ CppComet", yn(p99 <= 4.3 if p99 is not None else None)],
+        ["deliveries/s at max INSERT rate (100 subscribers)", f"{mx:,.0f}" if mx else "n/a", "72–91k",
+         f"{mx / 81500:.2f}" if mx else "n/a", "≥ CppComet", yn(mx >= 91000 if mx else None)],
+        [f"4 concurrent CometQL clients, full rate, {args.soak:g} s", "0 crashes" if soak_ok else f"FAILED: {soak_alive}",
+         "2 clients: crashed 3 runs out of 3", "", "0 crashes", yn(soak_ok)],
+    ]
+    md = (
+        f"Command: `.venv/bin/python bench/cometql.py --insert-seconds {args.insert_seconds:g} --duration {args.duration:g} --soak {args.soak:g}` "
+        f"(took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}). Figure 1 is a PyMySQL loop in the script "
+        f"({results['insert']['inserts']:,} INSERTs, {results['insert']['errors']} errors); the others ran, each against a fresh comet_server:\n\n"
+        + "\n".join(f"    {results[k]['_cmd']}" for k in ("latency", "max", "soak"))
+        + "\n\n" + table(["figure", "comet_server", "CppComet 4.09 (issue 4)", "÷ CppComet", "goal", "goal met?"], rows)
+        + f"\n\nDetails: the 4-client run published {soak_sent} messages ({soak_rate and round(soak_rate):,} INSERTs/s over the 4 connections, "
+        f"errors {get(soak, 'publish', 'errors')}), delivered {get(soak, 'delivery', 'delivered_per_s') and round(get(soak, 'delivery', 'delivered_per_s')):,} /s, "
+        f"lost/duplicates {get(soak, 'delivery', 'lost')}/{get(soak, 'delivery', 'duplicates')}, subscriber disconnects {get(soak, 'delivery', 'disconnects')}; "
+        f"afterwards: {soak_alive}. Max-rate run: server CPU {r0(get(results['max'], 'delivery', 'cpu_until_drained', 'server_cpu_pct'))}% of a core, "
+        f"INSERTs/s {r0(get(results['max'], 'publish', 'achieved_rate'))}, lost/dups {get(results['max'], 'delivery', 'lost')}/{get(results['max'], 'delivery', 'duplicates')}. "
+        f"Latency run: lost/dups {get(results['latency'], 'delivery', 'lost')}/{get(results['latency'], 'delivery', 'duplicates')}, "
+        f"INSERT round trip (PyMySQL execute) p50/p99 {ms((get(results['latency'], 'publish', 'cometql_query_us') or {}).get('50'))}/{ms((get(results['latency'], 'publish', 'cometql_query_us') or {}).get('99'))} ms. "
+        f"System CPU busy before each cometload run: {[r0(get(results[k], 'config', 'pre_run_busy_pct')) for k in ('latency', 'max', 'soak')]} %."
+    )
+    strip = lambda r: {k: v for k, v in r.items() if k != "_stdout"}  # noqa: E731
+    record("cometql", md, {"args": vars(args), "insert": results["insert"],
+                           **{k: strip(results[k]) for k in ("latency", "max", "soak")},
+                           "stdout": {k: results[k].get("_stdout") for k in ("latency", "max", "soak")}, "elapsed_s": elapsed})
+
+
+if __name__ == "__main__":
+    main()
