@@ -52,6 +52,31 @@ def load_average() -> str:
         return "?"
 
 
+def cpu_busy(interval=1.0) -> float:
+    """System CPU busy % (all cores) over ``interval`` seconds, from /proc/stat."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return sum(v) - v[3] - v[4], sum(v)
+    import time as _t
+    a = snap()
+    _t.sleep(interval)
+    b = snap()
+    return 100.0 * (b[0] - a[0]) / max(1, b[1] - a[1])
+
+
+def wait_quiet(max_wait: float = 120.0, threshold: float = 30.0) -> float:
+    """Wait (bounded) until the machine is below ``threshold`` % busy over 1 s; returns the last
+    busy %. The benchmarks share 2 cores with whatever else runs: this is recorded, not hidden."""
+    import time as _t
+    end = _t.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy >= threshold and _t.monotonic() < end:
+        busy = cpu_busy()
+    print(f"machine busy before start: {busy:.0f}% of all cores", flush=True)
+    return busy
+
+
 def pct(values, p):
     """Nearest-rank percentile (p in 0..100) of a list; None if empty."""
     xs = sorted(values)

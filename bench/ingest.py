@@ -30,7 +30,7 @@ import json
 import time
 
 import common  # noqa: F401  (sets sys.path)
-from common import chromium_args, load_average, median, record, table, watch_offline
+from common import wait_quiet, chromium_args, load_average, median, record, table, watch_offline
 
 import websockets
 from playwright.async_api import async_playwright
@@ -155,7 +155,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="messages per page (default 20000)")
     ap.add_argument("--rounds", type=int, default=3, help="pages of each kind (default 3)")
+    ap.add_argument("--wait-idle", type=float, default=120.0, help="wait up to this long for the machine to be < 30%% busy first")
     args = ap.parse_args()
+    busy_before = wait_quiet(args.wait_idle)
     t0 = time.monotonic()
     load_before = load_average()
     results = asyncio.run(amain(args))
@@ -180,7 +182,7 @@ def main() -> None:
     md = (
         f"Command: `.venv/bin/python bench/ingest.py --n {args.n} --rounds {args.rounds}` — "
         f"{args.rounds} fresh pages of each kind, alternating, {args.n:,} messages each; took {elapsed:.0f} s. "
-        f"Load average before/after: {load_before} / {load_average()}. Requests off 127.0.0.1: {len(OFFSITE)}. "
+        f"Load average before/after: {load_before} / {load_average()}; CPU busy just before: {busy_before:.0f}%. Requests off 127.0.0.1: {len(OFFSITE)}. "
         f"Runs with a missing message or a wrong checksum: {len(bad)}.\n\n"
         + table(["receiver (draining a backlog of frames)", "msgs/s median", "min–max", "÷ JS"], rows)
         + (f"\n\nPython/JS = **{ratio:.2f}**; goal ≥ 0.5: **{'met' if ratio >= 0.5 else 'not met'}**." if ratio else "\n\nPython/JS: n/a (a run failed).")

@@ -20,7 +20,7 @@ import argparse
 import time
 
 import common  # noqa: F401  (sets sys.path)
-from common import chromium_args, load_average, median, record, table, watch_offline
+from common import wait_quiet, chromium_args, load_average, median, record, table, watch_offline
 
 from playwright.sync_api import sync_playwright
 
@@ -53,7 +53,9 @@ def load(browser, server, name, dev_id):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=7, help="fresh pages of each kind (default 7)")
+    ap.add_argument("--wait-idle", type=float, default=120.0, help="wait up to this long for the machine to be < 30%% busy first")
     args = ap.parse_args()
+    busy_before = wait_quiet(args.wait_idle)
     t_start = time.monotonic()
     load_before = load_average()
     server = ServerProcess(cometql=False).start()
@@ -89,7 +91,7 @@ def main() -> None:
     ]
     md = (
         f"Command: `.venv/bin/python bench/page_load.py --n {args.n}` — {args.n} fresh pages of each kind, "
-        f"alternating, one browser; took {elapsed:.0f} s. Load average before/after: {load_before} / {load_average()}. "
+        f"alternating, one browser; took {elapsed:.0f} s. Load average before/after: {load_before} / {load_average()}; CPU busy just before: {busy_before:.0f}%. "
         f"Requests off 127.0.0.1: {len(OFFSITE)}.\n\n"
         + table(["page", "ready median (ms since navigation)", "min–max", "Python started (median)", "wall from goto (median)", "ratio"], rows)
         + f"\n\nGoal ≤ 1.05: **{'met' if ratio <= 1.05 else 'not met'}** (ratio of medians {ratio:.3f}, "

@@ -43,7 +43,7 @@ import traceback
 import urllib.request
 
 import common  # noqa: F401
-from common import chromium_args, load_average, median, pct, record, table, watch_offline
+from common import wait_quiet, chromium_args, load_average, median, pct, record, table, watch_offline
 
 from playwright.sync_api import sync_playwright
 
@@ -447,8 +447,10 @@ def main() -> None:
     ap.add_argument("--relay-n", type=int, default=500)
     ap.add_argument("--failovers", type=int, default=10)
     ap.add_argument("--only", default="connections,gap,relay,loss")
+    ap.add_argument("--wait-idle", type=float, default=120.0, help="wait up to this long for the machine to be < 30%% busy first")
     args = ap.parse_args()
     only = set(args.only.split(","))
+    busy_before = wait_quiet(args.wait_idle)
     t0 = time.monotonic()
     load_before = load_average()
     res = {}
@@ -476,16 +478,16 @@ def main() -> None:
     finally:
         server.close()
     elapsed = time.monotonic() - t0
-    md = render(args, res, timings, elapsed, load_before)
+    md = render(args, res, timings, elapsed, load_before, busy_before)
     record("tabs", md, {"args": vars(args), "results": res, "timings_s": timings, "offsite": OFFSITE, "elapsed_s": elapsed})
 
 
-def render(args, res, timings, elapsed, load_before) -> str:
+def render(args, res, timings, elapsed, load_before, busy_before) -> str:
     f1 = lambda x: "n/a" if x is None else f"{x:.1f}"  # noqa: E731
     parts = [f"Command: `.venv/bin/python bench/tabs.py --max-tabs {args.max_tabs} --gap-runs {args.gap_runs} "
              f"--crash-runs {args.crash_runs} --history-runs {args.history_runs} --relay-n {args.relay_n} --failovers {args.failovers}` "
              f"(took {elapsed:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-             + f"; load average before/after {load_before} / {load_average()}; requests off 127.0.0.1: {len(OFFSITE)})."]
+             + f"; load average before/after {load_before} / {load_average()}; CPU busy just before: {busy_before:.0f}%; requests off 127.0.0.1: {len(OFFSITE)})."]
     c = res.get("connections")
     if isinstance(c, list):
         rows = [[r["tabs"], r["comet_py"]["connections_max"], r["comet_py"]["masters_max"], r["independent"]["connections_max"],
