@@ -51,6 +51,8 @@ class Coordinator:
         self._tab_lock: Any = None
         self._master_lock: Any = None
         self._ticker: Optional[asyncio.TimerHandle] = None
+        self._last_beat = 0.0
+        self._stealing = False
         self._closed = False
 
     def _new_follower(self, highest_term: int) -> relay.FollowerRelay:
@@ -148,6 +150,7 @@ class Coordinator:
             f"comet_py:{self.key}", self._on_lock_granted, self._on_lock_lost, steal=steal)
 
     def _on_lock_granted(self) -> None:
+        self._stealing = False
         self._promote(next_term([self.follower.highest_term], self.p.now_ms()))
 
     def _on_lock_lost(self, reason: str) -> None:
@@ -262,7 +265,7 @@ class Coordinator:
             if self.election is not None:
                 self._run(self.election.tick(now))
             if self.role == "master":
-                if now - getattr(self, "_last_beat", 0.0) >= relay.HEARTBEAT_MS:
+                if now - self._last_beat >= relay.HEARTBEAT_MS:
                     self._last_beat = now
                     self._run(self.master.heartbeat(now))
                 if not self.locks:
@@ -275,9 +278,10 @@ class Coordinator:
 
     def _check_steal(self, now: float) -> None:
         """A master that holds the lock but is silent (frozen): a visible tab takes over."""
-        if not self.locks or self.role == "master" or self._closed:
+        if not self.locks or self.role == "master" or self._closed or self._stealing:
             return
         if self.follower.should_steal(now, self.p.page_visible()):
+            self._stealing = True  # one steal at a time: it is granted at once
             log.warning("comet_py: the master tab is silent for %.0f ms; taking over",
                         self.follower.master_silent_for(now))
             if self._master_lock is not None:
