@@ -31,15 +31,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # Pyodide and PyScript from npm, copied into vendor/ (git-ignored).
+# Versions and integrity hashes are pinned in scripts/npm/package-lock.json.
 vstamp=vendor/.versions
-vwant="pyodide=$PYODIDE_VERSION pyscript=$PYSCRIPT_VERSION"
+vwant="$(sha256sum scripts/npm/package-lock.json | cut -d' ' -f1)"
 if [ "$(cat "$vstamp" 2>/dev/null)" != "$vwant" ]; then
   echo "setup: vendoring pyodide $PYODIDE_VERSION and @pyscript/core $PYSCRIPT_VERSION from npm"
   rm -rf vendor/pyodide vendor/pyscript vendor/npm
   mkdir -p vendor/npm
-  (cd vendor/npm && echo '{"private":true}' > package.json &&
-    npm install --silent --no-audit --no-fund --save-exact \
-      "pyodide@$PYODIDE_VERSION" "@pyscript/core@$PYSCRIPT_VERSION" >/dev/null)
+  cp scripts/npm/package.json scripts/npm/package-lock.json vendor/npm/
+  (cd vendor/npm && npm ci --silent --no-audit --no-fund >/dev/null)
   mkdir -p vendor/pyodide vendor/pyscript
   cp -r vendor/npm/node_modules/pyodide/. vendor/pyodide/
   cp -r vendor/npm/node_modules/@pyscript/core/dist/. vendor/pyscript/
