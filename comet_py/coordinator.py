@@ -244,6 +244,10 @@ class Coordinator:
         elif isinstance(event, Answer):
             self._run(master.route_answer(event.token, event.value, event.error))
         elif isinstance(event, StateChanged):
+            if event.state == "closed":
+                # Only our own stop (this tab leaves or steps down) closes the session: the
+                # connection goes on in the next master, so no tab is told "closed".
+                return
             authorized = self.connection.session.authorized if self.connection else None
             self._run(master.state_message(event.state, authorized, now, event.detail))
             self.tab._set_state(event.state, event.detail)

@@ -623,14 +623,8 @@ def test_fake_web_locks_semantics():
     run(scenario)
 
 
-# -- known bugs ---------------------------------------------------------------------------------------------
+# -- handover ------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "A tab that did not stop reports state 'closed' on a handover: Coordinator.close() and "
-    "_demote() stop the master's Connection while self.master is still set, so the Session's "
-    "StateChanged('closed') goes through _on_session_event to this tab (_set_state) and is "
-    "posted to every follower as a state message (in Web Locks mode after the bye, and "
-    "followers still accept it from the master they follow)"))
 @pytest.mark.parametrize("how", ["master-stops", "master-pagehide", "master-robbed", "fallback-master-stops"])
 def test_no_tab_but_the_stopped_one_ever_reports_closed(how):
     async def scenario(o: Origin) -> None:
