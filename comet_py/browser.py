@@ -10,6 +10,7 @@ import logging
 from typing import Any, Callable
 
 import js  # type: ignore[import-not-found]
+from pyodide.code import run_js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
 log = logging.getLogger("comet_py")
@@ -101,6 +102,32 @@ class PageEvents:
 
 # -- WebSocket -----------------------------------------------------------------------------------
 
+# Frames are queued in JS and handed to Python in batches, one task later: under load, one
+# call into Python (and one array conversion) carries many frames instead of one each.
+_FRAME_BATCHER = run_js("""
+(ws, deliver) => {
+  let queue = [];
+  let scheduled = false;
+  const wake = new MessageChannel();
+  const drain = () => {
+    scheduled = false;
+    if (queue.length) { const batch = queue; queue = []; deliver(batch); }
+  };
+  wake.port1.onmessage = drain;
+  const onMessage = (e) => {
+    if (typeof e.data !== "string") return;  // binary frames are not part of the protocol
+    queue.push(e.data);
+    if (!scheduled) { scheduled = true; wake.port2.postMessage(null); }
+  };
+  ws.addEventListener("message", onMessage);
+  return {
+    drain,
+    stop() { ws.removeEventListener("message", onMessage); wake.port1.onmessage = null; wake.port1.close(); queue = []; },
+  };
+}
+""")
+
+
 class Socket:
     """A browser WebSocket. Never sends pings (CppComet drops a connection that pings)."""
 
@@ -115,32 +142,34 @@ class Socket:
         self._closed = False
         self._on_close = on_close
         self._ws = js.WebSocket.new(url)
+        self._batcher = _FRAME_BATCHER(self._ws, self._proxies.add(lambda batch: self._frames(batch, on_text)))
         self._listeners = [
             ("open", self._proxies.add(lambda _e: on_open())),
-            ("message", self._proxies.add(lambda e: self._message(e, on_text))),
             ("close", self._proxies.add(self._closed_event)),
         ]
         for event, proxy in self._listeners:
             self._ws.addEventListener(event, proxy)
 
-    @staticmethod
-    def _message(event: Any, on_text: Callable[[str], None]) -> None:
-        data = event.data
-        if isinstance(data, str):
-            on_text(data)
-        else:  # binary frames are not part of the protocol
-            log.warning("comet_py: ignoring a binary WebSocket frame")
+    def _frames(self, batch: Any, on_text: Callable[[str], None]) -> None:
+        for text in batch.to_py():
+            if self._closed:
+                return  # closed by the owner while handling an earlier frame
+            on_text(text)
 
     def _closed_event(self, event: Any) -> None:
         if self._closed:
             return
         code, reason = int(event.code), str(event.reason)
+        self._batcher.drain()  # frames that arrived before the close come first
+        if self._closed:
+            return
         self._release()
         self._on_close(code, reason)
 
     def _release(self) -> None:
         """Detach and destroy the listeners: no event may reach a destroyed proxy."""
         self._closed = True
+        self._batcher.stop()
         for event, proxy in self._listeners:
             self._ws.removeEventListener(event, proxy)
         self._proxies.destroy()

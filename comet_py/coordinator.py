@@ -238,8 +238,7 @@ class Coordinator:
         master = self.master
         if master is None:
             return
-        now = self.p.now_ms()
-        if isinstance(event, Deliver):
+        if isinstance(event, Deliver):  # the hot path: no clock read
             self._run(master.route_deliver(event.message, event.to, event.exclude))
         elif isinstance(event, Answer):
             self._run(master.route_answer(event.token, event.value, event.error))
@@ -249,10 +248,10 @@ class Coordinator:
                 # connection goes on in the next master, so no tab is told "closed".
                 return
             authorized = self.connection.session.authorized if self.connection else None
-            self._run(master.state_message(event.state, authorized, now, event.detail))
+            self._run(master.state_message(event.state, authorized, self.p.now_ms(), event.detail))
             self.tab._set_state(event.state, event.detail)
         elif isinstance(event, AuthChanged):
-            self._run(master.auth_message(event.authorized, now))
+            self._run(master.auth_message(event.authorized, self.p.now_ms()))
             self.tab._set_auth(event.authorized)
 
     def _on_visibility(self) -> None:

@@ -151,9 +151,15 @@ def web_pipe_frame(pipe: str, event: str, text: str) -> str:
     return frame
 
 
-def pipe_log_frame(pipe: str, marker: str) -> str:
-    """``pipe_log\\n<pipe>\\n<marker>\\n``: ask for the channel's history."""
-    return f"pipe_log\n{check_name(pipe)}\n{_check_marker(marker)}\n"
+def pipe_log_frame(pipe: str, marker: str, since: int | None = None) -> str:
+    """``pipe_log\\n<pipe>\\n<marker>\\n``: ask for the channel's history.
+
+    ``since`` (comet_server only): just the items with a marker above it, so recovering a
+    gap fetches the gap, not the whole log."""
+    frame = f"pipe_log\n{check_name(pipe)}\n{_check_marker(marker)}\n"
+    if since is not None:
+        frame += f"{int(since)}\n"
+    return frame
 
 
 def pipe_count_frame(pipe: str, marker: str) -> str:

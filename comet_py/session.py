@@ -146,7 +146,9 @@ class _Request:
             return pipe_count_frame(self.pipe, self.marker)
         if self.kind == "track_pipe_users":
             return track_pipe_users_frame(self.pipe, self.marker)
-        return pipe_log_frame(self.pipe, self.marker)
+        # Recovery asks from the last marker seen on (inclusive, to see that nothing before
+        # the gap is missing); only comet_server recovers, and it knows ``since``.
+        return pipe_log_frame(self.pipe, self.marker, self.base - 1 if self.recovery else None)
 
 
 @dataclass

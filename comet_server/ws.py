@@ -245,6 +245,7 @@ def _pipe_and_marker(args: str) -> tuple[str, str]:
 
 def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     pipe, marker = _pipe_and_marker(args)
+    since_arg = args.split("\n")[2].strip("\r") if args.count("\n") >= 2 else ""
     if not pipe or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe):
         _error(client, "Invalid channel name.")
         return
@@ -252,6 +253,9 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
         _error(client, "Invalid marker value.")
         return
     items = hub.store.get_history(client.dev_id, pipe)
+    if since_arg.isdigit():  # beyond CppComet: only what came after this marker
+        since = int(since_arg)
+        items = [it for it in items if int(it.marker) > since]
     for it in items:
         client.send_obj({"data": it.data, "event": it.event, "fromQueue": True, "history": True,
                          "marker": it.marker, "message_send_time": it.time, "pipe": it.pipe,

@@ -50,6 +50,20 @@ def test_pipe_log_returns_items_oldest_first_then_end_frame_trimmed_to_length(se
                    "message_send_time": end["message_send_time"], "pipe": "_answer_pipe_log"}
 
 
+def test_pipe_log_since_a_marker_returns_only_what_came_after_it(server, dev, store):
+    store.set_pipe_length(dev, "web_since", 10)
+    s, _ = connect(server, dev_id=dev, user_id=0)
+    with s:
+        markers = []
+        for i in range(4):
+            s.send(f"web_pipe2\nweb_since\ne{i}\n*\nm{i}")
+            markers.append(recv_json(s)["data"]["uuid"])
+        s.send(f"pipe_log\nweb_since\nMrkSince\n{markers[1]}\n")
+        end, items = recv_until(s, lambda m: m["pipe"] == "_answer_pipe_log")
+    assert [m["event"] for m in items] == ["e2", "e3"]
+    assert end["data"] == {"number_messages": 2}
+
+
 def test_pipe_log_for_channel_without_history_is_just_the_end_frame(server, dev):
     a, _ = connect(server, dev_id=dev)
     with a:

@@ -405,6 +405,8 @@ def test_recovery_delivers_exactly_the_missed_messages_in_order():
     s.connecting()
     ev = s.opened() + s.received(F.CS_INFO_AUTH)
     m = recovery_frame(ev, "web_h")
+    # comet_server is asked only for what follows the last marker seen (11), that one included
+    assert [f for f in sends(ev) if f.startswith("pipe_log\nweb_h\n")] == [f"pipe_log\nweb_h\n{m}\n10\n"]
     # web_plain never carried a marker: it cannot be recovered
     assert ("gap", {"pipes": ["web_plain"]}) in states(ev)
     out = s.received(F.cs_live("web_h", 14, "m14"))  # live while recovering: held back
