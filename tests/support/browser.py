@@ -75,8 +75,9 @@ class Tab:
 
     def wait(self, expr: str, timeout_ms: int = 15_000) -> Any:
         """Wait until a Python expression is truthy (liveness bound only), then return it."""
+        # Truthiness is Python's (an empty list is false), not JavaScript's.
         self.page.wait_for_function(
             "expr => { const a = JSON.parse(window.py_eval(expr)); if (!a.ok) throw new Error(a.value); return a.value; }",
-            arg=expr, timeout=timeout_ms, polling=50,
+            arg=f"bool({expr})", timeout=timeout_ms, polling=50,
         )
         return self.eval(expr)
