@@ -292,9 +292,3 @@ class HeldLock:
         elif not self.held and self._abort is not None:
             self._abort.abort()  # still queued: leave the queue
         self.held = False
-
-
-async def held_lock_names() -> set[str]:
-    """Names of the Web Locks currently held on this origin."""
-    snapshot = await js.navigator.locks.query()
-    return {str(item.name) for item in snapshot.held}

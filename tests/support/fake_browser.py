@@ -1,8 +1,8 @@
 """An in-memory browser for CPython tests of comet_py's glue (connection, coordinator, api).
 
 ``FakePage`` has the public names of ``comet_py.browser`` (now_ms, page_is_https, page_visible,
-random_id, storage_get, storage_set, PageEvents, Socket, Channel, locks_available, HeldLock,
-held_lock_names), with the same call signatures, plus controls for tests (run, die, close,
+random_id, storage_get, storage_set, PageEvents, Socket, Channel, locks_available, HeldLock),
+with the same call signatures, plus ``held_lock_names`` (to inspect the fake) and controls for tests (run, die, close,
 freeze, thaw, set_visible), so ``CometApi(platform=FakePage(origin))`` runs the real coordinator
 and connection code. Several pages on one ``Origin`` are several tabs of one browser profile:
 
