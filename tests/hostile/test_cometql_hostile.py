@@ -315,3 +315,118 @@ def test_malformed_commands_after_login_get_errors(fresh_server):
         conn.close()
     assert_site_alive(fresh_server)
     assert_no_traceback(fresh_server)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. prepared statements bind values, never SQL
+
+
+@pytest.fixture(scope="module")
+def shared_server():
+    srv = ServerProc({"DEFAULT_LOGIN_TIMEOUT": TEST_LOGIN_TIMEOUT})
+    srv.start()
+    yield srv
+    if srv.proc is not None and srv.proc.poll() is None:
+        try:
+            srv.stop(timeout=5)
+        except subprocess.TimeoutExpired:
+            srv.proc.kill()
+    srv.tmp.cleanup()
+
+
+def connector(srv: ServerProc, dev_id: int, *, use_pure: bool = True):
+    mysql_connector = pytest.importorskip("mysql.connector")
+    return mysql_connector.connect(host="127.0.0.1", port=srv.cometql_port, user=str(dev_id),
+                                   password=PASSWORD, database=DB, use_pure=use_pure, autocommit=True,
+                                   connection_timeout=5)
+
+
+INJECTION = "x'), ('web_other', 'injected', 'pwned"
+TRICKY_TEXTS = [
+    INJECTION,
+    "back\\slash",
+    "it\\'s",                       # backslash + apostrophe
+    "trailing backslash \\",
+    "\\",
+    "'",
+    "''",
+    '"double" quotes',
+    "nul\x00byte",
+    "line1\nline2\r\n\ttab",
+    "ünïcödé ✓ emoji 😀",
+    "a ? question mark -- not a comment # nor this /* nor this */",
+    "x\\%y\\_z",
+    "\x1a ctrl-z",
+    "",
+]
+
+
+def test_prepared_values_are_bound_not_pasted(shared_server, dev=4321):
+    srv = shared_server
+    target, _ = ws_open(srv, dev_id=dev)
+    other, _ = ws_open(srv, dev_id=dev)
+    conn = connector(srv, dev)
+    try:
+        target.send("subscription\nweb_target")
+        other.send("subscription\nweb_other")
+        ws_sync(target)
+        ws_sync(other)
+        cur = conn.cursor(prepared=True)
+        for text in TRICKY_TEXTS:
+            cur.execute("INSERT INTO pipes_messages (name, event, message) VALUES (?, ?, ?)",
+                        ("web_target", "evt", text))
+            m = ws_recv(target)
+            assert m["pipe"] == "web_target" and m["event"] == "evt", m
+            assert m["data"] == text, (text, m["data"])
+        assert ws_sync(other) == [], "a bound value published to another channel"
+        assert ws_sync(target) == []
+    finally:
+        conn.close()
+        target.close()
+        other.close()
+
+
+def test_prepared_parameter_types(shared_server, dev=4322):
+    import datetime
+    import decimal
+
+    srv = shared_server
+    conn = connector(srv, dev)
+    cur = conn.cursor(prepared=True)
+    cur.execute("INSERT INTO users_auth (id, hash) VALUES (?, ?)", (77, "hash77"))
+    user, info = ws_open(srv, dev_id=dev, user_id=77, session="hash77")
+    assert info["authorized"] is True
+    try:
+        ws_sync(user)
+        sql = "INSERT INTO users_messages (id, event, message) VALUES (?, ?, ?)"
+        cases = [
+            (12345678901234, "12345678901234"),
+            (-5, "-5"),
+            (1.5, "1.5"),
+            (decimal.Decimal("-12.50"), "-12.50"),
+            (b"bytes \x00 \\ ' blob", "bytes \x00 \\ ' blob"),
+            ("utf-8 ✓".encode(), "utf-8 ✓"),
+            (datetime.date(2024, 2, 29), "2024-02-29"),
+            (datetime.datetime(2024, 2, 29, 13, 14, 15), "2024-02-29 13:14:15"),
+            (datetime.datetime(2024, 2, 29, 13, 14, 15, 123456), "2024-02-29 13:14:15.123456"),
+            (datetime.timedelta(days=1, hours=1, minutes=2, seconds=3), "25:02:03"),
+            (datetime.time(1, 2, 3), "01:02:03"),
+            (True, "1"),
+        ]
+        for value, expected in cases:
+            cur.execute(sql, (77, "typed", value))
+            m = ws_recv(user)
+            assert m["event"] == "typed" and m["data"] == expected, (value, m)
+        # the id bound as an int, and NULL refused with CometQL's error 12
+        with pytest.raises(Exception) as e:
+            cur.execute(sql, (77, "typed", None))
+        assert getattr(e.value, "errno", None) == 12, e.value
+        # SELECT with a bound key, executed twice (types are sent only once by some clients)
+        for _ in range(2):
+            cur.execute("SELECT id, time FROM users_time WHERE id = ?", (77,))
+            rows = cur.fetchall()
+            assert [r[0] for r in rows] == [77] and rows[0][1] == 0     # 0 = online now
+        assert ws_sync(user) == []
+    finally:
+        conn.close()
+        user.close()
