@@ -29,6 +29,7 @@ import time
 from typing import Any, AsyncIterator
 
 from sqlglot.errors import SqlglotError
+from sqlglot.executor import env as sqlglot_env
 
 from mysql_mimic import IdentityProvider, MysqlServer, NativePasswordAuthPlugin, ResultColumn, Session, User
 from mysql_mimic import connection as mm_connection
@@ -689,6 +690,10 @@ def _install() -> None:
         logging.getLogger("mysql_mimic").setLevel(logging.WARNING)
     # sqlglot warns when it falls back to a generic Command (e.g. REPLACE ..., SHOW FIELDS)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    # sqlglot 30.30.0 executor (env._like, used by mimic for INFORMATION_SCHEMA queries) turns
+    # LIKE into a backtracking regex, exponential in the number of '%': use our linear matcher
+    sqlglot_env.ENV["LIKE"] = lambda this, e: T.like(this, e, case_insensitive=False)
+    sqlglot_env.ENV["ILIKE"] = lambda this, e: T.like(this, e)
     _patched = True
 
 
