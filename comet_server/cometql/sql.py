@@ -79,7 +79,7 @@ class Delete:
 
 @dataclass
 class Show:
-    kind: str                    # "TABLES" | "DATABASES" | "COLUMNS" | "VARIABLES"
+    kind: str                    # "TABLES" | "DATABASES" | "COLUMNS" | "VARIABLES" | "STATUS" | ...
     full: bool = False
     db: str | None = None
     target: str | None = None    # table for COLUMNS
@@ -519,7 +519,7 @@ def _show(e: exp.Show) -> Show | _Pass:
         return Show(kind, full=bool(e.args.get("full")), db=db, like=like)
     if kind in ("TABLE STATUS", "PROCESSLIST"):
         return Show(kind, db=db, like=like)
-    if kind == "VARIABLES":
+    if kind in ("VARIABLES", "STATUS"):
         if e.args.get("where"):
             raise CometQLError(NOT_IMPLEMENTED, "SHOW ... WHERE is not supported; use LIKE")
         return Show(kind, like=like)
