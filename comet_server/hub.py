@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import SERVER_NAME, wire
+from .ratelog import RateLimitedLog
 from .store import Store
 
 from aiohttp import web
@@ -31,6 +32,8 @@ from aiohttp import web
 __all__ = ["Hub", "Client", "ClientInfo", "HUB_KEY", "DEFAULT_MAX_CLIENT_BUFFER", "TRUST_LOG_LENGTH"]
 
 log = logging.getLogger("comet_server.hub")
+#: what clients cause (slow readers, dead connections): once per interval, with a count.
+client_log = RateLimitedLog(log)
 
 DEFAULT_MAX_CLIENT_BUFFER = 4 * 1024 * 1024
 #: trust_* channels are always logged; this many messages are kept when no pipes_settings row exists.
@@ -115,8 +118,8 @@ class Client:
             log.debug("write failed", exc_info=True)
             return False
         if tr.get_write_buffer_size() > self.hub.max_client_buffer:
-            log.warning("closing slow client dev=%s user=%s uuid=%s: write buffer over %d bytes",
-                        self.dev_id, self.user_id, self.uuid, self.hub.max_client_buffer)
+            client_log.report("slow client", "closing slow client dev=%s user=%s uuid=%s: write buffer over %d bytes",
+                              self.dev_id, self.user_id, self.uuid, self.hub.max_client_buffer)
             self.kick(1013, "Try again later: client too slow")
         return True
 
@@ -151,7 +154,8 @@ class Client:
             return
         self._loop = loop
         self.last_rx = loop.time()
-        self._schedule(self.last_rx + self.hub.ping_interval)
+        if self.hub.ping_interval > 0:  # 0: no keepalive pings (acks still ping)
+            self._schedule(self.last_rx + self.hub.ping_interval)
 
     def _schedule(self, when: float) -> None:
         if self._timer is not None:
@@ -175,17 +179,21 @@ class Client:
             if self.last_rx > self._ping_sent:  # heard from it since the ping: alive
                 self._ping_deadline = None
             elif now >= self._ping_deadline:
-                log.info("dropping dev=%s user=%s uuid=%s: no answer to a ping within %g s",
-                         self.dev_id, self.user_id, self.uuid, self.hub.ping_timeout)
+                client_log.report("ping timeout", "dropping dev=%s user=%s uuid=%s: no answer to a ping within %g s",
+                                  self.dev_id, self.user_id, self.uuid, self.hub.ping_timeout,
+                                  level=logging.INFO)
                 self.kick(1011, "No answer to ping")
                 return
             else:
                 self._schedule(self._ping_deadline)
                 return
-        if now - self.last_rx >= self.hub.ping_interval:
+        interval = self.hub.ping_interval
+        if interval <= 0:
+            return
+        if now - self.last_rx >= interval:
             self._ping(b"k%d" % self._next_ping())
         else:
-            self._schedule(self.last_rx + self.hub.ping_interval)
+            self._schedule(self.last_rx + interval)
 
     def _next_ping(self) -> int:
         self._ping_seq += 1
@@ -193,7 +201,7 @@ class Client:
 
     def _ping(self, payload: bytes) -> None:
         """Send a ping; the connection must answer (anything) within ping_timeout."""
-        if self._loop is not None:
+        if self._loop is not None and self.hub.ping_timeout > 0:
             now = self._loop.time()
             self._ping_sent = now
             if self._ping_deadline is None:
