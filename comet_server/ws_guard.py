@@ -104,9 +104,10 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
         super()._post_start(request, protocol, writer)
         inner = getattr(self, "_parser", None)
         queue = getattr(self, "_reader", None)
-        if inner is None or queue is None or getattr(proto, "_payload_parser", None) is not inner:
-            if tail:  # layout changed: no guard, but never lose input
-                proto._payload_parser.feed_data(tail)
+        current = getattr(proto, "_payload_parser", None)
+        if inner is None or queue is None or current is not inner:
+            if tail and current is not None:  # layout changed: no guard, but never lose input
+                current.feed_data(tail)
             return
         guard = MaskCheck(inner, queue)
         proto._payload_parser = guard

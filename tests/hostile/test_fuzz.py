@@ -151,3 +151,60 @@ def test_url_parser_never_raises(raw):
     assert isinstance(got, (wire.WsUrl, wire.UrlError))
     if isinstance(got, wire.WsUrl):
         assert 0 <= got.dev_id <= wire.DEV_INDEX_SIZE and got.user_id >= 0 and len(got.uuid) <= wire.UUID_LEN
+
+
+class _Inner:
+    def __init__(self) -> None:
+        self.data = b""
+
+    def feed_data(self, data: bytes):
+        self.data += data
+        return False, b""
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.exc = None
+
+    def set_exception(self, exc) -> None:
+        self.exc = exc
+
+
+def _client_frame(payload: bytes, masked: bool) -> bytes:
+    n = len(payload)
+    b1 = 0x80 if masked else 0
+    if n < 126:
+        head = bytes([0x81, b1 | n])
+    elif n < 65536:
+        head = bytes([0x81, b1 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, b1 | 127]) + n.to_bytes(8, "big")
+    return head + (b"\0\0\0\0" if masked else b"") + payload
+
+
+@settings(FUZZ, max_examples=150)
+@given(st.lists(st.tuples(st.integers(0, 70000), st.booleans()), min_size=1, max_size=6),
+       st.lists(st.integers(1, 9000), max_size=30))
+def test_mask_check_flags_exactly_the_first_unmasked_frame(frames, cuts):
+    from comet_server.ws_guard import MaskCheck
+
+    stream = b""
+    bad_at = -1
+    for size, masked in frames:
+        if not masked and bad_at < 0:
+            bad_at = len(stream)
+        stream += _client_frame(b"x" * size, masked)
+    inner, queue = _Inner(), _Queue()
+    guard = MaskCheck(inner, queue)
+    pos = 0
+    for cut in cuts + [len(stream)]:
+        chunk = stream[pos:pos + cut]
+        pos += len(chunk)
+        if chunk:
+            _timed(guard.feed_data, chunk)
+    if bad_at < 0:
+        assert queue.exc is None and inner.data == stream
+    else:
+        assert queue.exc is not None and queue.exc.code == 1002
+        # every frame before the bad one reached aiohttp's reader, nothing after its first byte
+        assert stream.startswith(inner.data) and bad_at <= len(inner.data) <= bad_at + 1
