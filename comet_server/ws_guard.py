@@ -59,32 +59,49 @@ class MaskCheck:
                 self._skip -= take
                 pos += take
                 continue
-            head = self._head
-            if not head:
-                start = pos
-            else:
-                start = pos - len(head)  # may be < 0: the header began in an earlier chunk
-            need = 2
-            if len(head) >= 2:
-                need = _header_len(head[1])
-            take = min(need - len(head), n - pos)
-            head += data[pos:pos + take]
-            pos += take
-            if len(head) >= 2 and not head[1] & 0x80:
-                return max(start, 0)
-            if len(head) < 2:
+            if not self._head and n - pos >= 14:
+                # Fast path: the whole header (at most 14 bytes) is in this chunk.
+                b1 = data[pos + 1]
+                if not b1 & 0x80:
+                    return pos
+                ln = b1 & 0x7F
+                if ln < 126:
+                    pos += 6 + ln
+                elif ln == 126:
+                    pos += 8 + int.from_bytes(data[pos + 2:pos + 4], "big")
+                else:
+                    pos += 14 + int.from_bytes(data[pos + 2:pos + 10], "big")
+                if pos > n:
+                    self._skip = pos - n
                 continue
-            need = _header_len(head[1])
-            if len(head) < need:
-                continue
-            ln = head[1] & 0x7F
-            if ln == 126:
-                ln = int.from_bytes(head[2:4], "big")
-            elif ln == 127:
-                ln = int.from_bytes(head[2:10], "big")
-            self._skip = ln
-            head.clear()
+            pos, bad = self._scan_split_header(data, pos)
+            if bad is not None:
+                return bad
         return -1
+
+    def _scan_split_header(self, data: bytes, pos: int) -> tuple[int, int | None]:
+        """A header cut by a chunk boundary: collect it byte range by byte range."""
+        head = self._head
+        start = pos - len(head)  # < 0 when the header began in an earlier chunk
+        need = _header_len(head[1]) if len(head) >= 2 else 2
+        take = min(need - len(head), len(data) - pos)
+        head += data[pos:pos + take]
+        pos += take
+        if len(head) < 2:
+            return pos, None
+        if not head[1] & 0x80:
+            return pos, max(start, 0)
+        need = _header_len(head[1])
+        if len(head) < need:
+            return pos, None
+        ln = head[1] & 0x7F
+        if ln == 126:
+            ln = int.from_bytes(head[2:4], "big")
+        elif ln == 127:
+            ln = int.from_bytes(head[2:10], "big")
+        self._skip = ln
+        head.clear()
+        return pos, None
 
 
 def _header_len(b1: int) -> int:
