@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
+from .jsonlimit import TooDeep, loads as _loads_capped
 from .message import make_message_dict
 from .options import Options
 
@@ -198,7 +199,8 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def _loads(text: str) -> Any:
-    return _DECODER.decode(text)
+    # Capped nesting (jsonlimit.MAX_DEPTH): what decodes here also decodes in every other tab.
+    return _loads_capped(text, _DECODER)
 
 
 def decode_frame(text: str) -> list[dict[str, Any]]:
@@ -206,7 +208,8 @@ def decode_frame(text: str) -> list[dict[str, Any]]:
 
     Like the JS client: strip, split on newlines, parse each line. A line that
     does not parse (e.g. CppComet's corrupted 123-125-byte frames with a NUL
-    tail) is logged and skipped, so the next frame still delivers.
+    tail) or nests deeper than ``jsonlimit.MAX_DEPTH`` is logged and skipped,
+    so the next frame still delivers.
     """
     out: list[dict[str, Any]] = []
     if not isinstance(text, str):
@@ -218,6 +221,9 @@ def decode_frame(text: str) -> list[dict[str, Any]]:
             continue
         try:
             obj = _loads(line)
+        except TooDeep as exc:
+            log.warning("skipping a frame (%d chars): %s", len(line), exc)
+            continue
         except ValueError:
             try:
                 # The JS client's fallback: an invalid \' escape becomes '.

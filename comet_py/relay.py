@@ -18,6 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
+from . import jsonlimit
+
 log = logging.getLogger("comet_py.relay")
 
 VERSION = 1
@@ -308,7 +310,8 @@ def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
     """
     if isinstance(data, str):
         try:
-            obj = _DECODER.decode(data)
+            # The frame cap plus the envelope's own levels: a message the master decoded fits.
+            obj = jsonlimit.loads(data, _DECODER, jsonlimit.MAX_DEPTH + jsonlimit.ENVELOPE_DEPTH)
         except (ValueError, RecursionError) as exc:
             log.debug("relay: ignored non-JSON message: %s", exc)
             return None

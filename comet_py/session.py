@@ -55,6 +55,9 @@ __all__ = [
     "REQUEST_KINDS",
 ]
 
+#: personal messages (users_messages) arrive on this pipe, without a subscription.
+PERSONAL_PIPE = "msg"
+
 log = logging.getLogger("comet_py")
 
 REQUEST_KINDS = ("pipe_count", "pipe_log", "track_pipe_users")
@@ -196,6 +199,7 @@ class Session:
     REPORT_TIMEOUT = 10.0  # s: a web_pipe2 delivery report we stop waiting for
     PIPE_LOG_QUIET = 1.0  # s: CppComet sends no end of history; quiet = done
     MAX_QUEUE = 1000  # frames held while the socket is not open
+    SEEN_PERSONAL = 1000  # personal message ids remembered to drop redeliveries
 
     def __init__(
         self,
@@ -231,6 +235,8 @@ class Session:
         self._reports: deque[_AwaitReport] = deque()  # sent, report pending
         self._markers: dict[str, int] = {}  # pipe -> last marker delivered
         self._held: dict[str, list[dict[str, Any]]] = {}  # pipe -> live msgs held during recovery
+        # ids of the latest personal messages delivered (comet_server resends one until confirmed)
+        self._seen_personal: dict[str, None] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -631,6 +637,8 @@ class Session:
 
     def _on_live(self, message: dict[str, Any]) -> list[Event]:
         pipe = message["server_info"]["pipe"]
+        if pipe == PERSONAL_PIPE:
+            return self._on_personal(message)
         if pipe in self._held:
             self._held[pipe].append(message)  # recovery of this pipe in progress
             return []
@@ -641,6 +649,20 @@ class Session:
                 log.debug("dropping a duplicate on %s (marker %d <= %d)", pipe, m, last)
                 return []
             self._markers[pipe] = m
+        return [Deliver(message)]
+
+    def _on_personal(self, message: dict[str, Any]) -> list[Event]:
+        """comet_server delivers a personal message at least once, with the same id each time:
+        drop an id already delivered. Exact ids, not "at most the last one": a server with a
+        fresh store starts its ids again from 1."""
+        mid = message["server_info"].get("uuid")
+        if isinstance(mid, str) and mid:
+            if mid in self._seen_personal:
+                log.debug("dropping a personal message delivered before (id %s)", mid)
+                return []
+            self._seen_personal[mid] = None
+            if len(self._seen_personal) > self.SEEN_PERSONAL:
+                del self._seen_personal[next(iter(self._seen_personal))]
         return [Deliver(message)]
 
     def _on_history_item(self, c: ChannelMessage) -> list[Event]:

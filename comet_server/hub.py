@@ -8,6 +8,12 @@ Fan-out: ``publish`` builds the message dict once, wraps it in ``wire.Out`` whic
 at most once per protocol format (v4, legacy) into complete WebSocket frame bytes, and writes that
 same ``bytes`` object to each subscriber's transport. A subscriber whose transport write buffer
 grows past ``max_client_buffer`` is closed with 1013 instead of stalling everybody else.
+
+Personal messages (pipe ``msg``) are delivered at least once: each is a ``users_messages`` row
+first, written with its row id (``uuid``), and the row is deleted only when the client answers a
+WebSocket ping sent after it (``Client.on_pong``). A connection that goes away first leaves the
+rows queued for the next connect. Keepalive: a connection silent for ``ping_interval`` gets a
+ping; one that sends nothing for ``ping_timeout`` after a ping is dropped (its user goes offline).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import SERVER_NAME, wire
+from .ratelog import RateLimitedLog
 from .store import Store
 
 from aiohttp import web
@@ -25,12 +32,20 @@ from aiohttp import web
 __all__ = ["Hub", "Client", "ClientInfo", "HUB_KEY", "DEFAULT_MAX_CLIENT_BUFFER", "TRUST_LOG_LENGTH"]
 
 log = logging.getLogger("comet_server.hub")
+#: what clients cause (slow readers, dead connections): once per interval, with a count.
+client_log = RateLimitedLog(log)
 
 DEFAULT_MAX_CLIENT_BUFFER = 4 * 1024 * 1024
 #: trust_* channels are always logged; this many messages are kept when no pipes_settings row exists.
 TRUST_LOG_LENGTH = 100
 #: a kicked client gets this long to flush its close frame before the TCP connection is aborted.
 KICK_ABORT_DELAY = 5.0
+#: a connection silent this long gets a ping ...
+DEFAULT_PING_INTERVAL = 25.0
+#: ... and is dropped (its user goes offline) when nothing comes back within this long.
+DEFAULT_PING_TIMEOUT = 10.0
+#: ack pings a connection may leave unanswered before the oldest is forgotten (rows stay queued).
+MAX_PENDING_ACKS = 256
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,9 @@ class Client:
     """One WebSocket connection. Small on purpose: ``__slots__``, no task of its own."""
 
     __slots__ = ("ws", "transport", "dev_id", "user_id", "authorized", "uuid", "user_agent", "ip",
-                 "origin", "language", "legacy", "pipes", "closed", "hub")
+                 "origin", "language", "legacy", "pipes", "closed", "hub",
+                 "last_rx", "_loop", "_timer", "_ping_seq", "_ping_sent", "_ping_deadline",
+                 "_unacked", "_acks", "_ack_scheduled")
 
     def __init__(self, hub: "Hub", ws: "web.WebSocketResponse | None", transport: Any, *, dev_id: int,
                  user_id: int, authorized: bool, uuid: str = "", user_agent: str = "", ip: str = "",
@@ -68,6 +85,16 @@ class Client:
         self.legacy = legacy
         self.pipes: tuple[str, ...] = ()
         self.closed = False
+        # keepalive and acks (loop times, see start_keepalive); the I/O loop sets last_rx per frame
+        self.last_rx = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._ping_seq = 0
+        self._ping_sent = 0.0
+        self._ping_deadline: float | None = None  # set while a ping waits for any answer
+        self._unacked: list[str] = []  # users_messages ids written since the last ack ping
+        self._acks: dict[bytes, list[str]] = {}  # ack ping payload -> the ids its pong confirms
+        self._ack_scheduled = False
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"<Client dev={self.dev_id} user={self.user_id} uuid={self.uuid!r} closed={self.closed}>"
@@ -91,8 +118,8 @@ class Client:
             log.debug("write failed", exc_info=True)
             return False
         if tr.get_write_buffer_size() > self.hub.max_client_buffer:
-            log.warning("closing slow client dev=%s user=%s uuid=%s: write buffer over %d bytes",
-                        self.dev_id, self.user_id, self.uuid, self.hub.max_client_buffer)
+            client_log.report("slow client", "closing slow client dev=%s user=%s uuid=%s: write buffer over %d bytes",
+                              self.dev_id, self.user_id, self.uuid, self.hub.max_client_buffer)
             self.kick(1013, "Try again later: client too slow")
         return True
 
@@ -117,6 +144,114 @@ class Client:
 
     def send_obj(self, obj: dict) -> bool:
         return self.write(wire.Out(obj).frame(self.legacy))
+
+    # -- keepalive and acknowledgements ----------------------------------------------------------
+    def start_keepalive(self) -> None:
+        """Ping this connection when it is silent (no-op without a running loop: in-memory use)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._loop = loop
+        self.last_rx = loop.time()
+        if self.hub.ping_interval > 0:  # 0: no keepalive pings (acks still ping)
+            self._schedule(self.last_rx + self.hub.ping_interval)
+
+    def _schedule(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer = self._loop.call_at(when, self._keepalive)
+
+    def _stop_keepalive(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _keepalive(self) -> None:
+        self._timer = None
+        if self.closed or self._loop is None:
+            return
+        now = self._loop.time()
+        if self._ping_deadline is not None:
+            if self.last_rx > self._ping_sent:  # heard from it since the ping: alive
+                self._ping_deadline = None
+            elif now >= self._ping_deadline:
+                client_log.report("ping timeout", "dropping dev=%s user=%s uuid=%s: no answer to a ping within %g s",
+                                  self.dev_id, self.user_id, self.uuid, self.hub.ping_timeout,
+                                  level=logging.INFO)
+                self.kick(1011, "No answer to ping")
+                return
+            else:
+                self._schedule(self._ping_deadline)
+                return
+        interval = self.hub.ping_interval
+        if interval <= 0:
+            return
+        if now - self.last_rx >= interval:
+            self._ping(b"k%d" % self._next_ping())
+        else:
+            self._schedule(self.last_rx + interval)
+
+    def _next_ping(self) -> int:
+        self._ping_seq += 1
+        return self._ping_seq
+
+    def _ping(self, payload: bytes) -> None:
+        """Send a ping; the connection must answer (anything) within ping_timeout."""
+        if self._loop is not None and self.hub.ping_timeout > 0:
+            now = self._loop.time()
+            self._ping_sent = now
+            if self._ping_deadline is None:
+                self._ping_deadline = now + self.hub.ping_timeout
+            self._schedule(self._ping_deadline)
+        self.send_ping(payload)
+
+    def send_ping(self, payload: bytes) -> None:
+        """Write a ping frame (through aiohttp, after everything written so far)."""
+        ws = self.ws
+        if ws is None or ws.closed or self._loop is None:
+            return
+        self._loop.create_task(_safe_ping(ws, payload))
+
+    def wrote_personal(self, row_id: str) -> None:
+        """A users_messages row went into this connection's buffer: ask for a confirmation."""
+        self._unacked.append(row_id)
+        if self._ack_scheduled:
+            return
+        if self._loop is None:
+            self._send_ack_ping()
+            return
+        self._ack_scheduled = True  # one ping per loop pass covers every message of the burst
+        self._loop.call_soon(self._send_ack_ping)
+
+    def _send_ack_ping(self) -> None:
+        self._ack_scheduled = False
+        if self.closed or not self._unacked:
+            return
+        payload = b"a%d" % self._next_ping()
+        self._acks[payload] = self._unacked
+        self._unacked = []
+        if len(self._acks) > MAX_PENDING_ACKS:  # it never answers: the rows just stay queued
+            del self._acks[next(iter(self._acks))]
+        self._ping(payload)
+
+    def on_pong(self, payload: bytes) -> None:
+        """A pong: the client read everything written before the matching ping."""
+        payload = bytes(payload)  # aiohttp hands over a bytearray
+        if payload not in self._acks:
+            return
+        ids: list[str] = []
+        for key in list(self._acks):  # in ping order: this pong confirms the older ones too
+            ids.extend(self._acks.pop(key))
+            if key == payload:
+                break
+        try:
+            self.hub.store.delete_user_messages(self.dev_id, self.user_id, ids)
+        except Exception:  # noqa: BLE001 - the rows stay queued: delivered again, never lost
+            log.exception("deleting %d confirmed personal messages failed", len(ids))
 
     def kick(self, code: int = 1000, reason: str = "") -> None:
         """Close this connection from anywhere (sync): stop all output to it, drop it from the hub,
@@ -162,6 +297,13 @@ def _payload_of(frame: bytes) -> bytes:
     return frame[10:]
 
 
+async def _safe_ping(ws: Any, payload: bytes) -> None:
+    try:
+        await ws.ping(payload)
+    except Exception:  # noqa: BLE001 - closing: the rows stay queued
+        log.debug("ping failed", exc_info=True)
+
+
 async def _safe_send(ws: Any, payload: bytes, opcode: Any) -> None:
     try:
         await ws.send_frame(payload, opcode)
@@ -173,8 +315,11 @@ class Hub:
     """In-memory connections and channels; see the module docstring and design.md §2.2."""
 
     def __init__(self, store: Store, password: str, *, server_name: str = SERVER_NAME,
-                 max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER) -> None:
+                 max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER,
+                 ping_interval: float = DEFAULT_PING_INTERVAL, ping_timeout: float = DEFAULT_PING_TIMEOUT) -> None:
         self.store = store
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self.password = password
         self.server_name = server_name
         self.max_client_buffer = max_client_buffer
@@ -211,16 +356,22 @@ class Hub:
         return self._fanout(dev_id, pipe, wire.Out(obj), exclude), marker
 
     def send_to_user(self, dev_id: int, user_id: int, event: str, data: str) -> int:
-        """Personal message on pipe ``msg`` to every authorized connection of the user; queued in
-        the store when it reaches none (delivered, all and in order, on the next connect)."""
+        """Personal message on pipe ``msg`` to every authorized connection of the user.
+
+        Stored first (users_messages), and deleted once a connection confirms it (a pong, see
+        ``Client.on_pong``): when it reaches nobody, or nobody confirms it, it is delivered, with
+        the same id, on the next connect. Returns the connections it was written to."""
         t = wire.now()
-        out = wire.Out({"data": data, "event": event, "message_send_time": t, "pipe": "msg"})
+        row_id = self.store.queue_user_message(dev_id, user_id, event, data, t)
+        conns = self._users.get((dev_id, user_id))
+        if not conns:
+            return 0
+        out = wire.Out({"data": data, "event": event, "message_send_time": t, "pipe": "msg", "uuid": row_id})
         n = 0
-        for c in list(self._users.get((dev_id, user_id), ())):
+        for c in list(conns):
             if c.send(out):
+                c.wrote_personal(row_id)
                 n += 1
-        if n == 0:
-            self.store.queue_user_message(dev_id, user_id, event, data, t)
         return n
 
     def disconnect_user(self, dev_id: int, user_id: int) -> int:
@@ -276,9 +427,11 @@ class Hub:
     def register(self, client: Client) -> None:
         """A connection passed the handshake (its serverInfo is already written).
 
-        Authorized: deliver the offline queue (all, in order, ``fromQueue``; each row deleted only
-        once written), then link the user, firing ``online`` on the first connection."""
+        Authorized: deliver the offline queue (all, in order, ``fromQueue``; the rows are deleted
+        when the client confirms them), then link the user, firing ``online`` on the first
+        connection."""
         self._clients[client] = None
+        client.start_keepalive()
         self._dev_counts[client.dev_id] = self._dev_counts.get(client.dev_id, 0) + 1
         if not client.authorized or client.user_id <= 0:
             return
@@ -295,19 +448,17 @@ class Hub:
             conns.append(client)
 
     def deliver_queue(self, client: Client) -> int:
+        """Write the user's queued messages, oldest first; returns how many were written."""
         msgs = self.store.queued_user_messages(client.dev_id, client.user_id)
-        if not msgs:
-            return 0
-        written: list[str] = []
+        n = 0
         for m in msgs:
             obj = {"data": m.data, "event": m.event, "fromQueue": True, "message_send_time": m.time,
-                   "pipe": "msg"}
+                   "pipe": "msg", "uuid": m.id}
             if not client.send_obj(obj):
                 break
-            written.append(m.id)
-        if written:
-            self.store.delete_user_messages(client.dev_id, client.user_id, written)
-        return len(written)
+            client.wrote_personal(m.id)
+            n += 1
+        return n
 
     def unregister(self, client: Client) -> None:
         """Idempotent: drop the connection's subscriptions (track_* unsubscription events), unlink
@@ -316,6 +467,7 @@ class Hub:
             return
         del self._clients[client]
         client.closed = True
+        client._stop_keepalive()
         d = client.dev_id
         left = self._dev_counts.get(d, 1) - 1
         if left > 0:

@@ -1,14 +1,17 @@
 """The WebSocket endpoint and its commands (design.md §3, protocol.md §1-§3).
 
-One aiohttp handler per connection and nothing else: no extra task, no server pings
-(``heartbeat=None``); aiohttp answers client pings (``autoping``), closes with 1009 above
-``MAX_MSG_SIZE`` and with 1007 on invalid UTF-8. Every command handler is wrapped so that no input
-can take the server (or the connection) down: an unexpected exception is logged and answered with
-an error frame.
+One aiohttp handler per connection and nothing else: no extra task. aiohttp closes with 1009 above
+``MAX_MSG_SIZE`` and with 1007 on invalid UTF-8; ``ws_guard`` adds 1002 for an unmasked frame.
+Pings and pongs come to our loop (``autoping=False``): we answer pings, and a pong confirms the
+personal messages written before our ping (hub.py: ``Client.on_pong``); the Hub's keepalive pings
+silent connections. Every command handler is wrapped so that no input can take the server (or the
+connection) down: an unexpected exception is answered with an error frame and logged at most once
+per interval (``ratelog``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any, Callable
@@ -17,10 +20,14 @@ from aiohttp import WSMsgType, web
 
 from . import auth, wire
 from .hub import HUB_KEY, Client, Hub
+from .ratelog import RateLimitedLog
+from .ws_guard import GuardedWebSocketResponse
 
 __all__ = ["handle_ws", "is_ws_path", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
 
 log = logging.getLogger("comet_server.ws")
+#: per-input problems (a failing command, a broken connection): once per interval, with a count.
+input_log = RateLimitedLog(log)
 
 WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
 #: aiohttp's ``max_msg_size``: a message of 65536 bytes or more closes the connection with 1009
@@ -69,7 +76,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     # names a protocol they did not offer (or none when they offered some), so echo their first.
     offered = request.headers.get("Sec-WebSocket-Protocol", "")
     first = offered.split(",", 1)[0].strip()
-    ws = web.WebSocketResponse(heartbeat=None, autoping=True, autoclose=True, compress=False,
+    ws = GuardedWebSocketResponse(heartbeat=None, autoping=False, autoclose=True, compress=False,
                                max_msg_size=MAX_MSG_SIZE, protocols=(first,) if first else ())
     try:
         ws_ready = ws.can_prepare(request)
@@ -104,22 +111,11 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
                          "message_send_time": wire.now(), "pipe": "sys", "server": hub.server_name})
         hub.register(client)
 
-        async for msg in ws:
-            if client.closed:
-                break
-            if msg.type is WSMsgType.TEXT:
-                text = msg.data
-            elif msg.type is WSMsgType.BINARY:
-                try:
-                    text = bytes(msg.data).decode("utf-8")
-                except UnicodeDecodeError:
-                    await ws.close(code=1007, message=b"Invalid UTF-8 text message")
-                    break
-            else:  # ERROR (aiohttp has already closed with the right code)
-                break
-            handle_command(hub, client, text)
+        await _serve(hub, client, ws)
+    except ConnectionError:  # the peer went away mid-write: an ordinary disconnect
+        log.debug("ws connection lost", exc_info=True)
     except Exception:  # noqa: BLE001
-        log.exception("ws connection failed")
+        input_log.report("ws connection failed", "ws connection failed", exc_info=True, level=logging.ERROR)
     finally:
         if client is not None:
             hub.unregister(client)
@@ -130,6 +126,36 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
             except Exception:  # noqa: BLE001
                 pass
     return ws
+
+
+async def _serve(hub: Hub, client: Client, ws: web.WebSocketResponse) -> None:
+    """The connection's frames until it closes: commands, pings (answered), pongs (acks)."""
+    loop = asyncio.get_running_loop()
+    async for msg in ws:
+        if client.closed:
+            break
+        client.last_rx = loop.time()
+        kind = msg.type
+        if kind is WSMsgType.TEXT:
+            text = msg.data
+        elif kind is WSMsgType.PING:
+            try:
+                await ws.pong(msg.data)
+            except ConnectionError:  # gone while we answer: an ordinary disconnect
+                break
+            continue
+        elif kind is WSMsgType.PONG:
+            client.on_pong(msg.data)
+            continue
+        elif kind is WSMsgType.BINARY:
+            try:
+                text = bytes(msg.data).decode("utf-8")
+            except UnicodeDecodeError:
+                await ws.close(code=1007, message=b"Invalid UTF-8 text message")
+                break
+        else:  # ERROR (aiohttp has already closed with the right code)
+            break
+        handle_command(hub, client, text)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,7 +176,8 @@ def handle_command(hub: Hub, client: Client, text: str) -> None:
             return
         handler(hub, client, args)
     except Exception:  # noqa: BLE001
-        log.exception("command %r failed", cmd[:40])
+        input_log.report(f"command {cmd[:40]!r} failed", "command %r failed", cmd[:40], exc_info=True,
+                         level=logging.ERROR)
         try:
             _error(client, "Internal server error")
         except Exception:  # noqa: BLE001
@@ -163,6 +190,20 @@ def _error(client: Client, text: str, **extra: Any) -> None:
     client.send_obj({"data": data, "event": "error", "message_send_time": wire.now(), "pipe": "sys"})
 
 
+def read_refusal(client: Client, name: str) -> str | None:
+    """Why ``client`` may not read channel ``name`` (a valid name: [A-Za-z0-9_-]+), or None.
+
+    One rule for every way of reading a channel: ``subscription`` (live messages) and
+    ``pipe_log`` (its history) refuse the same names with the same error text."""
+    if len(name) < 2:
+        return "Invalid pipe name length"
+    if len(name) > MAX_NAME_LEN:
+        return "Channel name is too long"
+    if name.startswith("private_") and not client.authorized:
+        return "[subscription] Invalid user auth. The channel private_ is only for authorized users"
+    return None
+
+
 def cmd_subscription(hub: Hub, client: Client, args: str) -> None:
     """Replace the subscription set. Bad names get an error frame, the rest still applies."""
     names: list[str] = []
@@ -172,14 +213,9 @@ def cmd_subscription(hub: Hub, client: Client, args: str) -> None:
     for name in _SPLIT_RE.split(args):
         if not name or name in seen:
             continue
-        if len(name) < 2:
-            errors["Invalid pipe name length"] = None
-            continue
-        if len(name) > MAX_NAME_LEN:
-            errors["Channel name is too long"] = None
-            continue
-        if name.startswith("private_") and not client.authorized:
-            errors["[subscription] Invalid user auth. The channel private_ is only for authorized users"] = None
+        refusal = read_refusal(client, name)
+        if refusal is not None:
+            errors[refusal] = None
             continue
         if len(names) >= MAX_SUBSCRIPTIONS:
             too_many = True
@@ -243,18 +279,38 @@ def _pipe_and_marker(args: str) -> tuple[str, str]:
     return pipe, marker
 
 
+#: a history position (the ``since`` line of pipe_log) is a row id: ASCII digits, at most this many.
+MAX_POSITION_DIGITS = 18
+
+
+def _parse_position(text: str) -> int | None:
+    """``since`` of pipe_log: "" gives -1 (everything), ASCII digits their value, else None."""
+    if not text:
+        return -1
+    if len(text) <= MAX_POSITION_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     pipe, marker = _pipe_and_marker(args)
     since_arg = args.split("\n")[2].strip("\r") if args.count("\n") >= 2 else ""
-    if not pipe or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe):
+    if not pipe or not _valid_name(pipe):
         _error(client, "Invalid channel name.")
+        return
+    refusal = read_refusal(client, pipe)
+    if refusal is not None:
+        _error(client, refusal)
         return
     if len(marker) > MAX_NAME_LEN or not _valid_name(marker):
         _error(client, "Invalid marker value.")
         return
+    since = _parse_position(since_arg)  # beyond CppComet: only what came after this position
+    if since is None:
+        _error(client, "Invalid history position: expected up to 18 digits 0-9.")
+        return
     items = hub.store.get_history(client.dev_id, pipe)
-    if since_arg.isdigit():  # beyond CppComet: only what came after this marker
-        since = int(since_arg)
+    if since >= 0:
         items = [it for it in items if int(it.marker) > since]
     for it in items:
         client.send_obj({"data": it.data, "event": it.event, "fromQueue": True, "history": True,

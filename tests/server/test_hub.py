@@ -43,9 +43,25 @@ class FakeTransport:
         return out
 
 
+class PingRecordingClient(Client):
+    """A Client without aiohttp: its pings are recorded, ``answer_pings`` plays the pongs."""
+
+    __slots__ = ("pings",)
+
+    def send_ping(self, payload: bytes) -> None:
+        self.pings.append(payload)
+
+    def answer_pings(self) -> None:
+        for p in self.pings:
+            self.on_pong(bytearray(p))
+        self.pings.clear()
+
+
 def mk(hub: Hub, *, dev_id=0, user_id=0, authorized=False, uuid="u", legacy=False):
     t = FakeTransport()
-    c = Client(hub, None, t, dev_id=dev_id, user_id=user_id, authorized=authorized, uuid=uuid, legacy=legacy)
+    c = PingRecordingClient.__new__(PingRecordingClient)
+    c.pings = []
+    c.__init__(hub, None, t, dev_id=dev_id, user_id=user_id, authorized=authorized, uuid=uuid, legacy=legacy)
     hub.register(c)
     return c, t
 
@@ -113,13 +129,33 @@ def test_send_to_user_live_queue_and_presence(hub):
     u, tu = mk(hub, user_id=5, authorized=True)
     msgs = tu.messages()
     assert [m["data"] for m in msgs] == ["queued1", "queued2"] and all(m["fromQueue"] for m in msgs)
+    assert [m.data for m in hub.store.queued_user_messages(0, 5)] == ["queued1", "queued2"]  # not yet confirmed
+    u.answer_pings()
     assert hub.store.queued_user_messages(0, 5) == []
     assert tw.messages()[-1]["event"] == "online"
     assert hub.is_online(0, 5) and hub.store.get_user_time(0, 5) == 0
     assert hub.send_to_user(0, 5, "e", "live") == 1
+    assert tu.messages()[-1]["uuid"] == hub.store.queued_user_messages(0, 5)[0].id
+    u.answer_pings()
+    assert hub.store.queued_user_messages(0, 5) == []
     hub.unregister(u)
     assert tw.messages()[-1]["event"] == "offline"
     assert hub.store.get_user_time(0, 5) > 0
+
+
+def test_pong_confirms_only_what_was_written_before_its_ping(hub):
+    u, tu = mk(hub, user_id=6, authorized=True)
+    hub.send_to_user(0, 6, "e", "one")
+    first = list(u.pings)
+    hub.send_to_user(0, 6, "e", "two")
+    u.on_pong(b"not a ping of ours")
+    u.on_pong(first[0])
+    assert [m.data for m in hub.store.queued_user_messages(0, 6)] == ["two"]
+    hub.unregister(u)  # gone before confirming "two": it stays queued, with its id
+    v, tv = mk(hub, user_id=6, authorized=True)
+    again = tv.messages()
+    assert [(m["data"], m["fromQueue"]) for m in again] == [("two", True)]
+    assert again[0]["uuid"] == tu.messages()[-1]["uuid"]
 
 
 def test_slow_client_is_kicked_not_blocking(hub):

@@ -235,3 +235,102 @@ def test_reports_errors_presence():
 def test_frames_without_pipe_or_data_are_ignored():
     assert isinstance(P.classify({"data": 1}), P.Ignored)
     assert isinstance(P.classify({"pipe": "web_x", "event": "e"}), P.Ignored)
+
+
+# ---------------------------------------------------- hostile frames (issue 8)
+
+from comet_py import jsonlimit  # noqa: E402
+from comet_py import relay as R  # noqa: E402
+from comet_py.session import Deliver as SessionDeliver, Session  # noqa: E402
+
+
+def _nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def _frame_with_data(data_json: str) -> str:
+    return '{"data":%s,"event":"e","pipe":"web_deep"}' % data_json
+
+
+def _session():
+    s = Session(parse_options(dev_id=1, user_id=5, user_key="hash4hash4"),
+                uuid="uuidU3000000000000000000000000U3", rng=random.Random(7))
+    s.connecting()
+    s.opened()
+    s.received(F.CS_INFO_AUTH)
+    s.set_channels({"web_deep"})
+    return s
+
+
+def _through_tabs(session, text):
+    """What the master tab's callbacks and a follower tab's callbacks get for one server frame."""
+    master = R.MasterRelay("M" * 16, 1)
+    master.on_message(R.encode(R.make_hello("F" * 16, 1, frozenset({"web_deep"}), {})), 0)
+    follower = R.FollowerRelay("F" * 16)
+    follower.on_message(R.encode(R.make_leader("M" * 16, 1)), 0)
+    follower.on_message(R.encode(R.make_state("M" * 16, 1, "connected", True, 0, 1)), 0)
+    in_master, in_follower = [], []
+    for ev in session.received(text):
+        if not isinstance(ev, SessionDeliver):
+            continue
+        for act in master.route_deliver(ev.message, ev.to, ev.exclude):
+            if isinstance(act, R.LocalDeliver):
+                in_master.append(act.message)
+            elif isinstance(act, R.Post):
+                for got in follower.on_message(R.encode(act.message), 1):
+                    if isinstance(got, R.Deliver):
+                        in_follower.append(got.message)
+    return in_master, in_follower
+
+
+@pytest.mark.parametrize("depth", [1, 50, 950, jsonlimit.MAX_DEPTH - 1, jsonlimit.MAX_DEPTH, 1000, 100_000])
+def test_any_frame_decodes_in_every_tab_or_is_skipped_in_every_tab(depth, caplog):
+    for text in (_frame_with_data(_nested(depth)),                 # nested JSON in the frame
+                 _frame_with_data(json.dumps(_nested(depth)))):    # nested JSON inside a data string
+        s = _session()
+        with caplog.at_level(logging.WARNING, logger="comet_py"):
+            in_master, in_follower = _through_tabs(s, text)
+        assert in_master == in_follower
+        assert len(in_master) in (0, 1)
+        if not in_master:
+            assert "nested more than" in caplog.text  # skipped, with a log line
+        caplog.clear()
+        # the session still works after it
+        assert _through_tabs(s, _frame_with_data('"next"'))[1][0]["data"] == "next"
+
+
+def test_decode_frame_never_raises_on_deep_nesting():
+    assert P.decode_frame(_nested(100_000)) == []
+    assert P.decode_frame("{" + '"a":{' * 5000 + "}" * 5001) == []
+    ok = '{"a":' + _nested(jsonlimit.MAX_DEPTH - 1) + "}"
+    assert len(P.decode_frame(ok)) == 1
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = '{"data":"%s","event":"e","pipe":"web_x"}' % ("[" * 5000 + '\\"' + "{" * 5000)
+    (obj,) = P.decode_frame(text)
+    assert obj["data"].startswith("[[[")
+
+
+def test_relay_envelope_parser_refuses_deep_nesting_without_raising():
+    deep = '{"v":1,"k":"msg","from":"a","to":"*","term":1,"m":{"server_info":{},"data":%s}}' % _nested(100_000)
+    assert R.parse(deep) is None
+
+
+def test_redelivered_personal_message_is_dropped_by_its_id():
+    s = _session()
+    frame = '{"data":"hi","event":"e","fromQueue":true,"message_send_time":1,"pipe":"msg","uuid":"%s"}'
+    first = [e for e in s.received(frame % "41") if isinstance(e, SessionDeliver)]
+    again = [e for e in s.received(frame % "41") if isinstance(e, SessionDeliver)]
+    other = [e for e in s.received(frame % "42") if isinstance(e, SessionDeliver)]
+    assert [e.message["data"] for e in first] == ["hi"] and again == [] and len(other) == 1
+    # a server with a fresh store counts from 1 again: a lower id is a new message, not a repeat
+    fresh = [e for e in s.received(frame % "1") if isinstance(e, SessionDeliver)]
+    assert len(fresh) == 1
+
+
+def test_personal_messages_without_id_are_all_delivered():
+    s = _session()
+    frame = '{"data":"hi","event":"e","pipe":"msg"}'  # CppComet: no id to deduplicate on
+    got = [e for _ in range(3) for e in s.received(frame) if isinstance(e, SessionDeliver)]
+    assert len(got) == 3

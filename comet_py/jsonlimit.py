@@ -1,0 +1,56 @@
+"""JSON decoding with a nesting cap: the one rule for server frames and tab-to-tab envelopes.
+
+Python's decoder recurses once per nesting level, so a frame nested ~1,000 levels deep raises
+RecursionError, and where exactly depends on the interpreter (CPython, Pyodide) and on how deep
+the caller already is. A frame that decodes in the master tab must also decode in every
+follower, inside a relay envelope a few levels deeper. So depth is checked before decoding,
+against fixed numbers: a server frame (and a message's JSON data) may nest ``MAX_DEPTH``
+levels, a relay envelope ``MAX_DEPTH + ENVELOPE_DEPTH``, since it wraps one such message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from array import array
+from itertools import accumulate
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "TooDeep", "depth_exceeds", "loads"]
+
+#: nesting levels allowed in a server frame and in a message's JSON data.
+MAX_DEPTH = 100
+#: levels a relay envelope adds around one message (envelope, m, data; one spare).
+ENVELOPE_DEPTH = 4
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than allowed (a ValueError, like any other undecodable text)."""
+
+
+# A JSON string (escapes included), so brackets inside strings do not count.
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+# Bytes: opening brackets -> +1, closing -> -1 (as signed bytes), everything else deleted.
+_STEP = bytes(1 if c in b"[{" else 255 if c in b"]}" else 0 for c in range(256))
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def depth_exceeds(text: str, limit: int) -> bool:
+    """True when the JSON ``text`` nests more than ``limit`` arrays/objects deep."""
+    if text.count("[") + text.count("{") <= limit:  # the common case: too few brackets
+        return False
+    outside = _STRING_RE.sub("", text).encode("utf-8", "surrogatepass")
+    steps = outside.translate(_STEP, _NOT_BRACKET)
+    if len(steps) <= limit:
+        return False
+    return max(accumulate(array("b", steps))) > limit
+
+
+def loads(text: str, decoder: json.JSONDecoder, limit: int = MAX_DEPTH) -> Any:
+    """``decoder.decode(text)``, refusing (``TooDeep``) text nested more than ``limit`` deep."""
+    if depth_exceeds(text, limit):
+        raise TooDeep(f"JSON nested more than {limit} levels deep")
+    try:
+        return decoder.decode(text)
+    except RecursionError as exc:  # cannot happen under the cap; a ValueError all the same
+        raise TooDeep(str(exc)) from None
