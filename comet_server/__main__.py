@@ -71,9 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=int, default=0, metavar="N",
                    help="HTTP/WebSocket connections open at once; more are answered 503 and closed "
                         f"(0 = auto: (soft fd limit - {limits.FD_RESERVE}) / 2)")
-    p.add_argument("--max-connections-per-ip", type=int, default=limits.DEFAULT_MAX_PER_IP, metavar="N",
-                   help="HTTP/WebSocket connections open at once from one IP address (0 = no cap; "
-                        "behind a reverse proxy every connection has the proxy's address)")
+    p.add_argument("--max-connections-per-ip", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="HTTP/WebSocket connections open at once from one IP address (default: "
+                        f"a quarter of --max-connections, at most {limits.DEFAULT_MAX_PER_IP}; 0 = no cap). "
+                        "Behind a reverse proxy every connection has the proxy's address: raise it or use 0")
     p.add_argument("--max-client-buffer", type=int, default=DEFAULT_MAX_CLIENT_BUFFER, metavar="BYTES",
                    help="a connection whose unsent output exceeds this is closed (1013) instead of "
                         "slowing down everybody else")
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0")
     for name in ("max_connections", "max_connections_per_ip"):
-        if getattr(args, name) < 0:
+        if (getattr(args, name, None) or 0) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
     soft, hard = limits.raise_fd_limit()
     log.debug("RLIMIT_NOFILE %s/%s", soft, hard)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                  cometql_port=args.cometql_port, test_pages=args.test_pages,
                  max_client_buffer=args.max_client_buffer, queue_ttl=args.queue_ttl,
                  access_log=args.log_level == "DEBUG", header_timeout=args.header_timeout,
-                 max_connections=args.max_connections, max_connections_per_ip=args.max_connections_per_ip,
+                 max_connections=args.max_connections, max_connections_per_ip=getattr(args, "max_connections_per_ip", None),
                  allowed_origins=allowed_origins, demo=args.demo, site=site)
     try:
         asyncio.run(serve(cfg))

@@ -53,9 +53,9 @@ class Config:
     #: (and of its previous response); also the idle keep-alive time
     header_timeout: float = limits.DEFAULT_HEADER_TIMEOUT
     #: HTTP/WebSocket connections in total (0 = auto from the descriptor limit) and per peer IP
-    #: (0 = no per-IP cap)
+    #: (None = auto: a quarter of the total, at most 4096; 0 = no per-IP cap)
     max_connections: int = 0
-    max_connections_per_ip: int = limits.DEFAULT_MAX_PER_IP
+    max_connections_per_ip: int | None = None
     #: WebSocket upgrades only from these Origins (empty = any, as CppComet)
     allowed_origins: tuple[str, ...] = ()
     #: serve the demo's server console and accounts.json
@@ -174,7 +174,9 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                            shutdown_timeout=2.0, keepalive_timeout=cfg.header_timeout)
     await runner.setup()
     max_total = cfg.max_connections or limits.auto_max_connections()
-    conn_limits = limits.ConnectionLimits(max_total, cfg.max_connections_per_ip)
+    per_ip = (limits.auto_max_per_ip(max_total) if cfg.max_connections_per_ip is None
+              else cfg.max_connections_per_ip)
+    conn_limits = limits.ConnectionLimits(max_total, per_ip)
     site = limits.GatedTCPSite(runner, cfg.host, cfg.port, conn_limits, backlog=4096)
     # stays installed: asyncio's stale accept-retry timers may fire after serve() returns
     loop.set_exception_handler(limits.accept_error_guard(loop))
@@ -189,7 +191,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         await site.start()
         port = site.port
         log.info("limits: header timeout %g s, at most %d connections (%s per IP), fd limit %s",
-                 cfg.header_timeout, max_total, cfg.max_connections_per_ip or "no cap",
+                 cfg.header_timeout, max_total, per_ip or "no cap",
                  "/".join(map(str, limits.fd_limits())))
         cq_port = 0
         if cfg.cometql_port:

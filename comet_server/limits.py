@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-__all__ = ["fd_limits", "raise_fd_limit", "auto_max_connections", "ConnectionLimits", "ConnectionGate",
+__all__ = ["fd_limits", "raise_fd_limit", "auto_max_connections", "auto_max_per_ip", "ConnectionLimits", "ConnectionGate",
            "GatedTCPSite", "RateLimitedLog", "accept_error_guard", "HTTP_REFUSAL",
            "FD_RESERVE", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_PER_IP", "LOG_INTERVAL"]
 
@@ -75,6 +75,12 @@ def auto_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20
     return max(16, (soft - FD_RESERVE) // 2)
+
+
+def auto_max_per_ip(max_total: int) -> int:
+    """The default per-IP cap: a quarter of the total cap (one address never takes every slot),
+    at most DEFAULT_MAX_PER_IP."""
+    return min(DEFAULT_MAX_PER_IP, max(16, max_total // 4))
 
 
 class RateLimitedLog:

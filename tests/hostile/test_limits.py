@@ -155,14 +155,16 @@ def test_half_sent_and_trickled_request_heads_are_closed_after_the_header_timeou
 
 
 def test_flood_of_half_open_requests_beyond_the_descriptor_limit_does_not_lock_others_out(start):
-    # defaults except a short header timeout: the total cap follows the descriptor limit
+    # defaults except a short header timeout: the caps follow the descriptor limit (total
+    # (256 - 64) / 2 = 96, per IP a quarter of that)
     srv = start("--header-timeout", "2", fd_limit=LOW_FDS)
     flood = half_open(srv.port, 300)
     try:
         assert len(flood) == 300
         waited = served_within(srv.port, 30)
         assert waited is not None, "a legitimate client was locked out for 30 s\n" + srv.log()[-2000:]
-        assert len(closed_within(flood, 1)) == 300  # refused at once, or closed by the header timeout
+        # each flood socket was refused at once (per-IP or total cap) or closed by the header timeout
+        assert len(closed_within(flood, 10)) == 300
     finally:
         close_all(flood)
     lines = srv.log().splitlines()
