@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"Default: ${PASSWORD_ENV}, else the public {DEFAULT_PASSWORD!r}, which is "
                         "refused for a --host other than loopback")
     p.add_argument("--cometql-port", type=int, default=3307, help="CometQL (MySQL protocol) port; 0 = off")
+    # unset = cometql/server.py's DEFAULT_LOGIN_TIMEOUT and DEFAULT_PREAUTH_MAX_PACKET
+    p.add_argument("--cometql-login-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+                   help="a CometQL connection that has not logged in within this time is closed "
+                        "(default: 10)")
+    p.add_argument("--cometql-preauth-max-packet", type=int, default=argparse.SUPPRESS, metavar="BYTES",
+                   help="largest packet a CometQL client may send before it has logged in (>= 1024); "
+                        "a bigger one closes the connection (default: 65536)")
     p.add_argument("--demo", action="store_true",
                    help="demo mode: also serve the server console /demo/console/ and the demo users' "
                         "keys /demo/accounts.json (scripts/demo.sh sets it)")
@@ -120,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
                     DEFAULT_PASSWORD, PASSWORD_ENV)
     if site is not None and not os.path.isdir(site):
         parser.error(f"--site {site}: not a directory")
-    for name in ("header_timeout",):
-        if getattr(args, name) <= 0:
+    for name in ("header_timeout", "cometql_login_timeout"):
+        if getattr(args, name, 1) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0")
     for name in ("max_connections", "max_connections_per_ip"):
         if (getattr(args, name, None) or 0) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    if getattr(args, "cometql_preauth_max_packet", 1024) < 1024:
+        parser.error("--cometql-preauth-max-packet must be >= 1024")
     soft, hard = limits.raise_fd_limit()
     log.debug("RLIMIT_NOFILE %s/%s", soft, hard)
     cfg = Config(host=args.host, port=args.port, db=args.db, password=password,
@@ -133,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                  max_client_buffer=args.max_client_buffer, queue_ttl=args.queue_ttl,
                  access_log=args.log_level == "DEBUG", header_timeout=args.header_timeout,
                  max_connections=args.max_connections, max_connections_per_ip=getattr(args, "max_connections_per_ip", None),
-                 allowed_origins=allowed_origins, demo=args.demo, site=site)
+                 allowed_origins=allowed_origins, demo=args.demo, site=site,
+                 cometql_login_timeout=getattr(args, "cometql_login_timeout", None),
+                 cometql_preauth_max_packet=getattr(args, "cometql_preauth_max_packet", None))
     try:
         asyncio.run(serve(cfg))
     except KeyboardInterrupt:  # pragma: no cover - SIGINT before the handler was installed

@@ -62,6 +62,10 @@ class Config:
     demo: bool = False
     #: a directory of the user's own pages, served next to /vendor/ and /comet_py/
     site: str | None = None
+    #: CometQL before login: seconds to complete it and largest packet (None = cometql's defaults,
+    #: 10 s and 64 KiB)
+    cometql_login_timeout: float | None = None
+    cometql_preauth_max_packet: int | None = None
 
 
 _CORS = {
@@ -197,7 +201,9 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         if cfg.cometql_port:
             start_cometql = _optional("cometql", "start_cometql")
             if start_cometql is not None:
-                cometql_server = await start_cometql(hub, cfg.host, cfg.cometql_port)
+                cometql_server = await start_cometql(
+                    hub, cfg.host, cfg.cometql_port, login_timeout=cfg.cometql_login_timeout,
+                    preauth_max_packet=cfg.cometql_preauth_max_packet)
                 cq_port = cfg.cometql_port
         cq_text = f"CometQL {cfg.host}:{cq_port}" if cq_port else "CometQL off"
         print(f"comet_server listening on http://{cfg.host}:{port}/ (ws /ws/, {cq_text})", flush=True)

@@ -203,3 +203,23 @@ def test_out_of_descriptors_is_logged_once_per_interval_and_service_resumes(star
     assert "Too many open files" in log  # it was really out of descriptors
     assert sum(1 for ln in lines if "accept" in ln) <= 3, "\n".join(lines[:40])
     assert len(lines) < 40 and "Traceback" not in log, f"{len(lines)} lines:\n" + "\n".join(lines[:40])
+
+
+def test_cometql_pre_login_limits_are_set_from_the_command_line():
+    srv = ServerProcess(cometql=True, test_pages=False,
+                        extra_args=["--cometql-login-timeout", "1", "--cometql-preauth-max-packet", "1024"]).start()
+    try:
+        idle = socket.create_connection(("127.0.0.1", srv.cometql_port), timeout=5)
+        big = socket.create_connection(("127.0.0.1", srv.cometql_port), timeout=5)
+        for s in (idle, big):
+            assert s.recv(4096)  # the server's handshake
+        # a handshake response announcing 2,000 bytes: over the 1,024-byte pre-login limit
+        big.sendall((2000).to_bytes(3, "little") + b"\x01" + b"x" * 1500)
+        t0 = time.monotonic()
+        assert answer_and_close(big, 5) is not None, "an oversized pre-login packet was accepted"
+        assert answer_and_close(idle, 8) is not None, "an idle pre-login connection stayed open"
+        assert time.monotonic() - t0 < 8
+        idle.close()
+        big.close()
+    finally:
+        srv.close()
