@@ -195,3 +195,90 @@ def test_stats_per_dev_id_counts_only_that_developer(server, dev):
     with conn:
         assert json.loads(get(server, f"/stats?dev_id={dev}")[2]) == {"connections": 1}
         assert json.loads(get(server, f"/stats?dev_id={dev + 1}")[2]) == {"connections": 0}
+
+
+# -- --site DIR: the user's own pages, same allow-list rules (issue 10 item 3) ------------------
+
+def _user_site(tmp_path):
+    from comet_server.static import StaticSite
+
+    site = tmp_path / "mysite"
+    (site / "sub").mkdir(parents=True)
+    (site / "index.html").write_text("<p>my home</p>")
+    (site / "page.html").write_text("<p>page</p>")
+    (site / "sub" / "index.html").write_text("<p>sub</p>")
+    (site / "app.py").write_text("print('hi')")
+    (site / ".env").write_text("SECRET=1")
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]")
+    (site / ".venv").mkdir()
+    (site / ".venv" / "pyvenv.cfg").write_text("home = /usr")
+    for name in ("data.db", "x.sqlite3", "y.sqlite", "data.db-wal", "data.db-shm", "j.db-journal", "state.bin"):
+        (site / name).write_text("SQLite format 3")
+    (tmp_path / "secret.txt").write_text("outside")
+    (site / "link_out").symlink_to(tmp_path / "secret.txt")
+    (site / "link_dir").symlink_to(tmp_path)
+    (site / "link_in").symlink_to(site / "page.html")
+    (site / "vendor").mkdir()
+    (site / "vendor" / "x.js").write_text("shadow")
+    (site / "pyscript.toml").write_text("shadow")
+    return StaticSite(REPO, site=site, deny_files=(str(site / "state.bin"),)), site
+
+
+def test_site_serves_the_users_pages_next_to_vendor_and_comet_py(tmp_path):
+    static, site = _user_site(tmp_path)
+    assert static.resolve("/") == site / "index.html"
+    assert static.resolve("/index.html") == site / "index.html"
+    assert static.resolve("/page.html") == site / "page.html"
+    assert static.resolve("/sub/") == site / "sub" / "index.html"
+    assert static.resolve("/app.py") == site / "app.py"
+    assert static.resolve("/link_in") == site / "page.html"  # a symlink that stays inside
+    # comet_server's own paths are not the site's to shadow
+    assert static.resolve("/comet_py/__init__.py") == REPO / "comet_py" / "__init__.py"
+    assert static.resolve("/pyscript.toml") == REPO / "pyscript.toml"
+    assert static.resolve("/vendor/x.js") is None
+    if (REPO / "vendor" / "pyscript" / "core.js").exists():
+        assert static.resolve("/vendor/pyscript/core.js") == REPO / "vendor" / "pyscript" / "core.js"
+    # files the site lacks fall back to comet_server's (favicon), anything else is 404
+    if (REPO / "favicon.ico").exists():
+        assert static.resolve("/favicon.ico") == REPO / "favicon.ico"
+    assert static.resolve("/README.md") is None
+
+
+@pytest.mark.parametrize("target", [
+    "/.env", "/.git/config", "/.venv/pyvenv.cfg", "/%2egit/config", "/%2e%2e/secret.txt", "/../secret.txt",
+    "/sub/../../secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt", "/link_out", "/link_dir/secret.txt",
+    "/data.db", "/x.sqlite3", "/y.sqlite", "/data.db-wal", "/data.db-shm", "/j.db-journal", "/DATA.DB",
+    "/state.bin", "/sub%2f..%2f..%2fsecret.txt", "/sub\\..\\secret.txt", "//secret.txt", "/C:/x",
+])
+def test_site_keeps_the_allow_list_rules(tmp_path, target):
+    static, _ = _user_site(tmp_path)
+    assert static.resolve(target) is None, target
+
+
+def test_site_over_http(tmp_path):
+    from tests.support.server import ServerProcess
+
+    _, site = _user_site(tmp_path)
+    srv = ServerProcess(cometql=False, test_pages=False, extra_args=["--site", str(site)]).start()
+    try:
+        srv.host = "127.0.0.1"
+        status, h, body = get(srv, "/")
+        assert status == 200 and body == b"<p>my home</p>" and h["content-type"].startswith("text/html")
+        assert get(srv, "/sub")[0] in (200, 301)
+        assert get(srv, "/comet_py/__init__.py")[0] == 200
+        for target in ("/.env", "/.git/config", "/data.db", "/link_out", "/%2e%2e/secret.txt"):
+            resp = raw_get(srv, target)
+            assert resp.split(b"\r\n", 1)[0] in (b"HTTP/1.1 404 Not Found", b"HTTP/1.1 400 Bad Request"), target
+            assert b"SECRET" not in resp and b"outside" not in resp and b"SQLite" not in resp
+    finally:
+        srv.close()
+
+
+def test_server_database_is_never_served_even_from_the_site(tmp_path):
+    from comet_server.static import StaticSite
+
+    (tmp_path / "comet.sqlite3").write_text("x")
+    (tmp_path / "mydb").write_text("x")
+    static = StaticSite(REPO, site=tmp_path, deny_files=(str(tmp_path / "mydb"),))
+    assert static.resolve("/mydb") is None and static.resolve("/comet.sqlite3") is None
