@@ -282,6 +282,21 @@ def test_the_sending_tab_never_gets_its_own_web_pipe_send_however_many_tabs(n_ta
     run(scenario)
 
 
+def test_an_oversized_web_pipe_send_raises_in_the_calling_tab_and_sends_nothing():
+    async def scenario(o: Origin) -> None:
+        tabs = await start_tabs(o, ["web_chat"], ["web_chat"])
+        room = 65535 - len('web_pipe2\nweb_chat\nbig\n*\n""'.encode())   # the largest frame that fits
+        for t in tabs:                                                     # master and follower
+            with pytest.raises(ValueError, match="message too large: the frame would be 65536 bytes"):
+                t.do(t.api.web_pipe_send, "web_chat", "big", "é" * (room // 2) + "x" * (room % 2 + 1))
+        await o.settle(1)
+        assert o.server.received("web_pipe2") == []
+        tabs[1].do(tabs[1].api.web_pipe_send, "web_chat", "big", "x" * room)
+        await o.until(lambda: o.server.received("web_pipe2"), 2, what="the largest message sent")
+        assert len(o.server.received("web_pipe2")[0][1].encode()) == 65535
+
+    run(scenario)
+
 def test_follower_get_pipe_log_items_reach_that_tab_only():
     async def scenario(o: Origin) -> None:
         o.server.history_pipes.add("web_log")
