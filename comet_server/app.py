@@ -18,11 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import SERVER_NAME, wire
+from . import SERVER_NAME, limits, wire
 from .hub import DEFAULT_MAX_CLIENT_BUFFER, HUB_KEY, Hub
 from .static import StaticSite
 from .store import Store
-from .ws import handle_ws, is_ws_path
+from .ws import ALLOWED_ORIGINS_KEY, handle_ws, is_ws_path, normalize_origin
 
 __all__ = ["Config", "create_app", "serve", "REPO_ROOT", "NODE_NAME"]
 
@@ -49,6 +49,19 @@ class Config:
     queue_ttl: int = 7 * 24 * 3600
     root: str = str(REPO_ROOT)
     access_log: bool = False
+    #: a connection must deliver a complete request head within this many seconds of opening
+    #: (and of its previous response); also the idle keep-alive time
+    header_timeout: float = limits.DEFAULT_HEADER_TIMEOUT
+    #: HTTP/WebSocket connections in total (0 = auto from the descriptor limit) and per peer IP
+    #: (0 = no per-IP cap)
+    max_connections: int = 0
+    max_connections_per_ip: int = limits.DEFAULT_MAX_PER_IP
+    #: WebSocket upgrades only from these Origins (empty = any, as CppComet)
+    allowed_origins: tuple[str, ...] = ()
+    #: serve the demo's server console and accounts.json
+    demo: bool = False
+    #: a directory of the user's own pages, served next to /vendor/ and /comet_py/
+    site: str | None = None
 
 
 _CORS = {
@@ -108,10 +121,13 @@ def _optional(module: str, attr: str) -> Any:
     return fn
 
 
-def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = False) -> web.Application:
+def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
+               site: str | Path | None = None, deny_files: tuple[str, ...] = (),
+               allowed_origins: tuple[str, ...] = ()) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
-    app[STATIC_KEY] = StaticSite(root, test_pages=test_pages)
+    app[STATIC_KEY] = StaticSite(root, test_pages=test_pages, demo=demo, site=site, deny_files=deny_files)
+    app[ALLOWED_ORIGINS_KEY] = frozenset(normalize_origin(o) for o in allowed_origins)
     setup_routes = _optional("http_api", "setup_routes")
     if setup_routes is not None:
         try:
@@ -149,11 +165,19 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
     except Exception:  # noqa: BLE001
         log.exception("users_time reset failed")
     hub = Hub(store, cfg.password, server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer)
-    app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages)
+    app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages, demo=cfg.demo, site=cfg.site,
+                     deny_files=(cfg.db,) if cfg.db != ":memory:" else (),
+                     allowed_origins=cfg.allowed_origins)
+    # keepalive_timeout is aiohttp's timer that also closes a connection whose request head is
+    # incomplete when it fires (see limits.py), i.e. our header timeout.
     runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.access_log else None,
-                           shutdown_timeout=2.0)
+                           shutdown_timeout=2.0, keepalive_timeout=cfg.header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, backlog=4096, reuse_address=True)
+    max_total = cfg.max_connections or limits.auto_max_connections()
+    conn_limits = limits.ConnectionLimits(max_total, cfg.max_connections_per_ip)
+    site = limits.GatedTCPSite(runner, cfg.host, cfg.port, conn_limits, backlog=4096)
+    # stays installed: asyncio's stale accept-retry timers may fire after serve() returns
+    loop.set_exception_handler(limits.accept_error_guard(loop))
     cometql_server = None
     maint: asyncio.Task[None] | None = None
     if stop is None:
@@ -163,10 +187,10 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                 loop.add_signal_handler(sig, stop.set)
     try:
         await site.start()
-        port = cfg.port
-        server = getattr(site, "_server", None)
-        if server is not None and getattr(server, "sockets", None):
-            port = server.sockets[0].getsockname()[1]
+        port = site.port
+        log.info("limits: header timeout %g s, at most %d connections (%s per IP), fd limit %s",
+                 cfg.header_timeout, max_total, cfg.max_connections_per_ip or "no cap",
+                 "/".join(map(str, limits.fd_limits())))
         cq_port = 0
         if cfg.cometql_port:
             start_cometql = _optional("cometql", "start_cometql")

@@ -3,8 +3,11 @@
 * Hash: the ``sesion`` value equals the stored users_auth hash of (dev_id, myid) exactly.
 * JWT: HS256 signed with ``password + str(dev_id)``; ``exp`` required and in the future (no leeway);
   claim ``user_id`` must be a JSON integer equal to ``myid`` (a string "5" fails); the token must
-  not be in revoked_tokens for that dev_id. On success the user gets a random 32-char hash in
-  users_auth if it has none, and serverInfo carries the stored hash.
+  not be in revoked_tokens for that dev_id. Unlike CppComet, a JWT login hands out nothing that
+  outlives the token: serverInfo ``data`` is ``""`` and no users_auth hash is created (CppComet
+  creates one and sends it, so a 5-minute token gave a session for ever). The connection learns
+  the token's ``exp`` (``AuthResult.expires``) and is closed when it passes (ws.py); revoking the
+  token through CometQL closes the user's connections (cometql/tables.py).
 
 Nothing is cached: hashes and revocations are read from the store on every connect.
 """
@@ -13,8 +16,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -27,49 +31,60 @@ try:  # PyJWT 2.10+: HMAC keys shorter than 32 bytes warn; CppComet's secret sch
 except ImportError:  # pragma: no cover
     pass
 
-__all__ = ["authenticate", "verify_jwt", "new_hash", "MAX_SESSION_LEN"]
+__all__ = ["AuthResult", "authenticate", "verify_jwt", "MAX_SESSION_LEN"]
 
 log = logging.getLogger("comet_server.auth")
 
 MAX_SESSION_LEN = 600
 
 
-def new_hash() -> str:
-    """A random 32-char users_auth hash (valid for CometQL: [0-9a-f])."""
-    return secrets.token_hex(16)
+@dataclass(frozen=True)
+class AuthResult:
+    authorized: bool
+    #: serverInfo ``data``: the users_auth hash of a hash login, ``""`` otherwise
+    key: str = ""
+    #: a JWT login's ``exp`` (Unix time): the connection must end then
+    expires: float | None = None
 
 
-def verify_jwt(token: str, password: str, dev_id: int, user_id: int, store: Store | None = None) -> bool:
-    """True when ``token`` is a valid, unexpired, unrevoked HS256 JWT for ``user_id``."""
+_REFUSED = AuthResult(False)
+
+
+def _jwt_claims(token: str, password: str, dev_id: int, user_id: int,
+                store: Store | None) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired, unrevoked HS256 JWT for ``user_id``, else None."""
     if token.count(".") != 2 or len(token) > MAX_SESSION_LEN:
-        return False
+        return None
     try:
         claims = jwt.decode(token, password + str(dev_id), algorithms=["HS256"],
                             options={"require": ["exp"], "verify_exp": True})
     except jwt.PyJWTError:
-        return False
+        return None
     except Exception:  # noqa: BLE001 - never let a hostile token crash a connect
         log.debug("jwt decode failed", exc_info=True)
-        return False
+        return None
     uid = claims.get("user_id")
     if type(uid) is not int or uid != user_id:
-        return False
+        return None
     if store is not None and store.is_token_revoked(dev_id, token):
-        return False
-    return True
+        return None
+    return claims
 
 
-def authenticate(store: Store, password: str, dev_id: int, user_id: int, session: str) -> tuple[bool, str]:
-    """Returns ``(authorized, hash_for_serverInfo)``; ``(False, "")`` when not authorized."""
+def verify_jwt(token: str, password: str, dev_id: int, user_id: int, store: Store | None = None) -> bool:
+    """True when ``token`` is a valid, unexpired, unrevoked HS256 JWT for ``user_id``."""
+    return _jwt_claims(token, password, dev_id, user_id, store) is not None
+
+
+def authenticate(store: Store, password: str, dev_id: int, user_id: int, session: str) -> AuthResult:
+    """How the connection ``(dev_id, user_id, session)`` is authorized (see the module doc)."""
     if user_id <= 0 or not session:
-        return False, ""
-    if verify_jwt(session, password, dev_id, user_id, store):
-        stored = store.get_user_hash(dev_id, user_id)
-        if stored is None:
-            stored = new_hash()
-            store.set_user_hash(dev_id, user_id, stored)
-        return True, stored
+        return _REFUSED
+    claims = _jwt_claims(session, password, dev_id, user_id, store)
+    if claims is not None:
+        exp = claims["exp"]  # PyJWT has checked it is a number in the future
+        return AuthResult(True, "", float(exp))
     stored = store.get_user_hash(dev_id, user_id)
     if stored is not None and hmac.compare_digest(stored.encode("utf-8"), session.encode("utf-8")):
-        return True, stored
-    return False, ""
+        return AuthResult(True, stored)
+    return _REFUSED

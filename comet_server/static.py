@@ -4,14 +4,20 @@ The site root is the repository root, but only these are served (everything else
 
 * ``/`` and ``/index.html``, ``/pyscript.toml``, ``/favicon.ico``
 * everything under ``/demo/`` (a directory URL ending in ``/`` serves its ``index.html``; without
-  the slash it redirects there)
+  the slash it redirects there), except the server console ``/demo/console/`` and the demo's
+  public keys ``/demo/accounts.json``, which are served in demo mode (``--demo``) only
 * ``/comet_py/``: only ``*.py`` and ``py.typed``
-* ``/vendor/pyodide/``, ``/vendor/pyscript/``, ``/vendor/wheels/``
+* ``/vendor/pyodide/`` (no ``*.html``: Pyodide's ``console.html`` is a Python REPL that would run
+  on the app's origin), ``/vendor/pyscript/``, ``/vendor/wheels/``
 * with ``--test-pages``: ``/tests/pages/`` and ``/bench/pages/``
+* with ``--site DIR``: every other path, from DIR (``/`` is DIR/index.html when it exists). The
+  paths above always come from comet_server, so a site cannot shadow them.
 
 The request target is checked on its raw (still percent-encoded) form and again after decoding:
 any dot segment, dotfile, backslash, NUL, encoded slash, empty segment or absolute/drive path is
 refused, and the final file must resolve (symlinks followed) inside the allowed directory.
+Database files (``*.db``, ``*.sqlite*``, SQLite's ``-wal``/``-shm``/``-journal``, and the
+server's own ``--db`` file) are never served from any tree.
 Responses carry ``Cache-Control: no-cache`` plus ETag / Last-Modified (aiohttp's FileResponse
 answers conditional requests with 304), so reloads revalidate.
 """
@@ -74,20 +80,44 @@ def content_type_for(name: str) -> str:
     return MIME_TYPES.get(ext, "application/octet-stream")
 
 
+#: served under /demo/ only in demo mode: the server console and the demo users' public keys
+_DEMO_ONLY = (("console",), ("accounts.json",))
+#: first URL segments that belong to comet_server's routes (besides its static trees)
+_ROUTE_PREFIXES = frozenset({"ws", "comet-server", "api", "info", "stats"})
+#: never served from any tree: SQLite databases and their side files
+_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3", "-wal", "-shm", "-journal")
+
+
+def _is_db_file(name: str) -> bool:
+    return name.lower().endswith(_DB_SUFFIXES)
+
+
 class StaticSite:
-    def __init__(self, root: str | os.PathLike[str], *, test_pages: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, test_pages: bool = False, demo: bool = False,
+                 site: str | os.PathLike[str] | None = None,
+                 deny_files: "tuple[str | os.PathLike[str], ...]" = ()) -> None:
         self.root = Path(root).resolve()
+        self.demo = demo
+        self.site = Path(site).resolve() if site is not None else None
+        # exact files never served (the server's own database and its side files)
+        self.deny: set[Path] = set()
+        for f in deny_files:
+            p = Path(f).resolve()
+            self.deny.update({p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm"),
+                              p.with_name(p.name + "-journal")})
         # URL prefix (as path segments) -> (directory, file filter)
         self.trees: list[tuple[tuple[str, ...], Path, str]] = [
-            (("demo",), self.root / "demo", "any"),
+            (("demo",), self.root / "demo", "demo"),
             (("comet_py",), self.root / "comet_py", "py"),
-            (("vendor", "pyodide"), self.root / "vendor" / "pyodide", "any"),
+            (("vendor", "pyodide"), self.root / "vendor" / "pyodide", "no_html"),
             (("vendor", "pyscript"), self.root / "vendor" / "pyscript", "any"),
             (("vendor", "wheels"), self.root / "vendor" / "wheels", "any"),
         ]
         if test_pages:
             self.trees.append((("tests", "pages"), self.root / "tests" / "pages", "any"))
             self.trees.append((("bench", "pages"), self.root / "bench" / "pages", "any"))
+        # first URL segments a --site cannot take: comet_server's own trees and routes
+        self.reserved = frozenset(prefix[0] for prefix, _, _ in self.trees) | _ROUTE_PREFIXES
 
     # ---------------------------------------------------------------------------------------
     def resolve(self, raw_path: str) -> Path | None:
@@ -104,19 +134,31 @@ class StaticSite:
             return None
         if "\\" in path or "\x00" in path or ":" in path:
             return None
-        if path in _FILES:
-            return self._check(self.root / _FILES[path], self.root, allow_root_file=True)
         segments = path[1:].split("/")
         if path.endswith("/"):
             segments[-1] = "index.html"  # a directory URL serves its index.html (never a listing)
         for seg in segments:
             if not seg or seg.startswith(".") or seg in ("..", "."):
                 return None
+        if _is_db_file(segments[-1]):
+            return None
+        if self.site is not None and segments[0] not in self.reserved and path != "/pyscript.toml":
+            # the user's own pages: /, /index.html, /favicon.ico too when the site has them
+            found = self._check(self.site.joinpath(*segments), self.site)
+            if found is not None or path not in _FILES:
+                return found
+        if path in _FILES:
+            return self._check(self.root / _FILES[path], self.root, allow_root_file=True)
         for prefix, base, kind in self.trees:
             n = len(prefix)
             if len(segments) > n and tuple(segments[:n]) == prefix:
                 rest = segments[n:]
                 if kind == "py" and not (rest[-1].endswith(".py") or rest[-1] == "py.typed"):
+                    return None
+                if kind == "no_html" and os.path.splitext(rest[-1])[1].lower() in (".html", ".htm"):
+                    return None
+                if kind == "demo" and not self.demo and any(
+                        tuple(rest[:len(p)]) == p for p in _DEMO_ONLY):
                     return None
                 return self._check(base.joinpath(*rest), base)
         return None
@@ -132,7 +174,7 @@ class StaticSite:
                 return None
         elif not resolved.is_relative_to(base_resolved) or resolved == base_resolved:
             return None
-        if not resolved.is_file():
+        if not resolved.is_file() or resolved in self.deny or _is_db_file(resolved.name):
             return None
         return resolved
 

@@ -9,8 +9,10 @@ an error frame.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
@@ -18,7 +20,8 @@ from aiohttp import WSMsgType, web
 from . import auth, wire
 from .hub import HUB_KEY, Client, Hub
 
-__all__ = ["handle_ws", "is_ws_path", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
+__all__ = ["handle_ws", "is_ws_path", "normalize_origin", "ALLOWED_ORIGINS_KEY", "MAX_MSG_SIZE",
+           "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
 
 log = logging.getLogger("comet_server.ws")
 
@@ -35,6 +38,14 @@ _SPLIT_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 ERR_CHARS = "The channel name can only contain characters A-Za-z0-9_-"
 ERR_EVENT_CHARS = "The event name can only contain characters A-Za-z0-9_-"
+
+
+#: --allowed-origins, normalized; empty = any Origin (CppComet checks none)
+ALLOWED_ORIGINS_KEY: web.AppKey[frozenset[str]] = web.AppKey("comet_allowed_origins", frozenset)
+
+
+def normalize_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
 
 
 def is_ws_path(raw_path: str) -> bool:
@@ -65,6 +76,13 @@ def _transport_of(ws: web.WebSocketResponse) -> Any:
 
 async def handle_ws(request: web.Request) -> web.StreamResponse:
     hub: Hub = request.app[HUB_KEY]
+    allowed = request.app.get(ALLOWED_ORIGINS_KEY)
+    origin = request.headers.get("Origin")
+    # Only browsers send Origin; a client without one is not a page of another site.
+    if allowed and origin is not None and normalize_origin(origin) not in allowed:
+        log.info("ws upgrade refused from %s: Origin %r is not in --allowed-origins",
+                 request.remote, origin[:100])
+        return web.Response(status=403, text="Origin not allowed\n")
     # CppComet answers any Sec-WebSocket-Protocol with "chat"; browsers fail a handshake whose reply
     # names a protocol they did not offer (or none when they offered some), so echo their first.
     offered = request.headers.get("Sec-WebSocket-Protocol", "")
@@ -90,9 +108,10 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         return ws
 
     client: Client | None = None
+    expiry: asyncio.TimerHandle | None = None
     try:
-        authorized, user_hash = auth.authenticate(hub.store, hub.password, parsed.dev_id, parsed.user_id,
-                                                  parsed.session)
+        login = auth.authenticate(hub.store, hub.password, parsed.dev_id, parsed.user_id, parsed.session)
+        authorized = login.authorized
         headers = request.headers
         client = Client(
             hub, ws, _transport_of(ws), dev_id=parsed.dev_id,
@@ -100,9 +119,12 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
             user_agent=headers.get("User-Agent", "")[:250], ip=request.remote or "",
             origin=headers.get("Origin", "")[:250], language=headers.get("Accept-Language", "")[:64],
             legacy=parsed.major < 4)
-        client.send_obj({"authorized": authorized, "data": user_hash, "event": "serverInfo",
+        client.send_obj({"authorized": authorized, "data": login.key, "event": "serverInfo",
                          "message_send_time": wire.now(), "pipe": "sys", "server": hub.server_name})
         hub.register(client)
+        if login.expires is not None:  # a JWT login ends with its token: the client reconnects
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, login.expires - time.time()), client.kick, 1008, "Token expired")
 
         async for msg in ws:
             if client.closed:
@@ -121,6 +143,8 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     except Exception:  # noqa: BLE001
         log.exception("ws connection failed")
     finally:
+        if expiry is not None:
+            expiry.cancel()
         if client is not None:
             hub.unregister(client)
             client.closed = True
@@ -221,6 +245,9 @@ def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
     elif name.startswith("webauth_"):
         if not client.authorized:
             _error(client, "[webauth_pipe_msg2] Invalid user auth. The channel webauth_ is only for authorized users")
+            return
+        if anonymous:  # protocol: '@' (send as user 0) is for web_ channels only
+            _error(client, "[webauth_pipe_msg2] Invalid channel name. Anonymous send (@) works only with web_ channels")
             return
     else:
         _error(client, "[pipe_msg2] Invalid channel name. The channel should begin with web_")

@@ -15,7 +15,7 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def comet_server():
-    server = ServerProcess().start()
+    server = ServerProcess(demo=True).start()  # test_demo.py uses the server console
     yield server
     server.close()
 

@@ -46,19 +46,16 @@ def test_hash_of_another_dev_id_does_not_authorize(server, dev, store):
         assert info["authorized"] is False
 
 
-def test_jwt_ok_stores_random_32_char_hash_and_returns_it(server, dev, store):
+def test_jwt_ok_authorizes_and_hands_out_no_lasting_key(server, dev, store):
+    # issue 8 item 7: nothing a JWT login yields may outlive the token (tests/hostile/test_credentials.py)
     t = token(dev, {"user_id": 5, "exp": future()})
     conn, info = connect(server, dev_id=dev, user_id=5, session=t)
     with conn:
-        assert info["authorized"] is True
-        assert len(info["data"]) == 32 and info["data"] == store.get_user_hash(dev, 5)
-    # the stored hash then works by itself, and a second JWT login keeps it
-    conn, info2 = connect(server, dev_id=dev, user_id=5, session=info["data"])
+        assert info["authorized"] is True and info["data"] == ""
+    assert store.get_user_hash(dev, 5) is None
+    conn, info2 = connect(server, dev_id=dev, user_id=5, session=t)
     with conn:
         assert info2["authorized"] is True
-    conn, info3 = connect(server, dev_id=dev, user_id=5, session=t)
-    with conn:
-        assert info3["data"] == info["data"]
 
 
 def test_jwt_refused_cases_give_anonymous(server, dev, store):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import resource
 import signal
 import socket
 import subprocess
@@ -38,13 +39,18 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | Non
 class ServerProcess:
     """comet_server on free ports with its own database; restartable on the same ports and db."""
 
-    def __init__(self, *, cometql: bool = True, test_pages: bool = True, extra_args: list[str] | None = None) -> None:
+    def __init__(self, *, cometql: bool = True, test_pages: bool = True, demo: bool = False,
+                 extra_args: list[str] | None = None, fd_limit: tuple[int, int] | None = None) -> None:
+        """``demo``: pass --demo (server console, accounts.json); ``fd_limit``: (soft, hard)
+        RLIMIT_NOFILE the server process starts with."""
         self.port = free_port()
         self.cometql_port = free_port() if cometql else 0
         self._tmp = tempfile.TemporaryDirectory(prefix="comet_server_")
         self.db = os.path.join(self._tmp.name, "comet.db")
         self.password = PASSWORD
         self.test_pages = test_pages
+        self.demo = demo
+        self.fd_limit = fd_limit
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(self._tmp.name, "server.log")
@@ -61,9 +67,13 @@ class ServerProcess:
                 "--cometql-port", str(self.cometql_port), "--db", self.db, "--password", self.password]
         if self.test_pages:
             args.append("--test-pages")
+        if self.demo:
+            args.append("--demo")
         args += self.extra_args
+        fd_limit = self.fd_limit
+        preexec = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, fd_limit)) if fd_limit else None
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec)
         log.close()
         wait_for_port(self.port, proc=self.proc)
         if self.cometql_port:
