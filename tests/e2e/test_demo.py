@@ -632,7 +632,7 @@ def test_the_sending_tab_never_receives_its_own_web_pipe_send_with_1_or_3_tabs(h
 
 
 def test_a_message_sent_while_the_server_is_down_shows_its_real_outcome_once_it_went_out(browser):
-    server = ServerProcess().start()                   # its own server: this test stops it
+    server = ServerProcess(demo=True).start()          # its own server: this test stops it
     ctx = OfflineContext(browser, server.url)
     room = ROOM + "d"
     try:
