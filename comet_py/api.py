@@ -17,6 +17,7 @@ from .channels import check_event, check_name, check_send_pipe
 from .errors import NotStartedError
 from .message import Message
 from .options import Options, parse_options
+from .protocol import web_pipe_frame
 from .registry import Registry
 
 log = logging.getLogger("comet_py")
@@ -155,7 +156,8 @@ class CometApi:
         """Publish into a ``web_*``/``webauth_*`` channel; a leading ``@`` sends anonymously.
 
         Forms: ``(pipe, event, message)``, ``("pipe.event", message)`` and ``(pipe, message)``
-        (event "undefined", as the JS client does).
+        (event "undefined", as the JS client does). A message whose frame would be over the
+        server's 65535 bytes raises ``ValueError`` (comet_server would close the connection).
         """
         if message is _MISSING:
             if event is _MISSING:
@@ -171,6 +173,9 @@ class CometApi:
             text = json.dumps(message, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"web_pipe_send: the message is not JSON-serialisable: {exc}") from None
+        # Over the server's frame limit (65535 bytes): refused here, in the caller's tab, rather
+        # than failing later in the master tab with only a log line.
+        web_pipe_frame(pipe, event, text)
         self._require_started()
         self._coordinator.web_pipe(pipe, event, text)
 

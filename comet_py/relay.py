@@ -512,9 +512,12 @@ class MasterRelay:
         """Session ``Deliver(message, to, exclude)``: once to every tab (but the tab of
         ``exclude``), or only to the tab of ``to``."""
         if to is None:
-            if not self._tabs:
-                return [LocalDeliver(message)]  # a lone tab: nobody to relay to
             but = _token_tab(exclude)
+            if not self._tabs:
+                # A lone tab: nobody to relay to. Its own send is not given back to it, as with
+                # two or more tabs (and as the server never echoes a send to its connection).
+                own_send = but is not None and but[0] == self.tab_id
+                return [] if own_send else [LocalDeliver(message)]
             if but is not None:
                 post = Post(make_msg(self.tab_id, BROADCAST, self.term, message, but=but[0]))
                 return [post] if but[0] == self.tab_id else [post, LocalDeliver(message)]

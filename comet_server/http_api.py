@@ -22,7 +22,8 @@ other JSON value (sent as its compact JSON text). Example::
 
 Answers: ``200 {"ok": true, "delivered": N}`` (N = connections it was written to; for a user,
 ``"queued": true`` when N is 0). Errors: ``{"ok": false, "error": "<text>", "code": <CometQL code>}``
-with HTTP 401 (code 16, wrong or missing credentials), 400 (bad JSON: 3; bad fields: 14; bad
+with HTTP 401 (code 16, wrong or missing credentials; with a ``WWW-Authenticate: Basic`` challenge
+except for fetch/XHR calls from a page, see ``_from_page_script``), 400 (bad JSON: 3; bad fields: 14; bad
 values: 11, 12, 17), 413 (body over the app's size limit: 11) or 500 (500).
 
 Send it from your backend only: the password is the CometQL password, so it must never reach a
@@ -66,6 +67,15 @@ def _check_auth(request: web.Request, password: str) -> int | None:
     return dev_id
 
 
+def _from_page_script(request: web.Request) -> bool:
+    """A fetch()/XHR call from a page. Such callers get a 401 without the Basic challenge: on a
+    challenge the browser opens its own login prompt and the script's request does not settle
+    until the user answers it. Browsers mark these calls with ``Sec-Fetch-Mode`` (anything but
+    ``navigate``; sent to trustworthy origins only); ``X-Requested-With`` covers the rest."""
+    mode = request.headers.get("Sec-Fetch-Mode")
+    return "X-Requested-With" in request.headers or (mode is not None and mode != "navigate")
+
+
 def _message_text(message: Any) -> str:
     if isinstance(message, str):
         return message
@@ -78,9 +88,9 @@ def setup_routes(app: web.Application, hub: Any) -> None:
     async def publish(request: web.Request) -> web.Response:
         dev_id = _check_auth(request, hub.password)
         if dev_id is None:
+            challenge = None if _from_page_script(request) else {"WWW-Authenticate": 'Basic realm="comet_server"'}
             return _error(401, AUTH, "Authentication failed: use HTTP Basic with user = dev_id, "
-                                     "password = the CometQL password",
-                          headers={"WWW-Authenticate": 'Basic realm="comet_server"'})
+                                     "password = the CometQL password", headers=challenge)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -48,13 +48,16 @@ def by_id(name):
     return nn(doc.getElementById(name))
 
 
-def el(tag, cls=None, text=None, **data):
-    """A new element; ``text`` goes in as text (never parsed as HTML)."""
+def el(tag, cls=None, text=None, *, typed=False, **data):
+    """A new element; ``text`` goes in as text (never parsed as HTML). ``typed``: text someone
+    typed, laid out in its own direction (``dir="auto"``: Arabic or Hebrew reads right to left)."""
     node = doc.createElement(tag)
     if cls:
         node.className = cls
     if text is not None:
         node.textContent = str(text)
+    if typed:
+        node.setAttribute("dir", "auto")
     for key, value in data.items():
         node.setAttribute(f"data-{key}", str(value))
     return node
@@ -157,6 +160,8 @@ UUID_KEY = "comet_demo:uuid"
 MAX_TEXT = 2000
 NAME_MAX = 32
 LEAVE_GRACE = 2.5  # s: a leave immediately followed by a join (master tab switch) is no leave
+WHO_WAIT = 1.5     # s: after the grace, how long a browser has to answer "who" before it is gone
+REPORT_LATE = 10   # s: a send without a delivery report this long says why it is still waiting
 
 
 def browser_uuid():
@@ -204,9 +209,13 @@ class State:
     roster = {}           # uuid -> {"name", "user_id"}
     names = {}            # uuid -> last known entry (to re-add after a master-tab switch)
     leaving = {}          # uuid -> asyncio.TimerHandle of a pending leave
+    track_left = {}       # uuid -> track_ unsubscriptions seen (a leave or a master-tab switch)
+    status_shown = {}     # user_id -> "online" | "offline": the last user_status notice shown
+    status_held = {}      # user_id -> asyncio.TimerHandle of an "offline" notice held back
     counts_pending = False
     last_state = None
     fresh_sign_in = False
+    forms_ready = False   # demo/boot.js told that the forms are handled now
 
 
 S = State()
@@ -275,12 +284,12 @@ def render_chat(payload, *, user_id, time_ms, marker=None, history=False, mine=F
         meta.appendChild(el("span", "author", account_name(user_id)))
         meta.appendChild(el("span", "badge verified", f"✓ signed in · #{user_id}"))
     else:
-        meta.appendChild(el("span", "author", payload.get("name") or "anonymous"))
+        meta.appendChild(el("span", "author", payload.get("name") or "anonymous", typed=True))
         meta.appendChild(el("span", "badge", "guest"))
     if time_ms:
         meta.appendChild(el("span", "time", clock(time_ms)))
     li.appendChild(meta)
-    li.appendChild(el("div", "body", payload.get("text", "")))
+    li.appendChild(el("div", "body", payload.get("text", ""), typed=True))
     report = None
     if mine and not history:
         report = el("div", "report", note or "sending…", kind="pending")
@@ -306,7 +315,7 @@ def render_system(data, *, time_ms, marker=None, event="system", history=False):
     if time_ms:
         meta.appendChild(el("span", "time", clock(time_ms)))
     li.appendChild(meta)
-    li.appendChild(el("div", "body", text))
+    li.appendChild(el("div", "body", text, typed=True))
     place(li, marker if history else None)
 
 
@@ -350,10 +359,17 @@ def on_report(e):
         report.dataset.kind = "delivered"
 
 
+def queued_note():
+    return "queued: it goes out when the connection to the server is back"
+
+
 async def watch_report(msg_id, report):
-    await asyncio.sleep(10)
-    if S.mine.pop(msg_id, None) is not None:
-        report.textContent = "no delivery report yet (it will be sent when the connection is back)"
+    """Say why a send has no report yet; the entry stays, so the real outcome still shows when
+    the report comes (after a reconnect the queued message goes out and is reported)."""
+    await asyncio.sleep(REPORT_LATE)
+    if S.mine.get(msg_id) is report:
+        report.textContent = ("no delivery report yet: waiting for the server" if cometApi.state == "connected"
+                              else queued_note())
         report.dataset.kind = "late"
 
 
@@ -365,16 +381,36 @@ def send_message():
     if not text:
         return
     if len(text) > MAX_TEXT:
-        raise ValueError(f"A message is at most {MAX_TEXT} characters; this one has {len(text)}.")
+        raise ValueError(f"A message is at most {MAX_TEXT:,} characters; this one has {len(text):,}. "
+                         "Shorten it to send it (nothing was cut or sent).")
     payload = {"id": random_id(12), "name": S.identity["name"], "text": text, "from": UUID}
     cometApi.web_pipe_send(PIPE, "chat", payload)
     box.value = ""
+    update_text_count()
     clear_error()
-    report = render_chat(payload, user_id=S.identity.get("user_id") or 0, time_ms=float(js.Date.now()), mine=True)
+    note = None if cometApi.state == "connected" else queued_note()
+    report = render_chat(payload, user_id=S.identity.get("user_id") or 0, time_ms=float(js.Date.now()), mine=True,
+                         note=note)
     if report is not None:
         S.mine[payload["id"]] = report
         asyncio.ensure_future(watch_report(payload["id"], report))
     box.focus()
+
+
+def update_text_count(*_):
+    """The composer's length: shown near the limit, and in red (with what to do) above it."""
+    n = len(str(by_id("text").value))
+    box = by_id("text-count")
+    if n > MAX_TEXT:
+        box.textContent = f"{n:,} characters: a message is at most {MAX_TEXT:,}. Shorten it to send."
+        box.dataset.kind = "over"
+    elif n > MAX_TEXT * 0.8:
+        box.textContent = f"{n:,} / {MAX_TEXT:,} characters"
+        box.dataset.kind = "near"
+    else:
+        box.hidden = True
+        return
+    box.hidden = False
 
 
 # -- roster ----------------------------------------------------------------------------------
@@ -394,7 +430,7 @@ def render_roster():
             li.appendChild(el("span", "badge you", "you"))
         ul.appendChild(li)
     if not entries:
-        ul.appendChild(el("li", "muted small", "nobody has joined yet"))
+        ul.appendChild(el("li", "empty muted small", "nobody has joined yet"))
 
 
 def roster_add(uuid, name, user_id, *, fresh=False):
@@ -446,16 +482,32 @@ def announce(event, fresh=False):
 
 
 def on_track(e):
+    """A browser's connection left or joined the room. When its master tab closes, another tab
+    of it connects again within a moment: a leave counts only if no new connection (or answer
+    to "who") comes within the grace."""
     data = e.data if isinstance(e.data, dict) else {}
     uuid = data.get("uuid")
     if isinstance(uuid, str) and uuid != UUID:
-        if e.server_info.event == "unsubscription" and uuid in S.roster:
-            loop = asyncio.get_event_loop()
-            S.leaving[uuid] = loop.call_later(LEAVE_GRACE, lambda: roster_remove(uuid))
-        elif e.server_info.event == "subscription" and uuid in S.names and uuid not in S.roster:
-            entry = S.names[uuid]
-            roster_add(uuid, entry["name"], entry["user_id"])
+        event = e.server_info.event
+        if event == "unsubscription":
+            S.track_left[uuid] = S.track_left.get(uuid, 0) + 1
+            if uuid in S.roster and uuid not in S.leaving:
+                S.leaving[uuid] = asyncio.get_event_loop().call_later(LEAVE_GRACE, lambda: ask_if_gone(uuid))
+        elif event == "subscription":
+            pending = S.leaving.pop(uuid, None)
+            if pending is not None:
+                pending.cancel()  # back within the grace: a master-tab switch, not a leave
+            elif uuid in S.names and uuid not in S.roster:
+                entry = S.names[uuid]
+                roster_add(uuid, entry["name"], entry["user_id"])
     refresh_counts()
+
+
+def ask_if_gone(uuid):
+    """The grace is over: ask the room who is here (the join may have come before the leave);
+    a browser that does not answer has left."""
+    S.leaving[uuid] = asyncio.get_event_loop().call_later(WHO_WAIT, lambda: roster_remove(uuid))
+    announce("who")
 
 
 def on_user_status(e):
@@ -465,9 +517,24 @@ def on_user_status(e):
     except (IndexError, ValueError):
         return
     event = e.server_info.event
-    if event in ("online", "offline"):
-        what = "is online" if event == "online" else "went offline"
-        notice(f"{account_name(user_id)} (signed-in user) {what}", kind=event)
+    if event == "offline":
+        # Held back: a master-tab switch of that user is an offline followed at once by online.
+        if user_id not in S.status_held:
+            S.status_held[user_id] = asyncio.get_event_loop().call_later(
+                LEAVE_GRACE, lambda: show_status(user_id, "offline"))
+    elif event == "online":
+        held = S.status_held.pop(user_id, None)
+        if held is not None:
+            held.cancel()  # back within the grace: nothing happened as far as people can tell
+        elif S.status_shown.get(user_id) != "online":
+            show_status(user_id, "online")
+
+
+def show_status(user_id, event):
+    S.status_held.pop(user_id, None)
+    S.status_shown[user_id] = event
+    what = "is online" if event == "online" else "went offline"
+    notice(f"{account_name(user_id)} (signed-in user) {what}", kind=event)
 
 
 def refresh_counts():
@@ -507,9 +574,10 @@ def on_private(e):
     else:
         sender, text = "the server", str(data)
     li = el("li")
-    li.appendChild(el("div", "from", f"from {sender}"))
-    li.appendChild(el("div", "text", text))
+    li.appendChild(el("div", "from", f"from {sender}", typed=True))
+    li.appendChild(el("div", "text", text, typed=True))
     by_id("private").appendChild(li)
+    by_id("private-none").hidden = True
     notice(f"private message from {sender}", kind="online")
 
 
@@ -650,7 +718,8 @@ def update_identity_ui():
     else:
         reset_signin_button()
     signed = bool(joined and S.identity.get("user_id"))
-    by_id("private-note").hidden = signed and by_id("private").children.length > 0
+    by_id("private-note").hidden = signed  # "sign in to receive ..." is for guests only
+    by_id("private-none").hidden = not signed or by_id("private").children.length > 0
 
 
 # -- connection status -----------------------------------------------------------------------
@@ -766,6 +835,7 @@ async def main():
     on("signin-form", "submit", sign_in, prevent=True)
     on("fill-key", "click", fill_key)
     on("composer", "submit", send_message, prevent=True)
+    on("text", "input", update_text_count)
     on("leave", "click", leave)
     js.window.addEventListener("storage", proxy(on_storage))
 
@@ -781,12 +851,16 @@ async def main():
     empty = by_id("empty")
     if empty is not None:
         empty.textContent = "Loading recent messages…"
+    S.forms_ready = True
+    js.window.demoFormsReady(True)  # demo/boot.js: forms live; a Join clicked while loading runs now
 
 
 def debug_info():
     """For the curious (and the tests): ``JSON.parse(demoDebug())`` in the devtools console."""
     return json.dumps({"state": cometApi.state, "master": cometApi.isMaster(), "authorized": cometApi.isAuthorized(),
-                       "joined": S.joined, "uuid": UUID, "roster": S.roster, "identity_user": (S.identity or {}).get("user_id")})
+                       "joined": S.joined, "uuid": UUID, "roster": S.roster, "identity_user": (S.identity or {}).get("user_id"),
+                       "leaving": sorted(S.leaving), "track_left": S.track_left,
+                       "status_held": sorted(S.status_held)})
 
 
 js.window.demoDebug = proxy(debug_info)
@@ -800,11 +874,24 @@ async def boot():
         pill = by_id("conn")
         pill.dataset.state = "closed"
         pill.textContent = "not started"
+        say_not_started(f"The chat did not start: {exc}")
     except Exception as exc:
         show_error(f"The chat could not start: {type(exc).__name__}: {exc}")
+        say_not_started("The chat could not start (the error is shown above).")
         raise
     finally:
+        if not S.forms_ready:
+            js.window.demoFormsReady(False)
         js.window.demoReady = True
+
+
+def say_not_started(text):
+    """Instead of "Starting Python…" in the message list, what went wrong."""
+    empty = by_id("empty")
+    if empty is not None:
+        empty.textContent = text
+        empty.dataset.kind = "failed"
+    by_id("lurk-note").textContent = "Fix the address (see the message above) and reload the page."
 
 
 asyncio.ensure_future(boot())

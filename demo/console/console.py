@@ -104,14 +104,24 @@ def refresh_commands(*_):
         js.console.debug(f"console: {exc}")
 
 
-async def publish(body, result_id):
+REFUSED = ("Refused (HTTP 401): the server did not accept this dev_id and password. "
+           "Check the CometQL password (comet_server's --password).")
+
+
+async def publish(body, result_id, button_id):
+    button = by_id(button_id)
     try:
         dev = dev_id()
         if not str(body["message"].get("text", "")).strip():
             raise ValueError("Type a text first.")
         token = base64.b64encode(f"{dev}:{value('password')}".encode()).decode()
+        show(result_id, "sending…", "pending")
+        button.disabled = True
+        # X-Requested-With: answer a wrong password with JSON, not with a Basic challenge (the
+        # browser's own login prompt would hold this request open).
         resp = await pyfetch("/api/publish", method="POST", body=json.dumps(body),
-                             headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+                             headers={"Authorization": f"Basic {token}", "Content-Type": "application/json",
+                                      "X-Requested-With": "fetch"})
         text = await resp.string()
         try:
             answer = json.loads(text)
@@ -119,6 +129,8 @@ async def publish(body, result_id):
             answer = None
         if resp.status == 404:
             show(result_id, "This server has no POST /api/publish: use the mysql command below.", "error")
+        elif resp.status == 401:
+            show(result_id, REFUSED, "error")
         elif answer is None:
             show(result_id, f"HTTP {resp.status}: {text[:300]}", "error")
         else:
@@ -127,6 +139,8 @@ async def publish(body, result_id):
         show(result_id, str(exc), "error")
     except Exception as exc:
         show(result_id, f"{type(exc).__name__}: {exc}", "error")
+    finally:
+        button.disabled = False
 
 
 def b64url(raw):
@@ -206,8 +220,8 @@ async def main():
             option.value = str(acc["id"])
             option.textContent = f"{acc['name']} (user_id {acc['id']})"
             select.appendChild(option)
-    on_submit("sys-form", lambda: publish(system_body(), "sys-result"))
-    on_submit("pm-form", lambda: publish(private_body(), "pm-result"))
+    on_submit("sys-form", lambda: publish(system_body(), "sys-result", "sys-send"))
+    on_submit("pm-form", lambda: publish(private_body(), "pm-result", "pm-send"))
     on_submit("jwt-form", on_mint)
     use = create_proxy(lambda _e: on_use_token())
     _proxies.append(use)
@@ -223,9 +237,12 @@ async def main():
 
 
 async def boot():
+    ok = False
     try:
         await main()
+        ok = True
     finally:
+        js.window.demoFormsReady(ok)  # demo/boot.js: forms live, a submit made while loading runs now
         js.window.demoReady = True
 
 

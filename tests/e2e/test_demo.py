@@ -19,11 +19,13 @@ import pytest
 
 from demo.seed import USERS, seed_db
 from tests.support.browser import OfflineContext
+from tests.support.rawclient import RawClient, wait_subscribers
+from tests.support.server import ServerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "demo-chat.png"
-DEV_ID = 9015                     # far from the conftest's dev_id counter (1000, 1001, ...)
-ROOM = "e2e_" + secrets.token_hex(3)
+DEV_ID = 15                       # the demo's own (and far from the conftest's counter: 1000, 1001, ...)
+ROOM = "lobby"                    # the demo's default room: the README's screenshot shows #lobby
 READY = "window.demoReady === true"
 LIVE_MS = 30_000                  # liveness bound of every wait (never a timing assertion)
 XSS = "<img src=x onerror=alert(1)>"
@@ -37,15 +39,20 @@ def chat_path(room: str = ROOM, dev: int = DEV_ID, **extra: str) -> str:
 
 # -- page helpers ------------------------------------------------------------------------------
 
+def new_tab(ctx: OfflineContext, dialogs: list | None = None):
+    page = ctx.context.new_page()
+    page.on("console", lambda m: ctx.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: ctx.console_errors.append(str(e)))
+    if dialogs is not None:
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    return page
+
+
 def open_tabs(ctx: OfflineContext, path: str, n: int = 1, dialogs: list | None = None) -> list:
     """Open ``n`` tabs at once (their Pyodide starts in parallel) and wait until all are ready."""
     pages = []
     for _ in range(n):
-        page = ctx.context.new_page()
-        page.on("console", lambda m: ctx.console_errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: ctx.console_errors.append(str(e)))
-        if dialogs is not None:
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page = new_tab(ctx, dialogs)
         page.goto(ctx.base_url + path)
         pages.append(page)
     for page in pages:
@@ -130,6 +137,42 @@ def converse(senders_and_texts, readers) -> None:
         shown = bodies(page)
         for text in texts + [sentinel]:
             assert shown.count(text) == 1, (text, shown)
+
+
+def debug(page) -> dict:
+    return json.loads(page.evaluate("demoDebug()"))
+
+
+def track_left(page, uuid: str) -> int:
+    """How many times ``page`` saw a connection of browser ``uuid`` leave the track_ channel."""
+    return debug(page)["track_left"].get(uuid, 0)
+
+
+def wait_presence_settled(page, uuid: str, seen_before: int, what: str) -> None:
+    """``page`` saw a connection of browser ``uuid`` leave the track_ channel (once more than
+    ``seen_before``) and has decided about it: no leave or online/offline notice is pending."""
+    wait_for(page, """([u, n]) => { const d = JSON.parse(demoDebug());
+                        return (d.track_left[u] || 0) > n && !d.leaving.includes(u) && d.status_held.length === 0; }""",
+             [uuid, seen_before], what)
+
+
+def notices(page) -> list[str]:
+    return page.eval_on_selector_all("#messages .notice", "els => els.map(e => e.textContent)")
+
+
+def hold_requests(page, pattern: str) -> list:
+    """Requests of ``page`` matching ``pattern`` wait (unanswered) until the test continues them."""
+    held: list = []
+    page.route(pattern, lambda route: held.append(route))
+    return held
+
+
+def wait_held(page, held: list) -> None:
+    waited = 0
+    while not held:
+        assert waited < LIVE_MS, "the request to hold was never made"
+        page.wait_for_timeout(50)
+        waited += 50
 
 
 def stats(server) -> int:
@@ -264,6 +307,17 @@ def test_every_tab_shows_its_connection_state_and_role(scene):
     for page in scene.alice:
         if page is not master:
             assert page.text_content("#master") == "relayed by another tab"
+            # The role wraps between words, never inside "BroadcastChannel" (one line box).
+            assert page.evaluate("""() => {
+                const dd = document.getElementById('fact-role'), text = dd.firstChild;
+                const at = text.data.indexOf('BroadcastChannel'), range = document.createRange();
+                range.setStart(text, at); range.setEnd(text, at + 'BroadcastChannel'.length);
+                return at >= 0 && new Set([...range.getClientRects()].map(r => r.top)).size === 1; }""")
+    # The "sign in to receive private messages" hint is for guests only.
+    for page in scene.alice:
+        assert page.is_hidden("#private-note") and page.is_visible("#private-none")
+    for page in scene.dana:
+        assert page.is_visible("#private-note") and page.is_hidden("#private-none")
 
 
 def test_xss_payload_renders_as_text_and_opens_no_dialog(scene):
@@ -299,6 +353,8 @@ def test_closing_the_master_tab_keeps_the_others_chatting(scene):
     master = wait_one_master(scene.alice)
     others = [p for p in scene.alice if p is not master]
     converse([(others[0], "before the master closes"), (d1, "dana, also before")], scene.alice + [d1])
+    alice_uuid = debug(others[0])["uuid"]
+    seen_before = track_left(d1, alice_uuid)
     master.close()
     scene.alice = others
     # Mid-conversation: dana writes while alice's browser is switching masters.
@@ -311,6 +367,12 @@ def test_closing_the_master_tab_keeps_the_others_chatting(scene):
         for text in ["before the master closes", "dana, also before", "dana, during the switch"]:
             assert shown.count(text) == 1, (text, shown)
     wait_one_master(others)
+    # For dana nothing happened to alice: she never left, never went offline.
+    wait_presence_settled(d1, alice_uuid, seen_before, "dana seeing alice's old connection go, and deciding")
+    said = notices(d1)
+    assert not [n for n in said if "alice left" in n or "went offline" in n], said
+    assert said.count("alice (signed-in user) is online") == 1, said
+    assert "alice" in d1.eval_on_selector_all("#roster .name", "els => els.map(e => e.textContent)")
 
 
 def test_private_message_from_the_backend_reaches_every_tab_of_the_user(scene):
@@ -376,9 +438,15 @@ def test_errors_show_on_the_page(solo, comet_server):
     page.wait_for_function(READY, timeout=120_000)
     assert "Cannot open room 'no way!'" in page.text_content("#error")
     assert "ValueError" not in page.text_content("#error") and "' '" in page.text_content("#error")
+    # The message list says so too, instead of "Starting Python…" for ever.
+    assert page.text_content("#messages").strip().startswith("The chat did not start: Cannot open room 'no way!'")
+    assert page.is_hidden(".boot-progress")
 
     page.goto(comet_server.url + chat_path(room=ROOM + "x"))
     page.wait_for_function(READY, timeout=120_000)
+    # Nobody in the room yet: no green "online" dot in front of "nobody has joined yet".
+    wait_selector_text(page, "#roster li", "nobody has joined yet")
+    assert page.evaluate("getComputedStyle(document.querySelector('#roster li'), '::before').display") == "none"
     # A bad display name.
     page.fill("#name", "   ")
     page.click("#join")
@@ -415,14 +483,177 @@ def test_server_console_posts_a_system_message_into_the_chat(browser, comet_serv
         (reader,) = open_tabs(reader_ctx, chat_path(room=room))
         wait_selector_text(reader, "#messages", "No messages yet")
         (page,) = open_tabs(backend_ctx, f"/demo/console/index.html?dev={DEV_ID}&room={room}")
-        page.fill("#password", comet_server.password)
+        # A wrong password: the refusal shows on the page (no browser login prompt holding the
+        # request), and the console keeps working.
+        page.fill("#password", "not the password")
         page.fill("#sys-text", "Hello from the backend")
+        held = hold_requests(page, "**/api/publish")
+        page.click("#sys-send")
+        wait_held(page, held)
+        wait_selector_text(page, "#sys-result", "sending…")   # while the request is out
+        held[0].continue_()
+        page.unroute("**/api/publish")
+        wait_selector_text(page, "#sys-result", "Refused (HTTP 401)")
+        assert page.is_enabled("#sys-send")
+        page.fill("#password", comet_server.password)
         page.click("#sys-send")
         wait_selector_text(page, "#sys-result", '"ok": true')
         wait_selector_text(reader, "#messages li.system .body", "Hello from the backend")
         assert "curl" in page.text_content("#sys-curl")
         assert "INSERT INTO pipes_messages" in page.text_content("#sys-sql")
-        assert backend_ctx.console_errors == [] and reader_ctx.console_errors == []
+        # The browser itself logs the refused request; nothing else went wrong.
+        assert backend_ctx.console_errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
+        assert reader_ctx.console_errors == []
     finally:
         backend_ctx.close()
         reader_ctx.close()
+
+
+def test_a_long_paste_is_not_cut_the_page_says_how_long_it_is_and_what_the_limit_is(solo):
+    ctx, page = solo
+    page.fill("#name", "Zoë")
+    page.click("#join")
+    page.wait_for_selector("#composer:not([hidden])", timeout=LIVE_MS)
+    pasted = "x" * 100_000
+    page.fill("#text", pasted)
+    assert page.input_value("#text") == pasted                    # nothing cut
+    wait_selector_text(page, "#text-count", "100,000 characters: a message is at most 2,000")
+    page.press("#text", "Enter")
+    wait_selector_text(page, "#error", "this one has 100,000")
+    assert page.input_value("#text") == pasted and page.locator("#messages li.mine").count() == 0
+    # Typed text keeps its own direction: an Arabic line reads right to left.
+    page.fill("#text", "مرحبا بالجميع")
+    page.press("#text", "Enter")
+    wait_text(page, "مرحبا بالجميع")
+    assert page.is_hidden("#text-count")
+    body = page.locator("#messages li.mine .body", has_text="مرحبا بالجميع")
+    assert body.get_attribute("dir") == "auto"
+    assert body.evaluate("e => getComputedStyle(e).direction") == "rtl"
+
+
+def test_join_clicked_before_python_is_ready_is_kept_and_done_without_a_reload(browser, comet_server):
+    room = ROOM + "e"
+    seed_db(comet_server.db, DEV_ID, [room], welcome=False)
+    ctx = OfflineContext(browser, comet_server.url)
+    try:
+        page = new_tab(ctx)
+        held = hold_requests(page, "**/vendor/pyodide/pyodide.asm.wasm")   # Python is slow today
+        loads: list[str] = []
+        page.on("load", lambda p: loads.append(p.url))
+        page.goto(ctx.base_url + chat_path(room=room))
+        wait_held(page, held)
+        page.evaluate("window.sameDocument = true")            # gone if the page reloads
+        assert page.is_disabled("#signin") and page.is_disabled("#signin-key")   # visibly not live yet
+        page.fill("#name", "Early Bird")
+        page.click("#join")
+        wait_selector_text(page, ".boot-progress", "Your “Join” will go ahead as soon as it is ready")
+        assert page.input_value("#name") == "Early Bird"
+        for route in held:
+            route.continue_()
+        page.unroute("**/vendor/pyodide/pyodide.asm.wasm")
+        page.wait_for_function(READY, timeout=120_000)
+        page.wait_for_selector("#me-card:not([hidden])", timeout=LIVE_MS)
+        assert page.text_content("#me-name") == "Early Bird"
+        assert page.evaluate("window.sameDocument === true") and len(loads) == 1, loads
+        assert page.is_enabled("#signin") and page.is_hidden(".boot-progress")
+        assert ctx.console_errors == []
+    finally:
+        ctx.close()
+
+
+def test_presence_holds_for_another_user_when_a_guest_s_master_tab_closes(browser, comet_server):
+    room = ROOM + "p"
+    seed_db(comet_server.db, DEV_ID, [room], welcome=False)
+    bea_ctx, eve_ctx = OfflineContext(browser, comet_server.url), OfflineContext(browser, comet_server.url)
+    try:
+        (bea,) = open_tabs(bea_ctx, chat_path(room=room))
+        bea.fill("#name", "Bea")
+        bea.click("#join")
+        (e1,) = open_tabs(eve_ctx, chat_path(room=room))
+        e1.fill("#name", "Eve")
+        e1.click("#join")
+        (e2,) = open_tabs(eve_ctx, chat_path(room=room))          # Eve's second tab: joined too
+        e2.wait_for_selector("#me-card:not([hidden])", timeout=LIVE_MS)
+        wait_selector_text(bea, "#roster .name", "Eve")
+        wait_selector_text(bea, "#messages .notice", "Eve joined")
+        master = wait_one_master([e1, e2])
+        other = e2 if master is e1 else e1
+        eve_uuid = debug(other)["uuid"]
+        seen_before = track_left(bea, eve_uuid)
+
+        master.close()
+        wait_one_master([other])
+        wait_presence_settled(bea, eve_uuid, seen_before, "Bea seeing Eve's old connection go, and deciding")
+        send(other, "still here, from my other tab")
+        wait_text(bea, "still here, from my other tab")
+        assert "Eve left" not in notices(bea), notices(bea)
+        assert "Eve" in bea.eval_on_selector_all("#roster .name", "els => els.map(e => e.textContent)")
+        assert bea_ctx.console_errors == [] and eve_ctx.console_errors == []
+    finally:
+        bea_ctx.close()
+        eve_ctx.close()
+
+
+@pytest.fixture(scope="module")
+def harness_tabs(browser, comet_server):
+    ctx = OfflineContext(browser, comet_server.url)
+    yield [ctx.open() for _ in range(3)]
+    ctx.close()
+
+
+@pytest.mark.parametrize("n_tabs", [1, 3])
+def test_the_sending_tab_never_receives_its_own_web_pipe_send_with_1_or_3_tabs(harness_tabs, comet_server, n_tabs):
+    dev = 9100 + n_tabs
+    tabs = harness_tabs[:n_tabs]
+    outside = RawClient(comet_server.ws_url(dev_id=dev))
+    try:
+        outside.subscribe("web_echo")
+        opts = {"dev_id": dev, "node": f"127.0.0.1:{comet_server.port}"}
+        for tab in tabs:
+            tab.run(f"log.clear()\nc = CometApi()\nc.start({opts!r})\n"
+                    "c.subscription('web_echo', rec('got')); c.subscription('#web_echo', rec('report'))")
+        wait_subscribers(outside, "web_echo", 2)               # the outside client + one per browser
+        for tab in tabs:
+            tab.wait("c.state == 'connected'")
+        sender, others = tabs[-1], tabs[:-1]                   # one of 3 tabs, or the lone tab
+        sender.run("c.web_pipe_send('web_echo', 'mine', {'n': 1})")
+        assert sender.wait("tagged('report')")[0]["data"]["number_messages"] == 1
+        outside.wait_for(lambda m: m.get("pipe") == "web_echo" and m.get("event") == "mine")
+        outside.publish("web_echo", "after", "sentinel")       # arrives after any echo would have
+        for tab in tabs:
+            tab.wait("any(x['server_info']['event'] == 'after' for x in tagged('got'))")
+        assert [x["server_info"]["event"] for x in sender.eval("tagged('got')")] == ["after"]
+        for tab in others:
+            assert [x["server_info"]["event"] for x in tab.eval("tagged('got')")] == ["mine", "after"]
+    finally:
+        for tab in tabs:
+            tab.run("c.stop()")
+        outside.close()
+
+
+def test_a_message_sent_while_the_server_is_down_shows_its_real_outcome_once_it_went_out(browser):
+    server = ServerProcess(demo=True).start()          # its own server: this test stops it
+    ctx = OfflineContext(browser, server.url)
+    room = ROOM + "d"
+    try:
+        seed_db(server.db, DEV_ID, [room], welcome=False)
+        (page,) = open_tabs(ctx, chat_path(room=room))
+        page.fill("#name", "Dora")
+        page.click("#join")
+        page.wait_for_selector("#composer:not([hidden])", timeout=LIVE_MS)
+        page.wait_for_selector("#conn[data-state='connected']", timeout=LIVE_MS)
+        server.stop()
+        page.wait_for_selector("#conn[data-state='disconnected']", timeout=LIVE_MS)
+        send(page, "written while the server is down")
+        report = page.locator("#messages li.mine", has_text="written while the server is down").locator(".report")
+        report.wait_for(timeout=LIVE_MS)
+        assert "queued" in report.text_content()
+        # Longer down than the page waits for a report (10 s): it still says why it waits.
+        page.wait_for_selector("#messages li.mine .report[data-kind='late']", timeout=LIVE_MS)
+        assert "queued" in report.text_content()
+        server.start()
+        page.wait_for_selector("#messages li.mine .report[data-kind='delivered']", timeout=60_000)
+        assert report.text_content().startswith("✓ sent")
+    finally:
+        ctx.close()
+        server.close()

@@ -260,6 +260,43 @@ def test_web_pipe_send_reaches_server_report_to_sender_echo_to_others(sender):
 
 
 
+@pytest.mark.parametrize("n_tabs", [1, 3])
+def test_the_sending_tab_never_gets_its_own_web_pipe_send_however_many_tabs(n_tabs):
+    # The same for a lone tab as for many: the sender gets the delivery report, not the message
+    # (CppComet never echoes a send to its connection); the browser's other tabs get it once.
+    async def scenario(o: Origin) -> None:
+        tabs = await start_tabs(o, *[["web_chat", "#web_chat"]] * n_tabs)
+        outside = o.server.external(DEV, ("web_chat",))
+        me, others = tabs[0], tabs[1:]
+        assert me.is_master
+        me.do(me.api.web_pipe_send, "web_chat", "say", {"t": "mine"})
+        await o.until(lambda: me.got["#web_chat"], 2, what="the delivery report")
+        publish(o, "web_chat", "after", "sentinel")     # arrives after any echo would have
+        await o.until(lambda: ("after", "sentinel") in me.data("web_chat"), 2, what="the sentinel")
+        await o.settle(1)
+        assert me.data("web_chat") == [("after", "sentinel")]
+        for t in others:
+            assert t.data("web_chat") == [("say", {"t": "mine"}), ("after", "sentinel")], t
+        assert [json.loads(f["data"]) for f in outside.sent if f["pipe"] == "web_chat"] == [{"t": "mine"}, "sentinel"]
+
+    run(scenario)
+
+
+def test_an_oversized_web_pipe_send_raises_in_the_calling_tab_and_sends_nothing():
+    async def scenario(o: Origin) -> None:
+        tabs = await start_tabs(o, ["web_chat"], ["web_chat"])
+        room = 65535 - len('web_pipe2\nweb_chat\nbig\n*\n""'.encode())   # the largest frame that fits
+        for t in tabs:                                                     # master and follower
+            with pytest.raises(ValueError, match="message too large: the frame would be 65536 bytes"):
+                t.do(t.api.web_pipe_send, "web_chat", "big", "é" * (room // 2) + "x" * (room % 2 + 1))
+        await o.settle(1)
+        assert o.server.received("web_pipe2") == []
+        tabs[1].do(tabs[1].api.web_pipe_send, "web_chat", "big", "x" * room)
+        await o.until(lambda: o.server.received("web_pipe2"), 2, what="the largest message sent")
+        assert len(o.server.received("web_pipe2")[0][1].encode()) == 65535
+
+    run(scenario)
+
 def test_follower_get_pipe_log_items_reach_that_tab_only():
     async def scenario(o: Origin) -> None:
         o.server.history_pipes.add("web_log")

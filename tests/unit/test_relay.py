@@ -347,6 +347,15 @@ def test_foreign_tokens_are_dropped():
     assert mr.route_answer(("x", True), 1, None) == []
 
 
+def test_a_lone_master_tab_is_not_given_its_own_send_but_is_given_the_others():
+    mr = r.MasterRelay("M" * 16, 1)            # no other tab known
+    own, echo = ("M" * 16, 3), message(event="mine")
+    assert mr.route_deliver(echo, None, own) == []
+    # A send of a tab that has gone since (its echo still comes back): this tab shows it.
+    assert mr.route_deliver(echo, None, ("F" * 16, 1)) == [r.LocalDeliver(echo)]
+    assert mr.route_deliver(echo, None) == [r.LocalDeliver(echo)]
+
+
 def test_history_items_go_to_the_asking_tab_only(world):
     bus, m, f1, f2 = world
     req = f2.call("pipe_log", T0, pipe="web_c")
