@@ -35,7 +35,7 @@ def now() -> int:
 def _no_apostrophe(text: str) -> str:
     # An apostrophe can only occur inside a JSON string, where \u0027 means the same; without
     # any, no backslash + apostrophe is left for 4.08's replace to turn into an invalid escape.
-    return text.replace("'", "\\u0027")
+    return text.replace("'", "\\u0027") if "'" in text else text
 
 
 def dumps(obj: object) -> str:
@@ -47,9 +47,11 @@ def dumps_bytes(obj: object) -> bytes:
     """UTF-8 JSON as ``dumps``. Text that cannot be UTF-8 (lone surrogates, e.g. from a publish
     API) is sent \\u-escaped instead, so a frame is always valid UTF-8 and valid JSON."""
     try:
-        return dumps(obj).encode("utf-8")
+        # On the bytes: much faster than str.replace, and byte 0x27 is never inside a
+        # multi-byte UTF-8 sequence.
+        return _dumps(obj).encode("utf-8").replace(b"'", b"\\u0027")
     except UnicodeEncodeError:
-        return _no_apostrophe(_dumps_ascii(obj)).encode("ascii")
+        return _dumps_ascii(obj).encode("ascii").replace(b"'", b"\\u0027")
 
 
 def legacy(obj: dict) -> dict:
