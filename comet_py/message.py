@@ -9,7 +9,8 @@ relay carries between tabs as JSON.
 ``history_id`` on live messages of logged channels and on history items; increasing decimal
 text). Recovery and duplicate dropping compare it; CppComet sends none. ``marker`` is the
 request marker of an answer, except that history items give their history_id there too
-(api.md: "defined only when history is true").
+(api.md: "defined only when history is true"). ``uuid`` is the wire's ``uuid`` or else, as
+before history_id had its own key, the history_id.
 """
 
 from __future__ import annotations

@@ -397,6 +397,9 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     data = decode_data(raw.get("data"), mysql_escaped=mysql_escaped)
     marker = _opt_str(raw.get("marker"))
     history_id = _opt_str(raw.get("history_id"))
+    # server_info.uuid gave the history position before it had a key of its own: keep that
+    # for callers, unless the server sends a uuid itself (comet_server and CppComet do not).
+    uuid = _opt_str(raw.get("uuid")) or history_id
     t = raw.get("message_send_time")
     time = t if isinstance(t, int) and not isinstance(t, bool) else None
     user_id = max(_as_int(raw.get("user_id")), 0)
@@ -409,7 +412,7 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
             history=history,
             marker=msg_marker,
             user_id=user_id,
-            uuid=_opt_str(raw.get("uuid")),
+            uuid=uuid,
             time=time,
             history_id=history_id,
         )

@@ -694,11 +694,11 @@ class Session:
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             user_id = 0 if rep.anonymous or not self.authorized else self.options.user_id
         history_id = report.get("history_id")
+        history_id = history_id if isinstance(history_id, str) else None
         time = r.message.get("message_send_time")
         message = make_message_dict(
             decode_data(rep.text, mysql_escaped=False), pipe=rep.pipe, event=rep.event, user_id=user_id,
-            time=time if isinstance(time, int) else None,
-            history_id=history_id if isinstance(history_id, str) else None)
+            time=time if isinstance(time, int) else None, uuid=history_id, history_id=history_id)
         m = history_id_int(message["server_info"]["history_id"])
         if m is not None and rep.pipe in self._channels and m > self._last_history_ids.get(rep.pipe, -1):
             self._last_history_ids[rep.pipe] = m

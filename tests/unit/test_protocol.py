@@ -198,6 +198,9 @@ def test_history_flags():
     assert h.history and h.history_id == "42" and h.message["server_info"]["marker"] == "42"
     live = one(F.cs_live("web_h", 43))
     assert not live.history and live.history_id == "43" and live.message["server_info"]["marker"] is None
+    # server_info.uuid still gives the position, as before it had its own key
+    assert live.message["server_info"]["uuid"] == "43" and h.message["server_info"]["uuid"] == "42"
+    assert one(F.CPP_LOG_ITEMS[0]).message["server_info"]["uuid"] is None  # CppComet: no position
 
 
 def test_pipe_count_answer_forms():
