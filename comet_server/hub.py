@@ -196,9 +196,9 @@ class Hub:
         then adds ``"history_id"`` (its position in the log; comet_server only). ``user_id`` None
         (CometQL / HTTP) leaves the key out.
         """
-        return self.publish_marked(dev_id, pipe, event, data, user_id=user_id, exclude=exclude)[0]
+        return self.publish_logged(dev_id, pipe, event, data, user_id=user_id, exclude=exclude)[0]
 
-    def publish_marked(self, dev_id: int, pipe: str, event: str, data: str, *,
+    def publish_logged(self, dev_id: int, pipe: str, event: str, data: str, *,
                        user_id: int | None = None, exclude: Client | None = None) -> tuple[int, str | None]:
         """``publish``, also returning the history_id (None when the channel keeps no history)."""
         t = wire.now()

@@ -226,7 +226,7 @@ def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
         _error(client, "[pipe_msg2] Invalid channel name. The channel should begin with web_")
         return
     user_id = 0 if anonymous else client.user_id
-    n, history_id = hub.publish_marked(client.dev_id, name, event, message, user_id=user_id, exclude=client)
+    n, history_id = hub.publish_logged(client.dev_id, name, event, message, user_id=user_id, exclude=client)
     # Beyond CppComet: the event, the stamped user_id and the history_id let a client that
     # shares this connection between tabs show the message to its other tabs exactly as sent.
     report: dict = {"event": event, "message": message, "number_messages": n, "user_id": user_id}
