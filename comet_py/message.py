@@ -161,7 +161,7 @@ class Message(Mapping[str, Any]):
             extra += ", history=True"
         if si.marker is not None:
             extra += f", marker={si.marker!r}"
-        if si.uuid is not None:
+        if si.uuid is not None and si.uuid != si.history_id:
             extra += f", uuid={si.uuid!r}"
         if si.history_id is not None and si.history_id != si.marker:
             extra += f", history_id={si.history_id!r}"

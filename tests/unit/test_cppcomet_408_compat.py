@@ -239,6 +239,7 @@ def test_408_transform_breaks_plain_json_of_these_payloads():
     {"data": {"message": "C:\\path\\'x", "number_messages": 1}, "event": "answer", "pipe": "_answer_to_web_x"},
     {"data": ["it\\'s", "'", {"k'ey": "v\\'"}], "event": "e", "pipe": "p"},
     {"data": "x", "event": "it's", "pipe": "web_x", "marker": "a'b"},
+    {"data": "lone \ud800 surrogate, it\\'s", "event": "e", "pipe": "web_x"},  # the ASCII fallback
 ])
 def test_every_encoding_path_gives_408_the_original(obj: dict[str, Any]):
     out = wire.Out(obj)
