@@ -244,7 +244,7 @@ class CometApi:
         """``callback(state, detail)`` on connecting, connected, disconnected and closed, and on
         ``gap`` (detail ``{"pipes": [...]}``): messages on those channels may have been missed
         while disconnected and could not be fetched again (no history, or a server without
-        markers). ``state`` keeps the connection state; a gap does not change it."""
+        history_ids). ``state`` keeps the connection state; a gap does not change it."""
         self._state_callbacks.append(callback)
 
     def on_master(self, callback: Callable[[bool], Any]) -> None:
@@ -288,7 +288,7 @@ class CometApi:
 
     def _deliver(self, message: dict) -> None:
         if not self._registry.accept(message):
-            return  # already delivered (same marker): never twice
+            return  # already delivered (same history_id): never twice
         callbacks = self._registry.match(message)
         if not callbacks:
             return
@@ -306,8 +306,8 @@ class CometApi:
     def _set_state(self, state: str, detail: dict) -> None:
         if state == "gap":
             # An event, not a state: messages on these pipes may be lost for good, so their
-            # markers start afresh (a restarted server may count from 1 again).
-            self._registry.forget_markers(detail.get("pipes"))
+            # history_ids start afresh (a restarted server may count from 1 again).
+            self._registry.forget_history_ids(detail.get("pipes"))
         elif state == self._state:
             return
         else:
@@ -322,8 +322,8 @@ class CometApi:
         for callback in list(self._master_callbacks):
             self._call_user(callback, is_master)
 
-    def _last_markers(self) -> dict[str, str]:
-        return self._registry.last_markers()
+    def _last_history_ids(self) -> dict[str, str]:
+        return self._registry.last_history_ids()
 
     # -- helpers -----------------------------------------------------------------------------
 

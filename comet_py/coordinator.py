@@ -56,7 +56,7 @@ class Coordinator:
         self._closed = False
 
     def _new_follower(self, highest_term: int) -> relay.FollowerRelay:
-        follower = relay.FollowerRelay(self.tab_id, markers=self.tab._last_markers, keepalive=not self.locks)
+        follower = relay.FollowerRelay(self.tab_id, history_ids=self.tab._last_history_ids, keepalive=not self.locks)
         follower.highest_term = highest_term
         follower.set_channels(self.channels, self.p.now_ms())  # not started: only remembered
         return follower
@@ -164,13 +164,13 @@ class Coordinator:
             return
         log.info("comet_py: tab %s is now the master (term %d)", self.tab_id, term)
         self.role = "master"
-        self.master = relay.MasterRelay(self.tab_id, term, own_markers=self.tab._last_markers)
+        self.master = relay.MasterRelay(self.tab_id, term, own_history_ids=self.tab._last_history_ids)
         self.master.set_own_channels(self.channels)
         session = Session(self.options, uuid=self._uuid(), page_is_https=self.p.page_is_https())
-        if self.follower.highest_term or self.tab._last_markers():
+        if self.follower.highest_term or self.tab._last_history_ids():
             # A master came before us: fetch what the tabs missed while no one held the
-            # connection (comet_server markers), or report the gap.
-            session.recover(self.tab._last_markers())
+            # connection (comet_server history_ids), or report the gap.
+            session.recover(self.tab._last_history_ids())
         session.set_channels(self.master.union())
         self.connection = Connection(session, self.p, self._on_session_event)
         self.tab._set_master(True)

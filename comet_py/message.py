@@ -4,6 +4,13 @@ Both the attribute form (``e.data``, ``e.server_info.pipe``) and the seed's dict
 form (``e["data"]``, ``e["server_info"]["pipe"]``) work. The objects are built
 from, and turned back into, the plain message dict of design.md §4.2 that the
 relay carries between tabs as JSON.
+
+``history_id`` is comet_server's position of a message in its channel's history (wire key
+``history_id`` on live messages of logged channels and on history items; increasing decimal
+text). Recovery and duplicate dropping compare it; CppComet sends none. ``marker`` is the
+request marker of an answer, except that history items give their history_id there too
+(api.md: "defined only when history is true"). ``uuid`` is the wire's ``uuid`` or else, as
+before history_id had its own key, the history_id.
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ServerInfo", "Message", "make_message_dict"]
+__all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
-_INFO_KEYS = ("event", "history", "marker", "pipe", "user_id", "uuid", "time")
+_INFO_KEYS = ("event", "history", "marker", "pipe", "user_id", "uuid", "time", "history_id")
 _MSG_KEYS = ("data", "server_info")
 
 
@@ -34,6 +41,13 @@ def _int(value: Any, default: int = 0) -> int:
     return default
 
 
+def history_id_int(value: Any) -> int | None:
+    """A history_id as a number (they compare as numbers: "9" < "10"); None if not one."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def make_message_dict(
     data: Any,
     *,
@@ -44,6 +58,7 @@ def make_message_dict(
     user_id: int = 0,
     uuid: str | None = None,
     time: int | None = None,
+    history_id: str | None = None,
 ) -> dict[str, Any]:
     """The message dict of design.md §4.2."""
     return {
@@ -56,6 +71,7 @@ def make_message_dict(
             "user_id": user_id,
             "uuid": uuid,
             "time": time,
+            "history_id": history_id,
         },
     }
 
@@ -71,6 +87,7 @@ class ServerInfo(Mapping[str, Any]):
     user_id: int
     uuid: str | None = None
     time: int | None = None
+    history_id: str | None = None  # comet_server's position in the channel's history
 
     # Mapping protocol: e["server_info"]["pipe"] as in the seed.
     def __getitem__(self, key: str) -> Any:
@@ -98,6 +115,7 @@ class ServerInfo(Mapping[str, Any]):
             user_id=_int(d.get("user_id")),
             uuid=_opt_str(d.get("uuid")),
             time=t if isinstance(t, int) and not isinstance(t, bool) else None,
+            history_id=_opt_str(d.get("history_id")),
         )
 
 
@@ -143,8 +161,10 @@ class Message(Mapping[str, Any]):
             extra += ", history=True"
         if si.marker is not None:
             extra += f", marker={si.marker!r}"
-        if si.uuid is not None:
+        if si.uuid is not None and si.uuid != si.history_id:
             extra += f", uuid={si.uuid!r}"
+        if si.history_id is not None and si.history_id != si.marker:
+            extra += f", history_id={si.history_id!r}"
         return (
             f"Message(pipe={si.pipe!r}, event={si.event!r}, user_id={si.user_id}"
             f"{extra}, data={data})"

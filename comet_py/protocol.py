@@ -288,7 +288,7 @@ class AuthInfo:
 
     @property
     def supports_markers(self) -> bool:
-        """comet_server sends history markers, pipe_log end frames, exact reports."""
+        """comet_server sends history_ids, pipe_log end frames, exact reports."""
         return self.server.startswith("comet_server")
 
 
@@ -339,8 +339,8 @@ class ChannelMessage:
         return self.message["server_info"]["history"]
 
     @property
-    def uuid(self) -> str | None:
-        return self.message["server_info"]["uuid"]
+    def history_id(self) -> str | None:
+        return self.message["server_info"]["history_id"]
 
 
 @dataclass(frozen=True)
@@ -402,6 +402,10 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     event = event if isinstance(event, str) else ("" if event is None else str(event))
     data = decode_data(raw.get("data"), mysql_escaped=mysql_escaped)
     marker = _opt_str(raw.get("marker"))
+    history_id = _opt_str(raw.get("history_id"))
+    # server_info.uuid gave the history position before it had a key of its own: keep that
+    # for callers, unless the server sends a uuid itself (comet_server and CppComet do not).
+    uuid = _opt_str(raw.get("uuid")) or history_id
     t = raw.get("message_send_time")
     time = t if isinstance(t, int) and not isinstance(t, bool) else None
     user_id = max(_as_int(raw.get("user_id")), 0)
@@ -414,8 +418,9 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
             history=history,
             marker=msg_marker,
             user_id=user_id,
-            uuid=_opt_str(raw.get("uuid")),
+            uuid=uuid,
             time=time,
+            history_id=history_id,
         )
 
     if pipe == "sys":
@@ -457,4 +462,6 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     # Channel message. History: comet_server says history:true; CppComet only
     # says fromQueue:true, which on "msg" means a queued personal message.
     history = raw.get("history") is True or (raw.get("fromQueue") is True and pipe != "msg")
-    return ChannelMessage(message(history=history))
+    # server_info.marker of a history item is its position (the seed's API); on the wire that
+    # is history_id, as "marker" only ever means a request marker.
+    return ChannelMessage(message(history=history, msg_marker=history_id if history else marker))

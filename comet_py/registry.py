@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels import Target, parse_target
+from .message import history_id_int
 
 __all__ = ["Registry", "Subscription"]
 
@@ -21,19 +22,11 @@ class Subscription:
     callback: Callback
 
 
-def _marker_int(value: Any) -> int | None:
-    # comet_server markers are increasing decimal history ids; anything else
-    # (CppComet sends none) cannot be ordered and is never used to drop.
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
 class Registry:
     """Callbacks of one tab, in registration order.
 
     ``server_channels()`` is what this tab needs subscribed on the server;
-    ``accept()`` drops a live message already seen on its pipe (by marker).
+    ``accept()`` drops a live message already seen on its pipe (by history_id).
     """
 
     def __init__(self) -> None:
@@ -100,15 +93,15 @@ class Registry:
     # ------------------------------------------------------------------ dedup
 
     def accept(self, message: Mapping[str, Any]) -> bool:
-        """False if this live message's ``uuid`` marker is <= the last accepted on its pipe.
+        """False if this live message's ``history_id`` is <= the last accepted on its pipe.
 
-        Messages without a numeric uuid, and history items (explicitly asked
-        for with get_pipe_log), are always accepted.
+        Messages without one (CppComet sends none: they cannot be ordered), and history
+        items (explicitly asked for with get_pipe_log), are always accepted.
         """
         info = message.get("server_info") or {}
         if info.get("history") is True:
             return True
-        m = _marker_int(info.get("uuid"))
+        m = history_id_int(info.get("history_id"))
         if m is None:
             return True
         pipe = info.get("pipe") or ""
@@ -118,15 +111,15 @@ class Registry:
         self._last[pipe] = m
         return True
 
-    def last_markers(self) -> dict[str, str]:
-        """Last accepted marker per pipe (what a new master should recover from)."""
+    def last_history_ids(self) -> dict[str, str]:
+        """Last accepted history_id per pipe (what a new master should recover from)."""
         return {pipe: str(m) for pipe, m in self._last.items()}
 
-    def forget_markers(self, pipes: Iterable[str] | None = None) -> None:
-        """Drop the remembered markers (all, or of ``pipes``).
+    def forget_history_ids(self, pipes: Iterable[str] | None = None) -> None:
+        """Drop the remembered history_ids (all, or of ``pipes``).
 
         Call on a ``gap`` state: the server's sequence may have restarted
-        (e.g. a fresh store), and old markers would then hide new messages.
+        (e.g. a fresh store), and old history_ids would then hide new messages.
         """
         if pipes is None:
             self._last.clear()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
+from .message import history_id_int
 
 log = logging.getLogger("comet_py.relay")
 
@@ -44,7 +45,7 @@ STOPPED_ERROR = "comet_py: tab stopped"
 
 Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
 Message = dict            # a validated envelope (plain JSON-able dict)
-Markers = Mapping[str, str]
+HistoryIds = Mapping[str, str]
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -71,8 +72,8 @@ class ChannelsChanged:
 
 @dataclass(frozen=True)
 class Recover:
-    """Master: a tab reported older markers for these pipes than known; pass to Session.recover."""
-    markers: dict
+    """Master: a tab reported older history_ids for these pipes than known; pass to Session.recover."""
+    history_ids: dict
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,11 @@ def beats(term_a: int, tab_a: str, term_b: int, tab_b: str) -> bool:
     return term_a > term_b or (term_a == term_b and tab_a < tab_b)
 
 
-def marker_lt(a: str, b: str) -> bool:
-    """comet_server markers are decimal ids: compare them as numbers ("9" < "10")."""
-    if a.isdigit() and b.isdigit():
-        return int(a) < int(b)
+def history_id_lt(a: str, b: str) -> bool:
+    """history_ids are decimal: compare them as numbers ("9" < "10")."""
+    ia, ib = history_id_int(a), history_id_int(b)
+    if ia is not None and ib is not None:
+        return ia < ib
     return a < b
 
 
@@ -189,12 +191,12 @@ def _envelope(kind: str, sender: str, to: str, term: int, **fields: Any) -> Mess
     return m
 
 
-def make_hello(sender: str, term: int, channels: frozenset, markers: Markers) -> Message:
-    return _envelope("hello", sender, BROADCAST, term, channels=sorted(channels), markers=dict(markers))
+def make_hello(sender: str, term: int, channels: frozenset, history_ids: HistoryIds) -> Message:
+    return _envelope("hello", sender, BROADCAST, term, channels=sorted(channels), history_ids=dict(history_ids))
 
 
-def make_subs(sender: str, term: int, channels: frozenset, markers: Markers) -> Message:
-    return _envelope("subs", sender, BROADCAST, term, channels=sorted(channels), markers=dict(markers))
+def make_subs(sender: str, term: int, channels: frozenset, history_ids: HistoryIds) -> Message:
+    return _envelope("subs", sender, BROADCAST, term, channels=sorted(channels), history_ids=dict(history_ids))
 
 
 def make_bye(sender: str, term: int) -> Message:
@@ -268,11 +270,11 @@ def _check(m: Mapping) -> Optional[str]:
     if not (_is_int(m.get("term")) and m["term"] >= 0):
         return "bad term"
     if kind in ("hello", "subs"):
-        ch, mk = m.get("channels"), m.get("markers")
+        ch, mk = m.get("channels"), m.get("history_ids")
         if not isinstance(ch, list) or not all(isinstance(c, str) for c in ch):
             return "bad channels"
         if not isinstance(mk, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mk.items()):
-            return "bad markers"
+            return "bad history_ids"
     elif kind in ("call", "ack", "answer"):
         if not (_is_int(m.get("req")) and m["req"] >= 0):
             return "bad req"
@@ -330,12 +332,12 @@ def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
     return dict(obj)
 
 
-def _lowest_markers(sources: list) -> dict:
+def _lowest_history_ids(sources: list) -> dict:
     out: dict = {}
-    for markers in sources:
-        for pipe, marker in markers.items():
-            if pipe not in out or marker_lt(marker, out[pipe]):
-                out[pipe] = marker
+    for history_ids in sources:
+        for pipe, history_id in history_ids.items():
+            if pipe not in out or history_id_lt(history_id, out[pipe]):
+                out[pipe] = history_id
     return out
 
 
@@ -359,22 +361,22 @@ class _StallClock:
 @dataclass
 class _Tab:
     channels: frozenset
-    markers: dict
+    history_ids: dict
     last_heard: float
 
 
 class MasterRelay:
-    """The master's view of the tabs: their channels, markers and calls; routes Session output.
+    """The master's view of the tabs: their channels, history_ids and calls; routes Session output.
 
     The master's own tab takes part directly: ``set_own_channels``, ``call_local``, and the
     ``LocalDeliver`` / ``LocalAnswer`` actions.
     """
 
     def __init__(self, tab_id: str, term: int, *,
-                 own_markers: Optional[Callable[[], Markers]] = None) -> None:
+                 own_history_ids: Optional[Callable[[], HistoryIds]] = None) -> None:
         self.tab_id = tab_id
         self.term = term
-        self._own_markers = own_markers or dict
+        self._own_history_ids = own_history_ids or dict
         self._own_channels: frozenset = frozenset()
         self._tabs: dict = {}
         self._done: dict = {}          # tab -> OrderedDict of reqs seen (dedup)
@@ -403,9 +405,9 @@ class MasterRelay:
             out |= tab.channels
         return frozenset(out)
 
-    def recovery_markers(self) -> dict:
-        """Per pipe the lowest last marker any live tab reported: what to fetch after failover."""
-        return _lowest_markers([self._own_markers()] + [t.markers for t in self._tabs.values()])
+    def recovery_history_ids(self) -> dict:
+        """Per pipe the lowest last history_id any live tab reported: what to fetch after failover."""
+        return _lowest_history_ids([self._own_history_ids()] + [t.history_ids for t in self._tabs.values()])
 
     def set_own_channels(self, channels: frozenset) -> list[Action]:
         before = self.union()
@@ -465,18 +467,18 @@ class MasterRelay:
 
     def _register(self, m: Message, now_ms: float) -> list[Action]:
         sender = m["from"]
-        before, before_rec = self.union(), self.recovery_markers()
+        before, before_rec = self.union(), self.recovery_history_ids()
         new = sender not in self._tabs
-        self._tabs[sender] = _Tab(frozenset(m["channels"]), dict(m["markers"]), now_ms)
+        self._tabs[sender] = _Tab(frozenset(m["channels"]), dict(m["history_ids"]), now_ms)
         out: list = [TabJoined(sender)] if new else []
         out += self._union_actions(before)
         if m["k"] == "hello":
             # A hello comes at start or after a failover: if this tab saw less than the others,
             # the Session must fetch the difference (hellos may arrive after it connected).
             # Not for subs: a lagging tab's routine update would only cause needless fetches.
-            after_rec = self.recovery_markers()
+            after_rec = self.recovery_history_ids()
             lowered = {p: mk for p, mk in after_rec.items()
-                       if p not in before_rec or marker_lt(mk, before_rec[p])}
+                       if p not in before_rec or history_id_lt(mk, before_rec[p])}
             if lowered:
                 out.append(Recover(lowered))
             # Answer at once so a new tab (or one probing a quiet master) need not wait a heartbeat.
@@ -584,18 +586,18 @@ class _Call:
 class FollowerRelay:
     """A follower tab's side: which master to listen to, its channels, its acknowledged calls.
 
-    ``markers`` returns this tab's last marker per pipe (read whenever a hello/subs is built).
+    ``history_ids`` returns this tab's last history_id per pipe (read whenever a hello/subs is built).
     ``keepalive``: fallback mode, where the master expires silent tabs.
     """
 
-    def __init__(self, tab_id: str, *, markers: Optional[Callable[[], Markers]] = None,
+    def __init__(self, tab_id: str, *, history_ids: Optional[Callable[[], HistoryIds]] = None,
                  keepalive: bool = False) -> None:
         self.tab_id = tab_id
         self.master: Optional[str] = None
         self.term = 0                     # the followed master's term
         self.highest_term = 0             # highest term seen in any state: for next_term()
         self.channels: frozenset = frozenset()
-        self._markers = markers or dict
+        self._history_ids = history_ids or dict
         self._keepalive = keepalive
         self._calls: dict = {}
         self._sent_pipes: dict = {}       # web_pipe req -> ack time: a failure may still come
@@ -615,7 +617,7 @@ class FollowerRelay:
         return Post(message)
 
     def _hello(self, now_ms: float) -> Post:
-        return self._post(make_hello(self.tab_id, self.term, self.channels, self._markers()), now_ms)
+        return self._post(make_hello(self.tab_id, self.term, self.channels, self._history_ids()), now_ms)
 
     def _send_call(self, c: _Call, now_ms: float) -> Post:
         c.sent_at = now_ms
@@ -637,7 +639,7 @@ class FollowerRelay:
         self.channels = channels
         if self._started_at is None:
             return []
-        return [self._post(make_subs(self.tab_id, self.term, channels, self._markers()), now_ms)]
+        return [self._post(make_subs(self.tab_id, self.term, channels, self._history_ids()), now_ms)]
 
     def call(self, op: str, args: dict, now_ms: float) -> Tuple[int, list]:
         """An acknowledged call to the master; the outcome comes as ``Resolve(req, ...)``.
@@ -735,7 +737,7 @@ class FollowerRelay:
             self._authorized = m["authorized"]
             out.append(RemoteAuth(m["authorized"]))
         if self._keepalive and now_ms - self._last_post_ms >= KEEPALIVE_MS:
-            out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._markers()), now_ms))
+            out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._history_ids()), now_ms))
         return out
 
     def tick(self, now_ms: float) -> list[Action]:
@@ -760,7 +762,7 @@ class FollowerRelay:
             self._last_probe_ms = now_ms
             out.append(self._hello(now_ms))
         elif self._keepalive and self.master is not None and now_ms - self._last_post_ms >= KEEPALIVE_MS:
-            out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._markers()), now_ms))
+            out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._history_ids()), now_ms))
         return out
 
     def stop(self, now_ms: float) -> list[Action]:

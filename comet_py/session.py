@@ -22,7 +22,7 @@ from typing import Any, Iterable, Union
 
 from .backoff import Backoff
 from .channels import check_name
-from .message import make_message_dict
+from .message import history_id_int, make_message_dict
 from .options import Options
 from .protocol import (
     AuthInfo,
@@ -132,14 +132,14 @@ class _Request:
     marker: str
     tokens: list[object]
     recovery: bool = False
-    base: int = 0  # recovery: the last marker delivered on this pipe
+    base: int = 0  # recovery: the last history_id delivered on this pipe
     sent: bool = False
     started: bool = False  # a history item arrived for it
     items: list[dict[str, Any]] = field(default_factory=list)  # recovery only
     delivered: int = 0  # history items handed to the tokens
-    last_item: int | None = None  # marker of the last item handed over
-    skip: int = 0  # after a resend: items already handed over (CppComet: no markers)
-    skip_marker: int | None = None  # after a resend: markers <= this were handed over
+    last_item: int | None = None  # history_id of the last item handed over
+    skip: int = 0  # after a resend: items already handed over (CppComet: no history_ids)
+    skip_history_id: int | None = None  # after a resend: history_ids <= this were handed over
     deadline: float | None = None
     quiet_since: float | None = None
     activity: bool = True
@@ -149,7 +149,7 @@ class _Request:
             return pipe_count_frame(self.pipe, self.marker)
         if self.kind == "track_pipe_users":
             return track_pipe_users_frame(self.pipe, self.marker)
-        # Recovery asks from the last marker seen on (inclusive, to see that nothing before
+        # Recovery asks from the last history_id seen on (inclusive, to see that nothing before
         # the gap is missing); only comet_server recovers, and it knows ``since``.
         return pipe_log_frame(self.pipe, self.marker, self.base - 1 if self.recovery else None)
 
@@ -173,12 +173,6 @@ class _AwaitReport:
     event: str = ""
     text: str = ""
     anonymous: bool = False
-
-
-def _marker_int(value: Any) -> int | None:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
 
 
 def _as_live(message: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +227,7 @@ class Session:
         self._logs: dict[str, list[_Request]] = {}  # pipe -> pipe_log FIFO
         self._outbox: list[_Outgoing] = []  # web_pipe2 waiting for a socket
         self._reports: deque[_AwaitReport] = deque()  # sent, report pending
-        self._markers: dict[str, int] = {}  # pipe -> last marker delivered
+        self._last_history_ids: dict[str, int] = {}  # pipe -> last history_id delivered
         self._held: dict[str, list[dict[str, Any]]] = {}  # pipe -> live msgs held during recovery
         # ids of the latest personal messages delivered (comet_server resends one until confirmed)
         self._seen_personal: dict[str, None] = {}
@@ -312,7 +306,7 @@ class Session:
                 # Resent after reconnect (requests are idempotent): skip what
                 # this requester already got.
                 req.skip = req.delivered
-                req.skip_marker = req.last_item
+                req.skip_history_id = req.last_item
                 req.started = False
             req.sent = False
         if self._reports:
@@ -348,9 +342,9 @@ class Session:
         if chans == self._channels:
             return []
         for pipe in self._channels - chans:
-            # Unsubscribed: recovering from this marker after a later
+            # Unsubscribed: recovering from this history_id after a later
             # resubscribe would replay what nobody asked for.
-            self._markers.pop(pipe, None)
+            self._last_history_ids.pop(pipe, None)
         self._channels = chans
         if self._open:
             return [Send(subscription_frame(chans))]
@@ -390,7 +384,7 @@ class Session:
         if kind == "pipe_log":
             for req in self._logs.get(pipe, []):
                 # Ride along an identical request that has not started answering.
-                if not req.recovery and not req.started and req.skip == 0 and req.skip_marker is None:
+                if not req.recovery and not req.started and req.skip == 0 and req.skip_history_id is None:
                     req.tokens.append(token)
                     return []
         if not self._open and self._queued() >= self.MAX_QUEUE:
@@ -404,12 +398,12 @@ class Session:
             return [Send(req.frame())]
         return []
 
-    def recover(self, last_markers: dict[str, str]) -> None:
-        """Fetch, at the next (re)connect, what was missed after these markers."""
-        for pipe, marker in last_markers.items():
-            m = _marker_int(marker)
-            if m is not None and m > self._markers.get(pipe, -1):
-                self._markers[pipe] = m
+    def recover(self, last_history_ids: dict[str, str]) -> None:
+        """Fetch, at the next (re)connect, what was missed after these history_ids."""
+        for pipe, history_id in last_history_ids.items():
+            m = history_id_int(history_id)
+            if m is not None and m > self._last_history_ids.get(pipe, -1):
+                self._last_history_ids[pipe] = m
         self._recover_pending = True
 
     # --------------------------------------------------------------- input
@@ -584,9 +578,9 @@ class Session:
                 events.extend(Deliver(m) for m in self._held.pop(pipe))
         else:
             for pipe in sorted(self._channels):
-                base = self._markers.get(pipe)
+                base = self._last_history_ids.get(pipe)
                 if base is None:
-                    gap.append(pipe)  # no history marker: nothing to recover from
+                    gap.append(pipe)  # no history_id: nothing to recover from
                     continue
                 self._held.setdefault(pipe, [])
                 req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
@@ -605,31 +599,31 @@ class Session:
         pipe = req.pipe
         held = self._held.pop(pipe, [])
         base = req.base
-        markers = [m for m in (_marker_int(i["server_info"].get("uuid")) for i in req.items) if m is not None]
+        ids = [m for m in (history_id_int(i["server_info"].get("history_id")) for i in req.items) if m is not None]
         events: list[Event] = []
         gap = timed_out
-        if markers and max(markers) < base:
+        if ids and max(ids) < base:
             # The server's sequence went backwards (a fresh store): the old
-            # marker means nothing any more. Deliver what was held, report a gap.
+            # history_id means nothing any more. Deliver what was held, report a gap.
             gap = True
-            self._markers.pop(pipe, None)
+            self._last_history_ids.pop(pipe, None)
             to_deliver: list[dict[str, Any]] = []
         else:
             # The log holds the newest N messages: if it reaches back to our
-            # marker, nothing before it is missing.
-            if not any(m <= base for m in markers):
+            # history_id, nothing before it is missing.
+            if not any(m <= base for m in ids):
                 gap = True
             to_deliver = [_as_live(i) for i in req.items]
-        last = self._markers.get(pipe)
+        last = self._last_history_ids.get(pipe)
         for msg in to_deliver + held:
-            m = _marker_int(msg["server_info"].get("uuid"))
+            m = history_id_int(msg["server_info"].get("history_id"))
             if m is not None:
                 if last is not None and m <= last:
                     continue  # already delivered (or held and also in the log)
                 last = m
             events.append(Deliver(msg))
         if last is not None:
-            self._markers[pipe] = last
+            self._last_history_ids[pipe] = last
         if gap:
             log.info("could not fully recover %s", pipe)
             events.append(StateChanged("gap", {"pipes": [pipe]}))
@@ -642,13 +636,13 @@ class Session:
         if pipe in self._held:
             self._held[pipe].append(message)  # recovery of this pipe in progress
             return []
-        m = _marker_int(message["server_info"].get("uuid"))
+        m = history_id_int(message["server_info"].get("history_id"))
         if m is not None:
-            last = self._markers.get(pipe)
+            last = self._last_history_ids.get(pipe)
             if last is not None and m <= last:
-                log.debug("dropping a duplicate on %s (marker %d <= %d)", pipe, m, last)
+                log.debug("dropping a duplicate on %s (history_id %d <= %d)", pipe, m, last)
                 return []
-            self._markers[pipe] = m
+            self._last_history_ids[pipe] = m
         return [Deliver(message)]
 
     def _on_personal(self, message: dict[str, Any]) -> list[Event]:
@@ -672,9 +666,9 @@ class Session:
             return []
         req.started = True
         req.activity = True
-        m = _marker_int(c.uuid)
-        if req.skip_marker is not None and m is not None:
-            if m <= req.skip_marker:
+        m = history_id_int(c.history_id)
+        if req.skip_history_id is not None and m is not None:
+            if m <= req.skip_history_id:
                 return []
         elif req.skip > 0:
             req.skip -= 1
@@ -721,14 +715,15 @@ class Session:
         user_id = report.get("user_id")
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             user_id = 0 if rep.anonymous or not self.authorized else self.options.user_id
-        uuid = report.get("uuid")
+        history_id = report.get("history_id")
+        history_id = history_id if isinstance(history_id, str) else None
         time = r.message.get("message_send_time")
         message = make_message_dict(
             decode_data(rep.text, mysql_escaped=False), pipe=rep.pipe, event=rep.event, user_id=user_id,
-            uuid=uuid if isinstance(uuid, str) else None, time=time if isinstance(time, int) else None)
-        marker = _marker_int(message["server_info"]["uuid"])
-        if marker is not None and rep.pipe in self._channels and marker > self._markers.get(rep.pipe, -1):
-            self._markers[rep.pipe] = marker
+            time=time if isinstance(time, int) else None, uuid=history_id, history_id=history_id)
+        m = history_id_int(message["server_info"]["history_id"])
+        if m is not None and rep.pipe in self._channels and m > self._last_history_ids.get(rep.pipe, -1):
+            self._last_history_ids[rep.pipe] = m
         return message
 
     def _on_sys_error(self, e: SysError) -> list[Event]:

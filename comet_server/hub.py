@@ -338,22 +338,23 @@ class Hub:
         """Send a channel message to every subscriber (but ``exclude``); returns deliveries.
 
         Logs it first when the channel has history (pipes_settings length > 0, or trust_*), and
-        then adds ``"uuid": marker``. ``user_id`` None (CometQL / HTTP) leaves the key out.
+        then adds ``"history_id"`` (its position in the log; comet_server only). ``user_id`` None
+        (CometQL / HTTP) leaves the key out.
         """
-        return self.publish_marked(dev_id, pipe, event, data, user_id=user_id, exclude=exclude)[0]
+        return self.publish_logged(dev_id, pipe, event, data, user_id=user_id, exclude=exclude)[0]
 
-    def publish_marked(self, dev_id: int, pipe: str, event: str, data: str, *,
+    def publish_logged(self, dev_id: int, pipe: str, event: str, data: str, *,
                        user_id: int | None = None, exclude: Client | None = None) -> tuple[int, str | None]:
-        """``publish``, also returning the history marker (None when the channel keeps none)."""
+        """``publish``, also returning the history_id (None when the channel keeps no history)."""
         t = wire.now()
         obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": t, "pipe": pipe}
         if user_id is not None:
             obj["user_id"] = user_id
         length = self.history_length(dev_id, pipe)
-        marker = None
+        history_id = None
         if length > 0:
-            marker = obj["uuid"] = self.store.add_history(dev_id, pipe, event, data, user_id or 0, t, length)
-        return self._fanout(dev_id, pipe, wire.Out(obj), exclude), marker
+            history_id = obj["history_id"] = self.store.add_history(dev_id, pipe, event, data, user_id or 0, t, length)
+        return self._fanout(dev_id, pipe, wire.Out(obj), exclude), history_id
 
     def send_to_user(self, dev_id: int, user_id: int, event: str, data: str) -> int:
         """Personal message on pipe ``msg`` to every authorized connection of the user.

@@ -24,7 +24,7 @@ MAX_PIPE_LENGTH = 1000
 
 @dataclass(frozen=True)
 class HistoryItem:
-    marker: str
+    history_id: str  # str of the row id, increasing
     time: int
     pipe: str
     index: int  # position in the returned log, 0 = oldest
@@ -196,8 +196,8 @@ class Store:
                     length: int) -> str:
         """Append one message to the log of ``pipe`` and trim it to the newest ``length`` rows.
 
-        Returns the marker (``str`` of the row id; ids increase strictly across the whole store
-        and are never reused, thanks to AUTOINCREMENT).
+        Returns the history_id (``str`` of the row id; ids increase strictly across the whole
+        store and are never reused, thanks to AUTOINCREMENT).
         """
         length = max(1, _clamp_length(length))
         dev_id = int(dev_id)
@@ -207,13 +207,13 @@ class Store:
                 cur = self._db.execute(
                     "INSERT INTO pipes_messages (dev_id, pipe, event, data, user_id, time) VALUES (?, ?, ?, ?, ?, ?)",
                     (dev_id, pipe, str(event), str(data), int(user_id), int(time)))
-                marker = str(cur.lastrowid)
+                history_id = str(cur.lastrowid)
                 self._trim(dev_id, pipe, length)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return marker
+        return history_id
 
     def get_history(self, dev_id: int, pipe: str, limit: int = 1000) -> list[HistoryItem]:
         """The newest ``limit`` logged messages of ``pipe``, oldest first."""
@@ -223,15 +223,15 @@ class Store:
             " SELECT id, time, event, data, user_id FROM pipes_messages WHERE dev_id=? AND pipe=?"
             " ORDER BY id DESC LIMIT ?) ORDER BY id ASC",
             (int(dev_id), pipe, limit))
-        return [HistoryItem(marker=str(r[0]), time=int(r[1]), pipe=pipe, index=i, event=r[2], data=r[3],
+        return [HistoryItem(history_id=str(r[0]), time=int(r[1]), pipe=pipe, index=i, event=r[2], data=r[3],
                             user_id=int(r[4])) for i, r in enumerate(rows)]
 
     def clear_history(self, dev_id: int, pipe: str) -> None:
         self._exec("DELETE FROM pipes_messages WHERE dev_id=? AND pipe=?", (int(dev_id), pipe))
 
-    def delete_history_item(self, dev_id: int, marker: str) -> bool:
+    def delete_history_item(self, dev_id: int, history_id: str) -> bool:
         try:
-            mid = int(str(marker))
+            mid = int(str(history_id))
         except ValueError:
             return False
         cur = self._exec("DELETE FROM pipes_messages WHERE dev_id=? AND id=?", (int(dev_id), mid))

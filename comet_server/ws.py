@@ -288,12 +288,12 @@ def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
         _error(client, "[pipe_msg2] Invalid channel name. The channel should begin with web_")
         return
     user_id = 0 if anonymous else client.user_id
-    n, marker = hub.publish_marked(client.dev_id, name, event, message, user_id=user_id, exclude=client)
-    # Beyond CppComet: the event, the stamped user_id and the history marker let a client that
+    n, history_id = hub.publish_logged(client.dev_id, name, event, message, user_id=user_id, exclude=client)
+    # Beyond CppComet: the event, the stamped user_id and the history_id let a client that
     # shares this connection between tabs show the message to its other tabs exactly as sent.
     report: dict = {"event": event, "message": message, "number_messages": n, "user_id": user_id}
-    if marker is not None:
-        report["uuid"] = marker
+    if history_id is not None:
+        report["history_id"] = history_id
     client.send_obj({"data": report, "event": "answer",
                      "message_send_time": wire.now(), "pipe": "_answer_to_" + name})
 
@@ -331,17 +331,19 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     if len(marker) > MAX_NAME_LEN or not _valid_name(marker):
         _error(client, "Invalid marker value.")
         return
-    since = _parse_position(since_arg)  # beyond CppComet: only what came after this position
+    since = _parse_position(since_arg)  # beyond CppComet: only what came after this history_id
     if since is None:
         _error(client, "Invalid history position: expected up to 18 digits 0-9.")
         return
     items = hub.store.get_history(client.dev_id, pipe)
     if since >= 0:
-        items = [it for it in items if int(it.marker) > since]
+        items = [it for it in items if int(it.history_id) > since]
     for it in items:
+        # No "marker" (4.08 drops channel messages whose marker is not its tab's id) and no
+        # "uuid" (4.08 drops a uuid it saw before, i.e. the live copy of the same message).
         client.send_obj({"data": it.data, "event": it.event, "fromQueue": True, "history": True,
-                         "marker": it.marker, "message_send_time": it.time, "pipe": it.pipe,
-                         "user_id": it.user_id, "uuid": it.marker})
+                         "history_id": it.history_id, "message_send_time": it.time, "pipe": it.pipe,
+                         "user_id": it.user_id})
     client.send_obj({"data": {"number_messages": len(items)}, "event": "pipe_log", "marker": marker,
                      "message_send_time": wire.now(), "pipe": "_answer_pipe_log"})
 

@@ -237,7 +237,7 @@ class PipesMessages(Table):
         rows = []
         for name in _unique(check_pipe_name(v) for v in values):
             for h in ctx.store.get_history(ctx.dev_id, name):
-                rows.append((h.marker, h.time, h.pipe, h.index, h.event, h.data, h.user_id))
+                rows.append((h.history_id, h.time, h.pipe, h.index, h.event, h.data, h.user_id))
         return rows
 
     def insert(self, ctx, rows):

@@ -52,7 +52,7 @@ def test_insert_into_pipes_messages_reaches_subscribers(server, dev, db):
             c.close()
 
 
-def test_history_marker_in_live_message_and_select(server, dev, db):
+def test_history_id_in_live_message_and_select(server, dev, db):
     db.execute("INSERT INTO pipes_settings (name, length) VALUES ('web_hist', 10)")
     a, _ = ws_open(server, dev_id=dev)
     try:
@@ -61,7 +61,7 @@ def test_history_marker_in_live_message_and_select(server, dev, db):
         db.execute("INSERT INTO pipes_messages (name, event, message) VALUES ('web_hist', 'e', '{\"i\":1}')")
         m = ws_recv(a)
         db.execute("SELECT id, message FROM pipes_messages WHERE name = 'web_hist'")
-        assert db.fetchall() == ((m["uuid"], '{"i":1}'),)
+        assert db.fetchall() == ((m["history_id"], '{"i":1}'),)
     finally:
         a.close()
 

@@ -1,11 +1,11 @@
-"""History (pipe_log) and live uuid markers as clients see them."""
+"""History (pipe_log) and the history_id of live messages as clients see them."""
 
 from __future__ import annotations
 
 from .helpers import connect, recv_json, recv_until, sync
 
 
-def test_logged_channel_live_messages_carry_increasing_uuid_markers(server, dev, store):
+def test_logged_channel_live_messages_carry_increasing_history_ids(server, dev, store):
     store.set_pipe_length(dev, "web_log", 10)
     a, _ = connect(server, dev_id=dev)
     b, _ = connect(server, dev_id=dev)
@@ -15,20 +15,23 @@ def test_logged_channel_live_messages_carry_increasing_uuid_markers(server, dev,
         for i in range(3):
             b.send(f"web_pipe2\nweb_log\ne{i}\n*\nm{i}")
         live = [recv_json(a) for _ in range(3)]
-        markers = [int(m["uuid"]) for m in live]
-        assert markers == sorted(markers) and len(set(markers)) == 3
+        ids = [int(m["history_id"]) for m in live]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        assert not any("uuid" in m or "marker" in m for m in live)  # as CppComet: neither key
         reports = [m for m in sync(b) if m["pipe"] == "_answer_to_web_log"]
-        assert [r["data"]["uuid"] for r in reports] == [m["uuid"] for m in live]  # the sender learns each marker
+        # the sender learns each history_id
+        assert [r["data"]["history_id"] for r in reports] == [m["history_id"] for m in live]
 
 
-def test_unlogged_channel_messages_have_no_uuid(server, dev):
+def test_unlogged_channel_messages_have_no_history_id(server, dev):
     a, _ = connect(server, dev_id=dev)
     b, _ = connect(server, dev_id=dev)
     with a, b:
         a.send("subscription\nweb_nolog")
         sync(a)
         b.send("web_pipe2\nweb_nolog\ne\n*\nm")
-        assert "uuid" not in recv_json(a)
+        m = recv_json(a)
+        assert "history_id" not in m and "uuid" not in m
 
 
 def test_pipe_log_returns_items_oldest_first_then_end_frame_trimmed_to_length(server, dev, store):
@@ -43,22 +46,23 @@ def test_pipe_log_returns_items_oldest_first_then_end_frame_trimmed_to_length(se
     assert [m["event"] for m in items] == ["e2", "e3", "e4"]
     for m in items:
         assert m["history"] is True and m["fromQueue"] is True and m["pipe"] == "web_hist"
-        assert m["marker"] == m["uuid"] and m["user_id"] == 0
-    assert [int(m["marker"]) for m in items] == sorted(int(m["marker"]) for m in items)
+        # "marker" only ever names a request marker; "uuid" is left out as CppComet does
+        assert "marker" not in m and "uuid" not in m and m["user_id"] == 0
+    assert [int(m["history_id"]) for m in items] == sorted(int(m["history_id"]) for m in items)
     assert items[0]["data"] == '{"i":2}'  # stored as sent
     assert end == {"data": {"number_messages": 3}, "event": "pipe_log", "marker": "MrkLog",
                    "message_send_time": end["message_send_time"], "pipe": "_answer_pipe_log"}
 
 
-def test_pipe_log_since_a_marker_returns_only_what_came_after_it(server, dev, store):
+def test_pipe_log_since_a_history_id_returns_only_what_came_after_it(server, dev, store):
     store.set_pipe_length(dev, "web_since", 10)
     s, _ = connect(server, dev_id=dev, user_id=0)
     with s:
-        markers = []
+        ids = []
         for i in range(4):
             s.send(f"web_pipe2\nweb_since\ne{i}\n*\nm{i}")
-            markers.append(recv_json(s)["data"]["uuid"])
-        s.send(f"pipe_log\nweb_since\nMrkSince\n{markers[1]}\n")
+            ids.append(recv_json(s)["data"]["history_id"])
+        s.send(f"pipe_log\nweb_since\nMrkSince\n{ids[1]}\n")
         end, items = recv_until(s, lambda m: m["pipe"] == "_answer_pipe_log")
     assert [m["event"] for m in items] == ["e2", "e3"]
     assert end["data"] == {"number_messages": 2}

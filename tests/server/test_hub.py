@@ -110,14 +110,14 @@ def test_track_events_only_on_real_change(hub):
     assert ta.messages()[1]["data"] == {"user_id": 0, "uuid": "b"}
 
 
-def test_history_marker_added_to_live_message(hub):
+def test_history_id_added_to_live_message(hub):
     hub.store.set_pipe_length(0, "web_h", 5)
     a, ta = mk(hub)
     hub.set_subscription(a, ["web_h"])
     hub.publish(0, "web_h", "e", "1")
     hub.publish(0, "web_h", "e", "2")
     m = ta.messages()
-    assert int(m[0]["uuid"]) < int(m[1]["uuid"])
+    assert int(m[0]["history_id"]) < int(m[1]["history_id"])
     assert [h.data for h in hub.store.get_history(0, "web_h")] == ["1", "2"]
 
 
@@ -176,7 +176,7 @@ def test_trust_channel_is_always_logged(hub):
     a, ta = mk(hub)
     hub.set_subscription(a, ["trust_x"])
     hub.publish(0, "trust_x", "e", "d")
-    assert "uuid" in ta.messages()[0]
+    assert "history_id" in ta.messages()[0]
     assert [h.data for h in hub.store.get_history(0, "trust_x")] == ["d"]
     for i in range(120):
         hub.publish(0, "trust_x", "e", str(i))

@@ -30,25 +30,25 @@ def test_user_data_roundtrip(tmp_path):
     assert s.delete_user_data(0, 1) and s.get_user_data(0, 1) is None
 
 
-def test_history_markers_increase_trim_and_oldest_first(tmp_path):
+def test_history_ids_increase_trim_and_oldest_first(tmp_path):
     s = Store(str(tmp_path / "h.db"))
     assert s.get_pipe_length(0, "web_x") == 0
     s.set_pipe_length(0, "web_x", 3)
     assert s.get_pipe_length(0, "web_x") == 3
-    markers = [s.add_history(0, "web_x", f"e{i}", f"d{i}", 7, 100 + i, 3) for i in range(5)]
-    assert [int(m) for m in markers] == sorted(int(m) for m in markers)
-    assert len(set(markers)) == 5
+    ids = [s.add_history(0, "web_x", f"e{i}", f"d{i}", 7, 100 + i, 3) for i in range(5)]
+    assert [int(m) for m in ids] == sorted(int(m) for m in ids)
+    assert len(set(ids)) == 5
     items = s.get_history(0, "web_x")
     assert [i.event for i in items] == ["e2", "e3", "e4"]
-    assert items[0] == HistoryItem(marker=markers[2], time=102, pipe="web_x", index=0, event="e2", data="d2", user_id=7)
-    assert [i.marker for i in s.get_history(0, "web_x", limit=2)] == markers[3:]
-    assert s.delete_history_item(0, markers[3]) is True
+    assert items[0] == HistoryItem(history_id=ids[2], time=102, pipe="web_x", index=0, event="e2", data="d2", user_id=7)
+    assert [i.history_id for i in s.get_history(0, "web_x", limit=2)] == ids[3:]
+    assert s.delete_history_item(0, ids[3]) is True
     assert [i.event for i in s.get_history(0, "web_x")] == ["e2", "e4"]
     s.clear_history(0, "web_x")
     assert s.get_history(0, "web_x") == []
     # ids keep increasing after deletes
     m = s.add_history(0, "web_x", "e", "d", 0, 1, 3)
-    assert int(m) > int(markers[-1])
+    assert int(m) > int(ids[-1])
     s.delete_pipe_settings(0, "web_x")
     assert s.get_pipe_length(0, "web_x") == 0 and s.get_history(0, "web_x") == []
 

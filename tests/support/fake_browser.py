@@ -15,7 +15,7 @@ and connection code. Several pages on one ``Origin`` are several tabs of one bro
   the next request; a page that dies loses its held locks and its queued requests.
 - WebSocket: ``Socket`` connects to a ``FakeCometServer`` of the origin's network, which speaks
   comet_server's v4 frames (docs/design.md §3) for serverInfo, subscription, web_pipe2,
-  pipe_count and pipe_log (channels listed in ``history_pipes`` keep a history with markers).
+  pipe_count and pipe_log (channels listed in ``history_pipes`` keep a history with history_ids).
 - Time: ``VirtualTimeLoop`` is an asyncio loop on a virtual clock: when nothing is ready it jumps
   to the next timer instead of sleeping. ``now_ms`` reads the same clock, so tests that wait
   several seconds of browser time (heartbeats, timeouts) take milliseconds and always interleave
@@ -601,7 +601,7 @@ class FakeCometServer:
     """comet_server in memory: the v4 frames of docs/design.md §3 for the commands comet_py uses.
 
     Authorization: ``users[(dev_id, user_id)] = user_key`` makes that pair authorized. Channels in
-    ``history_pipes`` keep their messages with increasing markers (``uuid``), as comet_server does
+    ``history_pipes`` keep their messages with increasing ``history_id``s, as comet_server does
     for channels whose history is enabled, and answer pipe_log.
     """
 
@@ -615,7 +615,7 @@ class FakeCometServer:
         self.history_pipes: set[str] = set()
         self.history: dict[tuple[int, str], list[dict]] = {}
         self.conns: list[ServerConn] = []          # every connection ever accepted
-        self._next_marker = 0
+        self._next_history_id = 0
 
     # state for assertions -------------------------------------------------------------------
     def open_conns(self, dev_id: Optional[int] = None, *, browser: bool = False) -> list[ServerConn]:
@@ -642,18 +642,18 @@ class FakeCometServer:
         obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": self._now(), "pipe": pipe}
         if user_id is not None:
             obj["user_id"] = user_id
-        marker = None
+        history_id = None
         if pipe in self.history_pipes:
-            self._next_marker += 1
-            marker = str(self._next_marker)
-            obj["uuid"] = marker
+            self._next_history_id += 1
+            history_id = str(self._next_history_id)
+            obj["history_id"] = history_id
             self.history.setdefault((dev_id, pipe), []).append(dict(obj))
         n = 0
         for c in self.subscribers(dev_id, pipe):
             if c is not exclude:
                 self._send(c, obj)
                 n += 1
-        return n, marker
+        return n, history_id
 
     def external(self, dev_id: int, pipes: tuple = (), *, user_id: int = 0) -> ServerConn:
         """A connection from outside this browser (another user): a subscriber that records the
@@ -748,10 +748,10 @@ class FakeCometServer:
             self._error(conn, "[pipe_msg2] Invalid channel name. The channel should begin with web_")
             return
         user_id = 0 if anonymous else conn.user_id
-        n, marker = self.publish(conn.dev_id, name, event, message, user_id=user_id, exclude=conn)
+        n, history_id = self.publish(conn.dev_id, name, event, message, user_id=user_id, exclude=conn)
         report: dict = {"event": event, "message": message, "number_messages": n, "user_id": user_id}
-        if marker is not None:
-            report["uuid"] = marker
+        if history_id is not None:
+            report["history_id"] = history_id
         self._send(conn, {"data": report, "event": "answer", "message_send_time": self._now(),
                           "pipe": "_answer_to_" + name})
 
@@ -771,8 +771,8 @@ class FakeCometServer:
         items = self.history.get((conn.dev_id, pipe), [])
         for it in items:
             self._send(conn, {"data": it["data"], "event": it["event"], "fromQueue": True, "history": True,
-                              "marker": it["uuid"], "message_send_time": it["message_send_time"],
-                              "pipe": pipe, "user_id": it.get("user_id", 0), "uuid": it["uuid"]})
+                              "history_id": it["history_id"], "message_send_time": it["message_send_time"],
+                              "pipe": pipe, "user_id": it.get("user_id", 0)})
         self._send(conn, {"data": {"number_messages": len(items)}, "event": "pipe_log", "marker": marker,
                           "message_send_time": self._now(), "pipe": "_answer_pipe_log"})
 

@@ -67,22 +67,22 @@ CS_INFO_ANON = r'{"authorized":false,"data":"","event":"serverInfo","message_sen
 CS_INFO_AUTH_STR = r'{"authorized":"true","data":"hash4hash4","event":"serverInfo","message_send_time":1795900000,"pipe":"sys","server":"comet_server 0.1.0"}'
 
 
-def cs_live(pipe: str, marker: int | None, data: str = "x", event: str = "e", user_id: int = 5) -> str:
-    """comet_server channel message (web_pipe2 text not escaped; uuid on history channels)."""
+def cs_live(pipe: str, history_id: int | None, data: str = "x", event: str = "e", user_id: int = 5) -> str:
+    """comet_server channel message (web_pipe2 text not escaped; history_id on history channels)."""
     import json
 
     d = {"data": data, "event": event, "message_send_time": 1795900001, "pipe": pipe, "user_id": user_id}
-    if marker is not None:
-        d["uuid"] = str(marker)
+    if history_id is not None:
+        d["history_id"] = str(history_id)
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
-def cs_history_item(pipe: str, marker: int, data: str = "x", event: str = "e") -> str:
+def cs_history_item(pipe: str, history_id: int, data: str = "x", event: str = "e") -> str:
     import json
 
     return json.dumps(
-        {"data": data, "event": event, "fromQueue": True, "history": True, "marker": str(marker),
-         "message_send_time": 1795900001, "pipe": pipe, "user_id": 5, "uuid": str(marker)},
+        {"data": data, "event": event, "fromQueue": True, "history": True, "history_id": str(history_id),
+         "message_send_time": 1795900001, "pipe": pipe, "user_id": 5},
         sort_keys=True, separators=(",", ":"),
     )
 
@@ -101,14 +101,14 @@ def cs_count(request_marker: str, n: int) -> str:
     )
 
 
-def cs_report(pipe: str, text: str, n: int, *, user_id: int | None = None, uuid: str | None = None) -> str:
+def cs_report(pipe: str, text: str, n: int, *, user_id: int | None = None, history_id: str | None = None) -> str:
     import json
 
     data: dict = {"message": text, "number_messages": n}
     if user_id is not None:  # comet_server's report also says what the others got
         data.update(event="said", user_id=user_id)
-    if uuid is not None:
-        data["uuid"] = uuid
+    if history_id is not None:
+        data["history_id"] = history_id
     return json.dumps(
         {"data": data, "event": "answer",
          "message_send_time": 1795900002, "pipe": "_answer_to_" + pipe},

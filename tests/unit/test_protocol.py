@@ -157,7 +157,7 @@ def test_cppcomet_web_pipe2_escaped_json_becomes_dict():
     assert c.message == {
         "data": {"a": 1},
         "server_info": {"event": "fromU3", "history": False, "marker": None, "pipe": "web_chat",
-                        "user_id": 3, "uuid": None, "time": 1795823348},
+                        "user_id": 3, "uuid": None, "time": 1795823348, "history_id": None},
     }
     assert one(F.CPP_WEB_PIPE_STRING).message["data"] == "plain string"
     assert one(F.V3_WEB_PIPE).message["data"] == {"text": "from B"}
@@ -194,9 +194,13 @@ def test_history_flags():
     queued = one(F.CPP_PERSONAL_QUEUED)  # fromQueue on msg = queued personal message
     assert queued.history is False and queued.message["data"] == {"q": 1}
     h = one(F.cs_history_item("web_h", 42))
-    assert h.history and h.uuid == "42" and h.message["server_info"]["marker"] == "42"
+    # The wire says history_id; server_info.marker of a history item still gives it (the API).
+    assert h.history and h.history_id == "42" and h.message["server_info"]["marker"] == "42"
     live = one(F.cs_live("web_h", 43))
-    assert not live.history and live.uuid == "43"
+    assert not live.history and live.history_id == "43" and live.message["server_info"]["marker"] is None
+    # server_info.uuid still gives the position, as before it had its own key
+    assert live.message["server_info"]["uuid"] == "43" and h.message["server_info"]["uuid"] == "42"
+    assert one(F.CPP_LOG_ITEMS[0]).message["server_info"]["uuid"] is None  # CppComet: no position
 
 
 def test_pipe_count_answer_forms():

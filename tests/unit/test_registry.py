@@ -4,8 +4,8 @@ from comet_py.message import make_message_dict
 from comet_py.registry import Registry
 
 
-def msg(pipe, event="e", uuid=None, history=False):
-    return make_message_dict("d", pipe=pipe, event=event, uuid=uuid, history=history)
+def msg(pipe, event="e", history_id=None, history=False):
+    return make_message_dict("d", pipe=pipe, event=event, history_id=history_id, history=history)
 
 
 def cb(tag):
@@ -69,21 +69,21 @@ def test_sub_ids_are_unique_strings():
     assert len(ids) == 5 and all(isinstance(i, str) for i in ids)
 
 
-def test_accept_drops_repeated_markers_per_pipe():
+def test_accept_drops_repeated_history_ids_per_pipe():
     r = Registry()
-    assert r.accept(msg("web_a", uuid="10"))
-    assert r.accept(msg("web_a", uuid="11"))
-    assert not r.accept(msg("web_a", uuid="11"))
-    assert not r.accept(msg("web_a", uuid="9"))
-    assert r.accept(msg("web_b", uuid="5"))  # other pipe, own sequence
-    assert r.accept(msg("web_a"))  # no uuid: always
-    assert r.accept(msg("web_a", uuid="not-a-number"))
-    assert r.accept(msg("web_a", uuid="3", history=True))  # asked-for history
-    assert r.last_markers() == {"web_a": "11", "web_b": "5"}
-    r.forget_markers(["web_a"])
-    assert r.accept(msg("web_a", uuid="1"))
-    r.forget_markers()
-    assert r.last_markers() == {}
+    assert r.accept(msg("web_a", history_id="10"))
+    assert r.accept(msg("web_a", history_id="11"))
+    assert not r.accept(msg("web_a", history_id="11"))
+    assert not r.accept(msg("web_a", history_id="9"))
+    assert r.accept(msg("web_b", history_id="5"))  # other pipe, own sequence
+    assert r.accept(msg("web_a"))  # no history_id (CppComet): always
+    assert r.accept(msg("web_a", history_id="not-a-number"))
+    assert r.accept(msg("web_a", history_id="3", history=True))  # asked-for history
+    assert r.last_history_ids() == {"web_a": "11", "web_b": "5"}
+    r.forget_history_ids(["web_a"])
+    assert r.accept(msg("web_a", history_id="1"))
+    r.forget_history_ids()
+    assert r.last_history_ids() == {}
 
 
 def test_clear():

@@ -40,10 +40,10 @@ class Bus:
 class Tab:
     """What browser glue would do with the actions: post, run calls, deliver, resolve."""
 
-    def __init__(self, bus: Bus, tab_id: str, channels=(), markers=None, *, keepalive=False):
+    def __init__(self, bus: Bus, tab_id: str, channels=(), history_ids=None, *, keepalive=False):
         self.bus, self.tab_id = bus, tab_id
         self.channels = frozenset(channels)
-        self.markers = dict(markers or {})
+        self.history_ids = dict(history_ids or {})
         self.keepalive = keepalive
         self.master: r.MasterRelay | None = None
         self.follower: r.FollowerRelay | None = None
@@ -64,14 +64,14 @@ class Tab:
     # roles ------------------------------------------------------------------------------------
     def start_follower(self, now: float) -> None:
         self.master = None
-        self.follower = r.FollowerRelay(self.tab_id, markers=lambda: self.markers, keepalive=self.keepalive)
+        self.follower = r.FollowerRelay(self.tab_id, history_ids=lambda: self.history_ids, keepalive=self.keepalive)
         self.follower.set_channels(self.channels, now)
         self.handle(self.follower.start(now))
 
     def become_master(self, term: int, now: float) -> None:
         pending = self.follower.pending_calls() if self.follower else []
         self.follower = None
-        self.master = r.MasterRelay(self.tab_id, term, own_markers=lambda: self.markers)
+        self.master = r.MasterRelay(self.tab_id, term, own_history_ids=lambda: self.history_ids)
         self.handle(self.master.set_own_channels(self.channels))
         self.handle(self.master.state_message("connecting", None, now))
         for c in pending:
@@ -107,7 +107,7 @@ class Tab:
                 assert a.channels != self.session_channels, "ChannelsChanged without a change"
                 self.session_channels = a.channels
             elif isinstance(a, r.Recover):
-                self.recovered.append(a.markers)
+                self.recovered.append(a.history_ids)
             elif isinstance(a, r.TabJoined):
                 self.joined.append(a.tab_id)
             elif isinstance(a, r.TabLeft):
@@ -124,9 +124,9 @@ class Tab:
                 raise AssertionError(a)
 
 
-def message(pipe="web_chat", event="ev", data="hi", marker=None):
-    return {"data": data, "server_info": {"event": event, "history": False, "marker": None,
-                                          "pipe": pipe, "user_id": 0, "uuid": marker, "time": 1}}
+def message(pipe="web_chat", event="ev", data="hi", history_id=None):
+    return {"data": data, "server_info": {"event": event, "history": False, "marker": None, "pipe": pipe,
+                                          "user_id": 0, "uuid": None, "time": 1, "history_id": history_id}}
 
 
 @pytest.fixture
@@ -332,7 +332,7 @@ def test_master_own_calls_stay_local(world):
     (run,) = m.runs
     assert run.token == (m.tab_id, req)
     m.handle(m.master.route_answer(run.token, 4, None))
-    item = message(pipe="web_a", marker="12")
+    item = message(pipe="web_a", history_id="12")
     m.handle(m.master.route_deliver(item, run.token))
     assert m.resolved == {req: (4, None)} and m.delivered == [item]
     assert len(bus.sent) == sent               # nothing went over the channel
@@ -361,7 +361,7 @@ def test_history_items_go_to_the_asking_tab_only(world):
     req = f2.call("pipe_log", T0, pipe="web_c")
     bus.flush(T0)
     (run,) = m.runs
-    items = [message(pipe="web_c", marker=str(i)) for i in (8, 9, 10)]
+    items = [message(pipe="web_c", history_id=str(i)) for i in (8, 9, 10)]
     for item in items:
         item["server_info"]["history"] = True
         m.handle(m.master.route_deliver(item, run.token))
@@ -373,7 +373,7 @@ def test_history_items_go_to_the_asking_tab_only(world):
 
 def test_broadcast_message_reaches_every_tab_exactly_once(world):
     bus, m, f1, f2 = world
-    msgs = [message(marker=str(i)) for i in range(5)]
+    msgs = [message(history_id=str(i)) for i in range(5)]
     for mm in msgs:
         m.handle(m.master.route_deliver(mm, None))
     bus.flush(T0 + 1)
@@ -504,7 +504,7 @@ def test_stale_master_is_ignored_after_a_newer_term(world):
     assert f2.follower.master == f1.tab_id
     # M wakes: its heartbeat, a server message and a late answer must not reach F2
     m.handle(m.master.heartbeat(T0 + 200))
-    m.handle(m.master.route_deliver(message(marker="50"), None))
+    m.handle(m.master.route_deliver(message(history_id="50"), None))
     m.handle(m.master.route_answer((f2.tab_id, 1), 1, None))
     bus.flush(T0 + 200)
     assert f2.delivered == [] and f2.resolved == {}
@@ -512,9 +512,9 @@ def test_stale_master_is_ignored_after_a_newer_term(world):
     # the new master tells the stale one it lost; the stale one tells it nothing
     assert set(m.rivals) == {(f1.tab_id, f1.master.term)} and f1.rivals == []
     # while F1's own traffic still flows
-    f1.handle(f1.master.route_deliver(message(marker="51"), None))
+    f1.handle(f1.master.route_deliver(message(history_id="51"), None))
     bus.flush(T0 + 300)
-    assert [d["server_info"]["uuid"] for d in f2.delivered] == ["51"]
+    assert [d["server_info"]["history_id"] for d in f2.delivered] == ["51"]
 
 
 def test_equal_terms_go_to_the_smaller_tab_id():
@@ -647,32 +647,32 @@ def test_follower_without_any_master_steals_after_3s_from_start():
     assert f.should_steal(T0 + 3_001, True)
 
 
-# -- recovery markers ----------------------------------------------------------------------------
+# -- recovery history_ids ------------------------------------------------------------------------
 
-def test_recovery_markers_are_the_lowest_per_pipe_of_live_tabs():
+def test_recovery_history_ids_are_the_lowest_per_pipe_of_live_tabs():
     bus = Bus()
-    m = Tab(bus, "M" * 16, {"web_a"}, markers={"web_a": "100"})
-    f1 = Tab(bus, "F1" + "x" * 14, {"web_a", "web_b"}, markers={"web_a": "99", "web_b": "7"})
-    f2 = Tab(bus, "F2" + "x" * 14, {"web_a"}, markers={"web_a": "9"})
+    m = Tab(bus, "M" * 16, {"web_a"}, history_ids={"web_a": "100"})
+    f1 = Tab(bus, "F1" + "x" * 14, {"web_a", "web_b"}, history_ids={"web_a": "99", "web_b": "7"})
+    f2 = Tab(bus, "F2" + "x" * 14, {"web_a"}, history_ids={"web_a": "9"})
     m.become_master(3, T0)
     for f in (f1, f2):
         f.start_follower(T0)
         bus.flush(T0)
-    assert m.master.recovery_markers() == {"web_a": "9", "web_b": "7"}   # numeric: "9" < "99"
+    assert m.master.recovery_history_ids() == {"web_a": "9", "web_b": "7"}   # numeric: "9" < "99"
     assert m.recovered == [{"web_a": "99", "web_b": "7"}, {"web_a": "9"}]
     m.handle(m.master.forget(f2.tab_id))
-    assert m.master.recovery_markers() == {"web_a": "99", "web_b": "7"}
-    # a routine subs with newer markers never asks for recovery
-    f1.markers = {"web_a": "150", "web_b": "8"}
+    assert m.master.recovery_history_ids() == {"web_a": "99", "web_b": "7"}
+    # a routine subs with newer history_ids never asks for recovery
+    f1.history_ids = {"web_a": "150", "web_b": "8"}
     f1.handle(f1.follower.set_channels(frozenset({"web_a", "web_b", "web_c"}), T0 + 5))
     bus.flush(T0 + 5)
     assert len(m.recovered) == 2
-    assert m.master.recovery_markers() == {"web_a": "100", "web_b": "8"}
+    assert m.master.recovery_history_ids() == {"web_a": "100", "web_b": "8"}
 
 
-def test_marker_order():
-    assert r.marker_lt("9", "10") and not r.marker_lt("10", "9")
-    assert r.marker_lt("a", "b") and not r.marker_lt("5", "5")
+def test_history_id_order():
+    assert r.history_id_lt("9", "10") and not r.history_id_lt("10", "9")
+    assert r.history_id_lt("a", "b") and not r.history_id_lt("5", "5")
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -718,8 +718,8 @@ BAD = [
     _mutate(GOOD[2], k="nope"), _mutate(GOOD[2], **{"from": ""}), _mutate(GOOD[2], **{"from": 5}),
     _mutate(GOOD[2], **{"from": "x" * 65}), _mutate(GOOD[2], to=None), _mutate(GOOD[2], term=-1),
     _mutate(GOOD[2], term=1.5), _mutate(GOOD[2], term=True),
-    _mutate(GOOD[0], channels="web_x"), _mutate(GOOD[0], channels=[1]), _mutate(GOOD[0], markers=[]),
-    _mutate(GOOD[0], markers={"x": 1}), _mutate(GOOD[1], channels=...),
+    _mutate(GOOD[0], channels="web_x"), _mutate(GOOD[0], channels=[1]), _mutate(GOOD[0], history_ids=[]),
+    _mutate(GOOD[0], history_ids={"x": 1}), _mutate(GOOD[1], channels=...),
     _mutate(GOOD[3], req=-1), _mutate(GOOD[3], req="1"), _mutate(GOOD[3], op="drop"),
     _mutate(GOOD[3], args={"pipe": "web_x"}), _mutate(GOOD[4], args=["web_x"]),
     _mutate(GOOD[5], req=...), _mutate(GOOD[6], error=5),

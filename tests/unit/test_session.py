@@ -219,14 +219,14 @@ def test_own_send_is_echoed_to_the_other_tabs_as_other_connections_got_it():
     s.set_channels(frozenset({"web_chat"}))
     s.web_pipe("web_chat", "said", '{"t":"it\'s me"}', "A")
     s.web_pipe("@web_chat", "said", '"anon"', "B")
-    ev = s.received(F.cs_report("web_chat", '{"t":"it\'s me"}', 2, user_id=7, uuid="41"))
-    ev += s.received(F.cs_report("web_chat", '"anon"', 2, user_id=0, uuid="42"))
+    ev = s.received(F.cs_report("web_chat", '{"t":"it\'s me"}', 2, user_id=7, history_id="41"))
+    ev += s.received(F.cs_report("web_chat", '"anon"', 2, user_id=0, history_id="42"))
     echoes = [e for e in ev if isinstance(e, Deliver) and e.exclude is not None]
     assert [(e.to, e.exclude) for e in echoes] == [(None, "A"), (None, "B")]  # every tab but the sender's
     first, second = (e.message for e in echoes)
     assert first["data"] == {"t": "it's me"} and second["data"] == "anon"
     assert [m["server_info"]["user_id"] for m in (first, second)] == [7, 0]
-    assert [m["server_info"]["uuid"] for m in (first, second)] == ["41", "42"]
+    assert [m["server_info"]["history_id"] for m in (first, second)] == ["41", "42"]
     assert first["server_info"]["pipe"] == "web_chat" and first["server_info"]["event"] == "said"
 
 
@@ -405,9 +405,9 @@ def test_recovery_delivers_exactly_the_missed_messages_in_order():
     s.connecting()
     ev = s.opened() + s.received(F.CS_INFO_AUTH)
     m = recovery_frame(ev, "web_h")
-    # comet_server is asked only for what follows the last marker seen (11), that one included
+    # comet_server is asked only for what follows the last history_id seen (11), that one included
     assert [f for f in sends(ev) if f.startswith("pipe_log\nweb_h\n")] == [f"pipe_log\nweb_h\n{m}\n10\n"]
-    # web_plain never carried a marker: it cannot be recovered
+    # web_plain never carried a history_id: it cannot be recovered
     assert ("gap", {"pipes": ["web_plain"]}) in states(ev)
     out = s.received(F.cs_live("web_h", 14, "m14"))  # live while recovering: held back
     out += s.received(F.cs_live("web_plain", None, "p"))  # other pipes flow
@@ -418,14 +418,14 @@ def test_recovery_delivers_exactly_the_missed_messages_in_order():
     assert delivered(out) == [("p", None), ("m12", None), ("m13", None), ("m14", None), ("m15", None)]
     infos = [e.message["server_info"] for e in out if isinstance(e, Deliver)]
     assert all(i["history"] is False and i["marker"] is None for i in infos)
-    assert [i["uuid"] for i in infos[1:]] == ["12", "13", "14", "15"]
+    assert [i["history_id"] for i in infos[1:]] == ["12", "13", "14", "15"]
     assert not [a for a in states(out) if a[0] == "gap"]
 
 
 def test_failover_recover_then_first_connect():
     s = make()
     s.set_channels({"web_h"})
-    s.recover({"web_h": "20", "web_other": "not-a-marker"})
+    s.recover({"web_h": "20", "web_other": "not-a-history-id"})
     ev = connect(s)
     m = recovery_frame(ev, "web_h")
     out = s.received(F.cs_history_item("web_h", 20)) + s.received(F.cs_history_item("web_h", 21, "new"))
@@ -515,7 +515,7 @@ def test_store_reset_is_reported_as_gap_and_forgotten():
     assert delivered(s.received(F.cs_live("web_h", 2, "fresh"))) == [("fresh", None)]
 
 
-def test_live_duplicates_are_dropped_by_marker():
+def test_live_duplicates_are_dropped_by_history_id():
     s = make()
     connect(s)
     ev = s.received(F.cs_live("web_h", 5, "a")) + s.received(F.cs_live("web_h", 5, "a"))
