@@ -18,12 +18,15 @@ tests/clients/node/client.js: the request goes to them as JSON on stdin, never t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -268,6 +271,61 @@ def _aiomysql(request: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# MariaDB Connector/C (libmariadb), through a small C program built on first use
+
+C_SOURCE = HERE / "c" / "client.c"
+
+
+def _libmariadb_missing() -> str | None:
+    if shutil.which("cc") is None:
+        return "no C compiler (apt-get install gcc)"
+    if shutil.which("pkg-config") is None or \
+            subprocess.run(["pkg-config", "--exists", "libmariadb"], capture_output=True).returncode != 0:
+        return "MariaDB Connector/C headers are missing (apt-get install pkg-config libmariadb-dev)"
+    return None
+
+
+@cache
+def _libmariadb_binary() -> Path:
+    digest = hashlib.sha256(C_SOURCE.read_bytes()).hexdigest()[:16]
+    binary = Path(tempfile.gettempdir()) / f"comet_clients_libmariadb_{digest}"
+    if not binary.exists():
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libmariadb"], capture_output=True, text=True,
+                               check=True).stdout.split()
+        partial = binary.with_name(f"{binary.name}.{os.getpid()}")
+        done = subprocess.run(["cc", "-O1", "-o", str(partial), str(C_SOURCE), *flags], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, f"cc failed: {done.stderr}"
+        os.replace(partial, binary)
+    return binary
+
+
+def _libmariadb(request: dict) -> dict:
+    op = request["op"]
+    stdin = ""
+    if op in ("publish", "prepared_publish"):
+        args = [request["pipe"], request["event"]]
+        stdin = "".join(m + "\0" for m in request["messages"])
+    elif op == "personal":
+        args = [str(int(request["user_id"])), request["event"]]
+        stdin = request["message"] + "\0"
+    elif op == "users_time":
+        op, args = "query", [f"SELECT id, time FROM users_time WHERE id IN ({', '.join(str(int(i)) for i in request['ids'])})"]
+    elif op == "query":
+        args = [request["sql"]]
+    else:
+        raise ValueError(f"unknown op {op}")
+    argv = [str(_libmariadb_binary()), op, request["host"], str(request["port"]), request["user"],
+            request["password"], request["database"], *args]
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(f"libmariadb client gave no JSON (exit {done.returncode})\nstdout: {done.stdout!r}\n"
+                             f"stderr: {done.stderr}") from None
+
+
+# ---------------------------------------------------------------------------------------------
 # the mysql command line (MariaDB's), batch mode
 
 
@@ -318,6 +376,7 @@ def _cli_missing() -> str | None:
 CLIENTS = [
     Client("php-mysqli", _php("mysqli"), _php_missing("mysqli"), prepares=True),
     Client("php-pdo", _php("pdo"), _php_missing("pdo_mysql"), prepares=True),
+    Client("php-pdo-emulated", _php("pdo-emulated"), _php_missing("pdo_mysql"), prepares=False),
     Client("node-mysql2", _node("mysql2"), _node_missing("mysql2"), prepares=True),
     Client("node-mysql", _node("mysql"), _node_missing("mysql"), prepares=False),
     Client("connector-pure", _connector_pure, _module_missing("mysql.connector", "mysql-connector-python"),
@@ -327,4 +386,5 @@ CLIENTS = [
     Client("aiomysql", _aiomysql, _module_missing("aiomysql", "aiomysql"), prepares=False),
     Client("mysqlclient", _mysqlclient, _module_missing("MySQLdb", "mysqlclient"), prepares=False),
     Client("mysql-cli", _cli, _cli_missing, prepares=False),
+    Client("libmariadb-c", _libmariadb, _libmariadb_missing, prepares=True),
 ]

@@ -125,9 +125,9 @@ def test_users_time_online_and_unknown(client, server, dev):
 
 # What the integer columns of a plain SELECT come back as (the README documents this table).
 USERS_TIME_TYPE = {
-    "php-mysqli": "str", "php-pdo": "int", "node-mysql2": "int", "node-mysql": "int",
+    "php-mysqli": "str", "php-pdo": "int", "php-pdo-emulated": "int", "node-mysql2": "int", "node-mysql": "int",
     "connector-pure": "int", "connector-c": "int", "pymysql": "int", "aiomysql": "int",
-    "mysqlclient": "int", "mysql-cli": "str",
+    "mysqlclient": "int", "mysql-cli": "str", "libmariadb-c": "str",
 }
 
 
@@ -139,7 +139,15 @@ def test_error_13_select_without_key(client, server, dev):
     err = result["error"]
     assert err["errno"] == 13, err
     assert "primary key" in err["message"], err
-    if client.name == "php-pdo":                  # getCode() is the SQLSTATE, not the CometQL code
+    if client.name.startswith("php-pdo"):                  # getCode() is the SQLSTATE, not the CometQL code
         assert err["class"] == "PDOException" and err["code"] == "HY000" and err["errorInfo"][1] == 13
     if client.name == "php-mysqli":               # PHP 8.1+ throws by default
         assert err["class"] == "mysqli_sql_exception" and err["code"] == 13
+
+
+def test_mysqli_int_and_float_native_gives_ints(server, dev):
+    """The one mysqli option that turns text-protocol integers into PHP ints (README)."""
+    client = next(c for c in CLIENTS if c.name == "php-mysqli")
+    require(client)
+    rows = ok(client.run(request(server, dev, "users_time", ids=[1], native_types=True)))["rows"]
+    assert rows == [[1, -1]]

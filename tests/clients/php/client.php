@@ -25,7 +25,11 @@ const INSERT_USER = 'INSERT INTO users_messages (id, event, message) VALUES (%s,
 
 function run_mysqli(array $in): array {
     // No mysqli_report() call: PHP 8.1+ throws mysqli_sql_exception by default, which is what we test.
-    $db = new mysqli($in['host'], $in['user'], $in['password'], $in['database'], $in['port']);
+    $db = mysqli_init();
+    if (!empty($in['native_types'])) {
+        $db->options(MYSQLI_OPT_INT_AND_FLOAT_NATIVE, true);
+    }
+    $db->real_connect($in['host'], $in['user'], $in['password'], $in['database'], $in['port']);
     $db->set_charset('utf8mb4');
     $q = fn(string $s): string => "'" . $db->real_escape_string($s) . "'";
     switch ($in['op']) {
@@ -63,7 +67,8 @@ function run_pdo(array $in): array {
     $dsn = sprintf('mysql:host=%s;port=%d;dbname=%s;charset=utf8mb4', $in['host'], $in['port'], $in['database']);
     $db = new PDO($dsn, $in['user'], $in['password'], [
         PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
-        PDO::ATTR_EMULATE_PREPARES => false,      // real COM_STMT_PREPARE / EXECUTE
+        // 'pdo': real COM_STMT_PREPARE / EXECUTE; 'pdo-emulated' (PDO's default): escaped on the client
+        PDO::ATTR_EMULATE_PREPARES => $in['api'] === 'pdo-emulated',
     ]);
     switch ($in['op']) {
         case 'publish':
@@ -96,7 +101,7 @@ function run_pdo(array $in): array {
 }
 
 try {
-    out($in['api'] === 'pdo' ? run_pdo($in) : run_mysqli($in));
+    out($in['api'] === 'mysqli' ? run_mysqli($in) : run_pdo($in));
 } catch (Throwable $e) {
     out(['error' => error_of($e)]);
 }
