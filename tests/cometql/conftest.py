@@ -78,9 +78,11 @@ def cq():
 
 
 class ServerProc:
-    """The real comet_server, CometQL on."""
+    """The real comet_server, CometQL on. ``cometql_defaults`` overrides module-level defaults of
+    ``comet_server.cometql.server`` in the child (e.g. ``{"DEFAULT_LOGIN_TIMEOUT": 1.0}``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cometql_defaults: dict | None = None) -> None:
+        self.cometql_defaults = dict(cometql_defaults or {})
         self.tmp = tempfile.TemporaryDirectory(prefix="cometql_test_")
         self.db = os.path.join(self.tmp.name, "comet.db")
         self.port = free_port()
@@ -92,7 +94,14 @@ class ServerProc:
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", "comet_server", "--host", "127.0.0.1", "--port", str(self.port),
+        if self.cometql_defaults:
+            code = ("import sys; from comet_server.cometql import server as s; "
+                    f"[setattr(s, k, v) for k, v in {self.cometql_defaults!r}.items()]; "
+                    "from comet_server.__main__ import main; sys.exit(main(sys.argv[1:]))")
+            head = [sys.executable, "-c", code]
+        else:
+            head = [sys.executable, "-m", "comet_server"]
+        cmd = [*head, "--host", "127.0.0.1", "--port", str(self.port),
                "--cometql-port", str(self.cometql_port), "--db", self.db, "--password", self.password]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -109,11 +118,11 @@ class ServerProc:
                         raise TimeoutError(f"port {port} not listening: {self.log()}")
                     time.sleep(0.05)
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 15) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=15)
+            return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
