@@ -9,6 +9,9 @@ A request is a dict: connection (host, port, user, password, database), ``op`` a
 * ``users_time``: ids -> {"rows": [[id, time], ...]} as the client types them
 * ``query``: sql -> {"rows": [...] or None}
 
+An optional ``charset`` (php-mysqli and mysql-cli only) sets the connection character set;
+utf8mb4 when absent.
+
 Any error comes back as {"error": {"errno": <the MySQL error number the client exposes>, ...}}
 with the client's own fields beside it (PHP's exception class and getCode(), PDO's errorInfo,
 node's err.code ...). PHP and node run as subprocesses on tests/clients/php/client.php and
@@ -352,8 +355,8 @@ def _cli(request: dict) -> dict:
     else:
         raise ValueError(f"unknown op {op}")
     # -v -v prints "Query OK, N rows affected" per statement in batch mode.
-    extra = ("--default-character-set=utf8mb4", "-vv") if op in ("publish", "personal") else \
-        ("--default-character-set=utf8mb4", "--skip-column-names")
+    charset = f"--default-character-set={request.get('charset', 'utf8mb4')}"
+    extra = (charset, "-vv") if op in ("publish", "personal") else (charset, "--skip-column-names")
     done = mysql_cli(request["port"], sql, dev_id=request["user"], password=request["password"],
                      database=request["database"], extra=extra)
     if done.returncode != 0:

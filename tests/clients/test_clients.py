@@ -43,17 +43,18 @@ def ok(result: dict) -> dict:
     return result
 
 
-def published(server, dev: int, client: Client, op: str) -> tuple[list[dict], dict]:
+def published(server, dev: int, client: Client, op: str, payloads: list[str] = PAYLOADS,
+              **args) -> tuple[list[dict], dict]:
     """Run ``op`` (publish / prepared_publish) with every payload; the frames one subscriber got."""
     pipe = f"web_{client.name.replace('-', '_')}"
     ws, _ = ws_open(server, dev_id=dev)
     try:
         ws.send(f"subscription\n{pipe}")
         ws_sync(ws)
-        result = client.run(request(server, dev, op, pipe=pipe, event="ev_" + op, messages=PAYLOADS))
+        result = client.run(request(server, dev, op, pipe=pipe, event="ev_" + op, messages=payloads, **args))
         if "error" in result:
             return [], result
-        frames = [ws_recv(ws) for _ in PAYLOADS]
+        frames = [ws_recv(ws) for _ in payloads]
         assert ws_sync(ws) == []                                # nothing more
     finally:
         ws.close()
@@ -78,6 +79,20 @@ def test_prepared_insert_reaches_subscriber_byte_exact(client, server, dev):
     ok(result)
     assert [f["data"] for f in frames] == PAYLOADS
     assert result["affected"] == [1] * len(PAYLOADS)       # as for the same INSERT sent as text
+
+
+LATIN1_CLIENTS = [c for c in CLIENTS if c.name in ("php-mysqli", "mysql-cli")]
+
+
+@pytest.mark.parametrize("client", _params(LATIN1_CLIENTS))
+def test_utf8_bytes_on_a_latin1_connection_arrive_intact(client, server, dev):
+    """The mysql CLI under LANG=C, and legacy PHP apps, declare latin1 and send UTF-8 bytes.
+    CppComet passes the bytes through, so the subscriber gets the text the backend had."""
+    require(client)
+    texts = ["emoji 😀🎉 и ü", "plain ascii it's", "café"]
+    frames, result = published(server, dev, client, "publish", texts, charset="latin1")
+    ok(result)
+    assert [f["data"] for f in frames] == texts
 
 
 def _authorized_user(server, dev: int) -> tuple[int, str]:

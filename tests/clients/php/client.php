@@ -30,7 +30,7 @@ function run_mysqli(array $in): array {
         $db->options(MYSQLI_OPT_INT_AND_FLOAT_NATIVE, true);
     }
     $db->real_connect($in['host'], $in['user'], $in['password'], $in['database'], $in['port']);
-    $db->set_charset('utf8mb4');
+    $db->set_charset($in['charset'] ?? 'utf8mb4');
     $q = fn(string $s): string => "'" . $db->real_escape_string($s) . "'";
     switch ($in['op']) {
         case 'publish':
