@@ -42,8 +42,7 @@ async function run(input) {
         const [result] = await run(INSERT_USER, [input.user_id, input.event, input.message]);
         return { affected: [result.affectedRows] };
       }
-      case 'users_time':
-      case 'prepared_users_time': {
+      case 'users_time': {
         const ids = input.ids.map(() => '?').join(', ');
         const [rows] = await run(`SELECT id, time FROM users_time WHERE id IN (${ids})`, input.ids);
         return { rows: rows.map((r) => [r.id, r.time]) };
