@@ -124,6 +124,14 @@ def test_personal_message_reaches_only_that_user(client, server, dev):
         other.close()
 
 
+# What the integer columns of a plain SELECT come back as (the README documents this table).
+USERS_TIME_TYPE = {
+    "php-mysqli": "str", "php-pdo": "int", "php-pdo-emulated": "int", "node-mysql2": "int", "node-mysql": "int",
+    "connector-pure": "int", "connector-c": "int", "pymysql": "int", "aiomysql": "int",
+    "mysqlclient": "int", "mysql-cli": "str", "libmariadb-c": "str",
+}
+
+
 @pytest.mark.parametrize("client", _params(CLIENTS))
 def test_users_time_online_and_unknown(client, server, dev):
     require(client)
@@ -138,12 +146,6 @@ def test_users_time_online_and_unknown(client, server, dev):
     assert {type(v).__name__ for row in rows for v in row} == {USERS_TIME_TYPE[client.name]}
 
 
-# What the integer columns of a plain SELECT come back as (the README documents this table).
-USERS_TIME_TYPE = {
-    "php-mysqli": "str", "php-pdo": "int", "php-pdo-emulated": "int", "node-mysql2": "int", "node-mysql": "int",
-    "connector-pure": "int", "connector-c": "int", "pymysql": "int", "aiomysql": "int",
-    "mysqlclient": "int", "mysql-cli": "str", "libmariadb-c": "str",
-}
 
 
 @pytest.mark.parametrize("client", _params(CLIENTS))
@@ -160,9 +162,27 @@ def test_error_13_select_without_key(client, server, dev):
         assert err["class"] == "mysqli_sql_exception" and err["code"] == 13
 
 
-def test_mysqli_int_and_float_native_gives_ints(server, dev):
-    """The one mysqli option that turns text-protocol integers into PHP ints (README)."""
+@pytest.mark.parametrize("args", [{"native_types": True}, {"op": "prepared_users_time"}],
+                         ids=["MYSQLI_OPT_INT_AND_FLOAT_NATIVE", "prepared"])
+def test_mysqli_integers_as_php_ints(server, dev, args):
+    """The two ways a mysqli user gets PHP ints instead of strings (README)."""
     client = next(c for c in CLIENTS if c.name == "php-mysqli")
     require(client)
-    rows = ok(client.run(request(server, dev, "users_time", ids=[1], native_types=True)))["rows"]
+    rows = ok(client.run({**request(server, dev, "users_time", ids=[1]), **args}))["rows"]
     assert rows == [[1, -1]]
+
+
+@pytest.mark.parametrize("client", _params(CLIENTS))
+def test_nobody_reached_gives_zero_affected_rows(client, server, dev):
+    """No subscriber, offline user: 0 affected rows, and no error (the message is queued)."""
+    require(client)
+    published = ok(client.run(request(server, dev, "publish", pipe="web_nobody_here", event="e", messages=["x"])))
+    queued = ok(client.run(request(server, dev, "personal", user_id=424242, event="e", message="queued")))
+    assert (published["affected"], queued["affected"]) == ([0], [0])
+    conn = connect_db(server.cometql_port, dev)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT message FROM users_messages WHERE id = 424242")
+        assert cur.fetchall() == (("queued",),)
+    finally:
+        conn.close()

@@ -56,6 +56,13 @@ function run_mysqli(array $in): array {
         case 'users_time':
             $ids = implode(', ', array_map('intval', $in['ids']));
             return ['rows' => $db->query("SELECT id, time FROM users_time WHERE id IN ($ids)")->fetch_all(MYSQLI_NUM)];
+        case 'prepared_users_time':
+            $st = $db->prepare('SELECT id, time FROM users_time WHERE id IN (' .
+                               implode(', ', array_fill(0, count($in['ids']), '?')) . ')');
+            $ids = array_map('intval', $in['ids']);
+            $st->bind_param(str_repeat('i', count($ids)), ...$ids);
+            $st->execute();
+            return ['rows' => $st->get_result()->fetch_all(MYSQLI_NUM)];
         case 'query':
             $r = $db->query($in['sql']);
             return ['rows' => $r === true ? null : $r->fetch_all(MYSQLI_NUM)];
