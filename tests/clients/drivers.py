@@ -9,8 +9,9 @@ A request is a dict: connection (host, port, user, password, database), ``op`` a
 * ``users_time``: ids -> {"rows": [[id, time], ...]} as the client types them
 * ``query``: sql -> {"rows": [...] or None}
 
-An optional ``charset`` (php-mysqli and mysql-cli only) sets the connection character set;
-utf8mb4 when absent.
+php-mysqli and mysql-cli also take ``charset`` (the connection character set, utf8mb4 when
+absent); php-mysqli also takes ``native_types`` (MYSQLI_OPT_INT_AND_FLOAT_NATIVE) and the op
+``prepared_users_time``.
 
 Any error comes back as {"error": {"errno": <the MySQL error number the client exposes>, ...}}
 with the client's own fields beside it (PHP's exception class and getCode(), PDO's errorInfo,
@@ -134,10 +135,9 @@ def _dbapi_op(conn: Any, request: dict, *, prepared_cursor: Callable[[], Any] | 
     if op == "prepared_publish":
         assert prepared_cursor is not None, "this client has no server-side prepared statements"
         cur = prepared_cursor()
-        sql = INSERT_PIPE.format("%s")
     else:
         cur = conn.cursor()
-        sql = INSERT_PIPE.format("%s")
+    sql = INSERT_PIPE.format("%s")
     try:
         if op in ("publish", "prepared_publish"):
             affected = []
