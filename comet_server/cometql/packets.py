@@ -49,7 +49,7 @@ class Reader:
     def at_end(self) -> bool:
         return self.pos >= len(self.data)
 
-    def bytes(self, n: int) -> bytes:
+    def take(self, n: int) -> bytes:
         if n < 0 or n > self.remaining:
             raise MalformedPacket(f"needs {n} more bytes, {self.remaining} left")
         out = self.data[self.pos:self.pos + n]
@@ -57,10 +57,10 @@ class Reader:
         return out
 
     def uint(self, n: int) -> int:
-        return int.from_bytes(self.bytes(n), "little")
+        return int.from_bytes(self.take(n), "little")
 
     def sint(self, n: int) -> int:
-        return int.from_bytes(self.bytes(n), "little", signed=True)
+        return int.from_bytes(self.take(n), "little", signed=True)
 
     def lenenc_int(self) -> int:
         first = self.uint(1)
@@ -75,7 +75,7 @@ class Reader:
         raise MalformedPacket(f"bad length-encoded integer prefix 0x{first:02x}")
 
     def lenenc_bytes(self) -> bytes:
-        return self.bytes(self.lenenc_int())
+        return self.take(self.lenenc_int())
 
     def null_terminated(self, *, end_ok: bool = False) -> bytes:
         """Bytes up to the next NUL (consumed). ``end_ok``: the end of the packet also ends the
@@ -148,7 +148,7 @@ def parse_handshake_response(server_capabilities: Capabilities, data: bytes) -> 
     caps = Capabilities(client_caps) & server_capabilities
     max_packet = r.uint(4)
     charset = charset_of(r.uint(1))
-    r.bytes(23)                                          # reserved
+    r.take(23)                                          # reserved
     resp = HandshakeResponse(capabilities=caps, max_packet_size=max_packet, client_charset=charset)
     if r.at_end():
         resp.ssl_request = True
@@ -157,7 +157,7 @@ def parse_handshake_response(server_capabilities: Capabilities, data: bytes) -> 
     if Capabilities.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA in caps:
         resp.auth_response = r.lenenc_bytes()
     elif Capabilities.CLIENT_SECURE_CONNECTION in caps:
-        resp.auth_response = r.bytes(r.uint(1))
+        resp.auth_response = r.take(r.uint(1))
     else:
         resp.auth_response = r.null_terminated(end_ok=True)
     if Capabilities.CLIENT_CONNECT_WITH_DB in caps and not r.at_end():
@@ -293,7 +293,7 @@ def read_params(r: Reader, charset: CharacterSet, count: int, *, with_names: boo
     """Null bitmap, new-params-bound flag, types (and names), values: [(name, value)], types."""
     if count > r.remaining:           # each parameter takes at least a bit and two type bytes
         raise MalformedPacket(f"{count} parameters in a {len(r.data)}-byte packet")
-    null_bitmap = r.bytes((count + 7) // 8)
+    null_bitmap = r.take((count + 7) // 8)
     bound = r.uint(1)
     names = [""] * count
     if bound:
@@ -352,17 +352,17 @@ def read_value(r: Reader, charset: CharacterSet, typ: int, unsigned: bool) -> An
     if typ == ColumnType.BOOL:
         return r.uint(1)
     if typ == ColumnType.FLOAT:
-        return _finite(struct.unpack("<f", r.bytes(4))[0])
+        return _finite(struct.unpack("<f", r.take(4))[0])
     if typ == ColumnType.DOUBLE:
-        return _finite(struct.unpack("<d", r.bytes(8))[0])
+        return _finite(struct.unpack("<d", r.take(8))[0])
     if typ in (ColumnType.DECIMAL, ColumnType.NEWDECIMAL):
         return DecimalText(decode(charset, r.lenenc_bytes(), "decimal parameter"))
     if typ == ColumnType.NULL:
         return None
     if typ in (ColumnType.DATE, ColumnType.DATETIME, ColumnType.TIMESTAMP):
-        return _datetime(Reader(r.bytes(r.uint(1))), date_only=typ == ColumnType.DATE)
+        return _datetime(Reader(r.take(r.uint(1))), date_only=typ == ColumnType.DATE)
     if typ == ColumnType.TIME:
-        return _time(Reader(r.bytes(r.uint(1))))
+        return _time(Reader(r.take(r.uint(1))))
     raise MysqlError(f"Unsupported parameter type {typ}", ErrorCode.NOT_SUPPORTED_YET)
 
 

@@ -26,9 +26,11 @@ import asyncio
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from sqlglot.errors import SqlglotError
+from sqlglot.executor import env as sqlglot_env
 
 from mysql_mimic import IdentityProvider, MysqlServer, NativePasswordAuthPlugin, ResultColumn, Session, User
 from mysql_mimic import connection as mm_connection
@@ -135,6 +137,25 @@ def _column(name: str, typ: str) -> ResultColumn:
     return ResultColumn(name=name, type=ColumnType.LONGLONG if typ == "int" else ColumnType.VAR_STRING)
 
 
+@dataclass
+class DevStats:
+    """What SHOW STATUS reports per dev_id (since the process started)."""
+
+    queries: int = 0
+    messages_published: int = 0          # pipes_messages rows
+    message_deliveries: int = 0          # ... times the WebSocket clients received one
+    user_messages_sent: int = 0          # users_messages rows
+    user_message_deliveries: int = 0     # ... delivered live (the others were queued)
+
+    def count(self, table: str, rows: int, deliveries: int) -> None:
+        if table == "pipes_messages":
+            self.messages_published += rows
+            self.message_deliveries += deliveries
+        elif table == "users_messages":
+            self.user_messages_sent += rows
+            self.user_message_deliveries += deliveries
+
+
 class CometSession(Session):
     def __init__(self, hub: Any, server: "CometQLServer | None" = None) -> None:
         super().__init__(SessionVariables(_GLOBALS))
@@ -193,14 +214,18 @@ class CometSession(Session):
             raise CometQLError(TOO_SHORT, "Query is too short")
         if len(sql) > max_len:
             raise CometQLError(TOO_LONG, f"Query is longer than {max_len} characters")
+        stats = self._stats(dev_id)
+        stats.queries += 1
         hot = S.fast_publish(sql)
         if hot is not None and self.database == T.DATABASE:
             table, key, event, message = hot
             if table == "pipes_messages":
                 self.affected = T.publish_to_pipe(self.hub, dev_id, key, event, message)
+                stats.count(table, 1, self.affected)
             else:
                 self.affected = T.send_to_user(self.hub, dev_id, key, event, message)
                 self.last_insert_id = int(key)        # valid: send_to_user checked it
+                stats.count(table, 1, self.affected)
             return None
         st = S.fast_insert(sql)
         if st is None:
@@ -209,6 +234,10 @@ class CometSession(Session):
             # SET, SELECT @@x / DATABASE() / 1, SHOW VARIABLES, COMMIT ...: mysql-mimic's middlewares
             return await super().handle_query(sql, attrs)
         if isinstance(st, S.Show):
+            if st.kind == "STATUS":
+                like = T.like_matcher(st.like)
+                rows = [(k, str(v)) for k, v in self.status(dev_id) if like(k)]
+                return self._result(T.Result(rows=rows, columns=[("Variable_name", "str"), ("Value", "str")]))
             if st.kind == "VARIABLES":
                 like = T.like_matcher(st.like)
                 rows = [(k, None if v is None else str(v)) for k, v in self.variables.list() if like(k)]
@@ -219,7 +248,39 @@ class CometSession(Session):
         if self.database != T.DATABASE and st.db is None:
             raise CometQLError(NOT_FOUND, f"No database selected: USE {T.DATABASE} "
                                f"(or connect with database {T.DATABASE})")
-        return self._result(T.execute(T.Context(self.hub, dev_id), st))
+        result = self._result(T.execute(T.Context(self.hub, dev_id), st))
+        if isinstance(st, S.Insert) and st.db in (None, T.DATABASE):
+            stats.count(st.table, len(st.rows), self.affected)
+        return result
+
+    def _stats(self, dev_id: int) -> "DevStats":
+        if self.server is None:
+            return DevStats()
+        return self.server.dev_stats.setdefault(dev_id, DevStats())
+
+    def status(self, dev_id: int) -> list[tuple[str, int]]:
+        """SHOW STATUS rows: this server's CometQL counters, and the caller's (dev_id's)
+        WebSocket and message counts. Counters start at 0 when the process starts."""
+        srv = self.server
+        mine = self._stats(dev_id)
+        rows: list[tuple[str, int]] = []
+        if srv is not None:
+            rows += [
+                ("Uptime", int(time.time() - srv.started)),
+                ("Connections", srv.connections_total),
+                ("Threads_connected", srv.open_connections),
+                ("Questions", sum(d.queries for d in srv.dev_stats.values())),
+            ]
+        rows += [
+            ("Comet_ws_connections", self.hub.connection_count(dev_id)),
+            ("Comet_pipes_with_subscribers", len(self.hub.pipes(dev_id))),
+            ("Comet_queries", mine.queries),
+            ("Comet_messages_published", mine.messages_published),
+            ("Comet_message_deliveries", mine.message_deliveries),
+            ("Comet_user_messages_sent", mine.user_messages_sent),
+            ("Comet_user_message_deliveries", mine.user_message_deliveries),
+        ]
+        return rows
 
     def _result(self, r: T.Result) -> Any:
         if r.rows is None:
@@ -573,6 +634,7 @@ class CometQLServer:
             raise ValueError("login_timeout must be > 0 and preauth_max_packet >= 1024")
         self.started = time.time()
         self.connections_total = 0
+        self.dev_stats: dict[int, DevStats] = {}
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
         identity = _Identity(hub.password)
@@ -689,6 +751,10 @@ def _install() -> None:
         logging.getLogger("mysql_mimic").setLevel(logging.WARNING)
     # sqlglot warns when it falls back to a generic Command (e.g. REPLACE ..., SHOW FIELDS)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    # sqlglot 30.30.0 executor (env._like, used by mimic for INFORMATION_SCHEMA queries) turns
+    # LIKE into a backtracking regex, exponential in the number of '%': use our linear matcher
+    sqlglot_env.ENV["LIKE"] = lambda this, e: T.like(this, e, case_insensitive=False)
+    sqlglot_env.ENV["ILIKE"] = lambda this, e: T.like(this, e)
     _patched = True
 
 

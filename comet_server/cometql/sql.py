@@ -25,6 +25,7 @@ from .errors import (
     BAD_COLUMNS,
     NOT_IMPLEMENTED,
     SYNTAX,
+    TOO_LONG,
     TOO_MANY_CONDITIONS,
     TOO_MANY_VALUES,
     CometQLError,
@@ -36,6 +37,14 @@ Value = Union[str, int, None]
 MAX_CONDITIONS = 10
 MAX_IN_VALUES = 1000
 MAX_INSERT_ROWS = 1000
+#: tokens a statement may have when it goes through sqlglot (~12 µs each to parse: this keeps
+#: the worst parse near 40 ms of event-loop time; plain INSERTs never reach sqlglot)
+MAX_SQLGLOT_TOKENS = 3000
+#: syntax-tree nodes of a statement left to mysql-mimic (SET, SELECT without FROM,
+#: INFORMATION_SCHEMA): mimic evaluates those with sqlglot's executor, inside the event loop
+MAX_PASS_NODES = 500
+#: digits of a number literal in a statement left to mysql-mimic (no huge-integer arithmetic)
+MAX_PASS_NUMBER_DIGITS = 30
 
 
 @dataclass
@@ -70,7 +79,7 @@ class Delete:
 
 @dataclass
 class Show:
-    kind: str                    # "TABLES" | "DATABASES" | "COLUMNS" | "VARIABLES"
+    kind: str                    # "TABLES" | "DATABASES" | "COLUMNS" | "VARIABLES" | "STATUS" | ...
     full: bool = False
     db: str | None = None
     target: str | None = None    # table for COLUMNS
@@ -241,8 +250,24 @@ _STATIC_NODES = (
 _INFO_SCHEMA = {"information_schema", "mysql", "performance_schema", "sys"}
 
 
+_TOKEN = re.compile(r"""'[^'\\]*(?:\\.[^'\\]*)*'?|"[^"\\]*(?:\\.[^"\\]*)*"?|`[^`]*`?|\w+|\S""")
+
+
+def count_tokens(sql: str, limit: int) -> int:
+    """Roughly the tokens sqlglot will see (strings, words, symbols), counting stops past ``limit``."""
+    n = 0
+    for _ in _TOKEN.finditer(sql):
+        n += 1
+        if n > limit:
+            break
+    return n
+
+
 def parse(sql: str) -> Statement | _Pass:
     """Parse one CometQL statement. Raises :class:`CometQLError` (code 2, 3, 14, ...)."""
+    if count_tokens(sql, MAX_SQLGLOT_TOKENS) > MAX_SQLGLOT_TOKENS:
+        raise CometQLError(TOO_LONG, f"Query is too complex: more than {MAX_SQLGLOT_TOKENS} tokens "
+                                     "(plain INSERT ... VALUES statements have no such limit)")
     try:
         expressions = [e for e in sqlglot.parse(sql, read="mysql") if e is not None]
     except RecursionError:
@@ -253,7 +278,21 @@ def parse(sql: str) -> Statement | _Pass:
         raise CometQLError(SYNTAX, "Syntax error in query: empty statement")
     if len(expressions) > 1:
         raise CometQLError(NOT_IMPLEMENTED, "Only one statement per query is supported")
-    return convert(expressions[0])
+    st = convert(expressions[0])
+    if st is PASS:
+        _check_pass_cost(expressions[0])
+    return st
+
+
+def _check_pass_cost(e: exp.Expression) -> None:
+    """mysql-mimic evaluates what we PASS to it in the event loop: keep it small."""
+    for n, node in enumerate(e.walk(), 1):
+        if n > MAX_PASS_NODES:
+            raise CometQLError(TOO_LONG, f"Query is too complex: more than {MAX_PASS_NODES} expression nodes")
+        if isinstance(node, exp.Literal) and not node.is_string and len(node.this) > MAX_PASS_NUMBER_DIGITS:
+            raise CometQLError(TOO_LONG, f"Number literal longer than {MAX_PASS_NUMBER_DIGITS} digits")
+        if isinstance(node, (exp.RegexpLike, exp.RegexpILike)):
+            raise CometQLError(NOT_IMPLEMENTED, "REGEXP is not supported")
 
 
 def _first_line(e: Exception) -> str:
@@ -480,7 +519,7 @@ def _show(e: exp.Show) -> Show | _Pass:
         return Show(kind, full=bool(e.args.get("full")), db=db, like=like)
     if kind in ("TABLE STATUS", "PROCESSLIST"):
         return Show(kind, db=db, like=like)
-    if kind == "VARIABLES":
+    if kind in ("VARIABLES", "STATUS"):
         if e.args.get("where"):
             raise CometQLError(NOT_IMPLEMENTED, "SHOW ... WHERE is not supported; use LIKE")
         return Show(kind, like=like)
@@ -495,5 +534,5 @@ def _show(e: exp.Show) -> Show | _Pass:
 
 __all__ = [
     "Cond", "Insert", "Select", "Delete", "Show", "Statement", "Value", "PASS",
-    "fast_publish", "fast_insert", "parse", "convert", "unescape", "literal",
+    "fast_publish", "fast_insert", "parse", "convert", "unescape", "literal", "count_tokens",
 ]

@@ -585,21 +585,76 @@ def _delete(ctx: Context, t: Table, st: Delete) -> Result:
 
 
 def like_matcher(pattern: str | None) -> Callable[[str], bool]:
+    """SQL LIKE (case-insensitive, ``\\`` escapes) without regular expressions: a regex such as
+    ``.*.*.*a.*.*zz`` backtracks exponentially (``SHOW VARIABLES LIKE '%%%%%%a%%%%%%zz'`` froze
+    the server for seconds). Here the pattern is split at ``%`` and each piece is found
+    leftmost, once: O(len(text) * len(pattern)) at worst."""
     if pattern is None:
         return lambda s: True
-    parts = []
+    pieces = _like_pieces(pattern.casefold())
+    return lambda s: _like_match(pieces, s.casefold())
+
+
+def like(text: Any, pattern: Any, *, case_insensitive: bool = True) -> bool | None:
+    """LIKE for sqlglot's executor (NULL in, NULL out)."""
+    if text is None or pattern is None:
+        return None
+    text, pattern = str(text), str(pattern)
+    if case_insensitive:
+        text, pattern = text.casefold(), pattern.casefold()
+    return _like_match(_like_pieces(pattern), text)
+
+
+def _like_pieces(pattern: str) -> list[list[str | None]]:
+    """The pattern split at ``%``; in each piece a char, or None for ``_``."""
+    pieces: list[list[str | None]] = [[]]
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):      # \% and \_ match themselves
             i += 1
-            parts.append(re.escape(pattern[i]))
+            pieces[-1].append(pattern[i])
+        elif ch == "%":
+            pieces.append([])
         else:
-            parts.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+            pieces[-1].append(None if ch == "_" else ch)
         i += 1
-    rx = "".join(parts)
-    compiled = re.compile(rx, re.S | re.I)
-    return lambda s: compiled.fullmatch(s) is not None
+    return pieces
+
+
+def _piece_at(piece: list[str | None], text: str, pos: int) -> bool:
+    for k, c in enumerate(piece):
+        if c is not None and text[pos + k] != c:
+            return False
+    return True
+
+
+def _find_piece(piece: list[str | None], text: str, start: int, end: int) -> int:
+    if None not in piece:
+        return text.find("".join(piece), start, end)     # type: ignore[arg-type]
+    for pos in range(start, end - len(piece) + 1):
+        if _piece_at(piece, text, pos):
+            return pos
+    return -1
+
+
+def _like_match(pieces: list[list[str | None]], text: str) -> bool:
+    if len(pieces) == 1:
+        return len(text) == len(pieces[0]) and _piece_at(pieces[0], text, 0)
+    first, last = pieces[0], pieces[-1]
+    if len(text) < len(first) + len(last):
+        return False
+    end = len(text) - len(last)
+    if not _piece_at(first, text, 0) or not _piece_at(last, text, end):
+        return False
+    pos = len(first)
+    for piece in pieces[1:-1]:          # greedy leftmost is exact when pieces are separated by %
+        if piece:
+            found = _find_piece(piece, text, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+    return True
 
 
 def show(st: Show, database: str | None) -> Result:

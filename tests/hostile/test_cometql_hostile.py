@@ -430,3 +430,59 @@ def test_prepared_parameter_types(shared_server, dev=4322):
     finally:
         conn.close()
         user.close()
+
+
+# --------------------------------------------------------------------------------------------
+# 4. no single query blocks the event loop
+
+HOSTILE_QUERIES = {
+    "LIKE 12 %": "SHOW VARIABLES LIKE '%%%%%%a%%%%%%zz'",
+    "LIKE 16 %": "SHOW VARIABLES LIKE '%%%%%%%%a%%%%%%%%zz'",
+    "LIKE in INFORMATION_SCHEMA": "SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_name LIKE '%%%%%%%%%%a%%%%%%%%%%zz'",
+    "SHOW TABLES LIKE": "SHOW TABLES LIKE '%%%%%%%%%%%%%%%%%%%%a%%%%%%%%%%%%%%%%zz'",
+    "15k-term arithmetic": "SELECT " + "*".join(["9"] * 15000),
+    "huge numbers": "SELECT " + "9" * 4000 + " * " + "9" * 4000,
+    "deep parentheses": "SELECT " + "(" * 20000 + "1" + ")" * 20000,
+    "long IN list": "SELECT * FROM users_time WHERE id IN (" + ",".join(["1"] * 30000) + ")",
+    "REGEXP": "SELECT table_name FROM information_schema.tables WHERE table_name REGEXP '(a*)*b'",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_QUERIES))
+def test_hostile_query_does_not_block_the_event_loop(shared_server, name):
+    srv = shared_server
+    sql = HOSTILE_QUERIES[name]
+    conn = connect_db(srv.cometql_port, 6)
+    ws, _ = ws_open(srv, dev_id=6)
+    outcome: dict = {}
+
+    def run() -> None:
+        start = time.monotonic()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                outcome["rows"] = cur.fetchall()
+        except pymysql.MySQLError as e:
+            outcome["error"] = e.args[0]
+        outcome["seconds"] = time.monotonic() - start
+
+    try:
+        worst = 0.0
+        t = threading.Thread(target=run)
+        t.start()
+        while t.is_alive():
+            start = time.monotonic()
+            ws_sync(ws)
+            worst = max(worst, time.monotonic() - start)
+            time.sleep(0.005)
+        t.join()
+        print(f"\n{name}: answered in {outcome.get('seconds', 0) * 1000:.1f} ms "
+              f"({'error %s' % outcome['error'] if 'error' in outcome else 'rows'}); "
+              f"worst WebSocket round trip meanwhile {worst * 1000:.1f} ms")
+        assert "rows" in outcome or "error" in outcome
+        assert worst < 1.0, f"WebSocket round trip took {worst:.2f} s during {name!r}"
+        assert outcome["seconds"] < 1.0
+    finally:
+        conn.close()
+        ws.close()
