@@ -186,3 +186,11 @@ def test_nobody_reached_gives_zero_affected_rows(client, server, dev):
         assert cur.fetchall() == (("queued",),)
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("client", _params(CLIENTS))
+def test_show_status_as_in_cppcomets_php_example(client, server, dev):
+    require(client)
+    rows = ok(client.run(request(server, dev, "query", sql="SHOW STATUS")))["rows"]
+    status = {name: value for name, value in rows}
+    assert int(status["Uptime"]) >= 0 and int(status["Threads_connected"]) >= 1, status
