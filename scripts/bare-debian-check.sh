@@ -26,8 +26,10 @@ QL_PORT=${QL_PORT:-13307}
 TESTS=${TESTS:-tests/unit}
 CA_DIR=${CA_DIR:-/usr/local/share/ca-certificates}
 if [ -z "${MIRROR:-}" ]; then
-  MIRROR=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null \
-           | grep -v security | head -n1 || true)
+  # one-line (deb URL ...) and deb822 (URIs: URL) formats; comments skipped
+  MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+           | grep -E '^[[:space:]]*(deb|URIs:)[[:space:]]' | grep -oE 'https?://[^ ]+/debian/?( |$)' \
+           | head -n1 | tr -d ' ' || true)
   MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
 case "$ROOT" in "$REPO"|"$REPO"/*) echo "ROOT must be outside the repository" >&2; exit 2 ;; esac
