@@ -15,14 +15,20 @@
 #
 #   usage: bash scripts/bare-debian-check.sh [ROOT]     (default /var/tmp/comet-bare-bookworm)
 #   env:   MIRROR (default: the first Debian mirror in /etc/apt/sources.list*),
-#          FRESH=1 (delete ROOT and debootstrap again), PORT / QL_PORT (18087 / 13307),
+#          FRESH=1 (delete ROOT and debootstrap again), PORT / QL_PORT (default: free random ports;
+#          the chroot shares the host's network, so a port in use would answer for the demo),
 #          TESTS (default tests/unit), CA_DIR (extra CA certificates to trust inside ROOT;
 #          default /usr/local/share/ca-certificates, for networks that intercept TLS).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${1:-/var/tmp/comet-bare-bookworm}
-PORT=${PORT:-18087}
-QL_PORT=${QL_PORT:-13307}
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {  # a random port nothing on this host listens on
+  local p
+  while :; do p=$(( 20000 + RANDOM % 40000 )); port_busy "$p" || { echo "$p"; return; }; done
+}
+PORT=${PORT:-$(free_port)}
+QL_PORT=${QL_PORT:-$(free_port)}
 TESTS=${TESTS:-tests/unit}
 CA_DIR=${CA_DIR:-/usr/local/share/ca-certificates}
 if [ -z "${MIRROR:-}" ]; then
@@ -32,6 +38,9 @@ if [ -z "${MIRROR:-}" ]; then
            | head -n1 | tr -d ' ' || true)
   MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
+for p in "$PORT" "$QL_PORT"; do
+  if port_busy "$p"; then echo "port $p is already in use on this host" >&2; exit 2; fi
+done
 case "$ROOT" in "$REPO"|"$REPO"/*) echo "ROOT must be outside the repository" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "run as root (debootstrap and chroot need it)" >&2; exit 2; }
 
@@ -69,26 +78,30 @@ mount -t tmpfs -o mode=1777 tmpfs "$ROOT/dev/shm"
 in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
               PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "cd /comet_py && $1"; }
 cleanup() {
-  [ -n "${demo_pid:-}" ] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null || true
+  if [ -n "${demo_pid:-}" ]; then kill -TERM -- "-$demo_pid" 2>/dev/null; wait "$demo_pid" 2>/dev/null; fi
   umount "$ROOT/dev/shm" "$ROOT/dev/pts" "$ROOT/dev" "$ROOT/sys" "$ROOT/proc" 2>/dev/null || true
 }
 trap cleanup EXIT
 
 step "chroot: bash scripts/demo.sh --port $PORT --cometql-port $QL_PORT (log: $ROOT/demo.log)"
-in_root "exec bash scripts/demo.sh --port $PORT --cometql-port $QL_PORT" >"$ROOT/demo.log" 2>&1 &
+# its own process group (setsid), so that stopping it also stops a set-up still running
+setsid chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  bash -c "cd /comet_py && exec bash scripts/demo.sh --port $PORT --cometql-port $QL_PORT" >"$ROOT/demo.log" 2>&1 &
 demo_pid=$!
 for _ in $(seq 1 1800); do   # set-up downloads a few hundred MB: allow up to 30 minutes
-  if in_root "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then break; fi
   kill -0 "$demo_pid" 2>/dev/null || { tail -n 40 "$ROOT/demo.log"; echo "demo.sh exited" >&2; exit 1; }
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
   sleep 1
 done
-step "demo serving on 127.0.0.1:$PORT"
+step "demo serving on 127.0.0.1:$PORT (the port was free before, and the demo is still running)"
 for path in / /demo/chat/ /vendor/pyodide/pyodide.mjs; do
-  code=$(in_root "curl -s -o /dev/null -w %{http_code} http://127.0.0.1:$PORT$path")
-  echo "   GET $path -> $code"
-  [ "$code" = 200 ] || { echo "expected 200" >&2; exit 1; }
+  inside=$(in_root "curl -s -o /dev/null -w %{http_code} http://127.0.0.1:$PORT$path")
+  host=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$PORT$path" 2>/dev/null || echo "no curl")
+  echo "   GET $path -> $inside (curl in the chroot), $host (curl on the host)"
+  [ "$inside" = 200 ] || { echo "expected 200" >&2; exit 1; }
 done
-kill "$demo_pid"; wait "$demo_pid" 2>/dev/null || true; demo_pid=
+kill -TERM -- "-$demo_pid"; wait "$demo_pid" 2>/dev/null || true; demo_pid=
 
 step "chroot: bash scripts/test.sh $TESTS -q"
 in_root "bash scripts/test.sh $TESTS -q"
