@@ -7,6 +7,7 @@ dependency-free so micropip installs it alone in Pyodide.
 
 import ast
 import contextlib
+import fnmatch
 import functools
 import importlib.metadata as metadata
 import io
@@ -71,8 +72,12 @@ def distributions_of(modules: set[str]) -> dict[str, set[str]]:
 def test_pip_install_dot_gives_the_comet_server_command():
     assert SERVER["project"]["name"] == "comet-server"
     assert SERVER["project"]["scripts"] == {"comet-server": "comet_server.__main__:main"}
-    assert set(SERVER["tool"]["setuptools"]["packages"]) == {
-        p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "comet_server").rglob("__init__.py")}
+    include = SERVER["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.parent.relative_to(ROOT).as_posix().replace("/", ".")
+                for p in ROOT.glob("*/**/__init__.py") if not {".venv", "vendor"} & set(p.parts)}
+    found = {name for name in packages if any(fnmatch.fnmatchcase(name, pattern) for pattern in include)}
+    assert found == {name for name in packages if name.split(".")[0] == "comet_server"}  # the server, nothing else
+    assert "comet_server.cometql" in found
     # the entry point runs: --help prints the options and exits 0
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
