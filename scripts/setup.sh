@@ -44,15 +44,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# Database client libraries and headers for the client-compatibility tests, when present.
-if [ -f scripts/setup_clients.sh ]; then
-  bash scripts/setup_clients.sh
-fi
-
 # --- Python -----------------------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
+fi
+# The stock MySQL clients of tests/clients (PHP, node, mysqlclient with its build headers...),
+# when that script is there. It needs .venv and runs before the pins below, so that mysqlclient
+# is built once its headers are installed.
+if [ -f scripts/setup_clients.sh ]; then
+  bash scripts/setup_clients.sh
 fi
 # requirements.txt: the server's runtime pins; requirements-dev.txt adds tests and benchmarks;
 # pyproject.toml: the comet-server command, installed editable so that it serves this checkout.
