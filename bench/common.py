@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
 
 README = BENCH / "README.md"
 RESULTS = BENCH / "results"
-COMETLOAD = pathlib.Path(os.environ.get("COMETLOAD", "/work/shared/tools/cometload.py"))
+#: the load generator of the server benchmarks (COMETLOAD=... runs another copy)
+COMETLOAD = pathlib.Path(os.environ.get("COMETLOAD", str(BENCH / "cometload.py")))
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 
 

