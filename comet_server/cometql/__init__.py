@@ -9,10 +9,15 @@ with ``await server.close()``. Any MySQL client works::
 Login: user = dev_id (digits; ``root`` or ``0`` = dev_id 0), password = ``--password``,
 database ``CometQL_v1`` (at connect time, ``USE`` or COM_INIT_DB). Layout:
 
-* ``server.py``  mysql-mimic glue (auth, database, error codes, the security fixes)
-* ``sql.py``     statements: a regex fast path for plain INSERTs, sqlglot for the rest
-* ``tables.py``  the tables, executed against the Hub / Store
-* ``errors.py``  CometQL error codes
+* ``server.py``    mysql-mimic glue (auth, database, error codes, limits, the security fixes)
+* ``packets.py``   strict parsers for every client packet (mysql-mimic's spin on truncated input)
+* ``prepared.py``  prepared statements: placeholders found once, values bound as literals
+* ``sql.py``       statements: a regex fast path for plain INSERTs, sqlglot for the rest
+* ``tables.py``    the tables, executed against the Hub / Store
+* ``errors.py``    CometQL error codes
+
+Limits: a client must log in within ``login_timeout`` seconds (10) and may send at most
+``preauth_max_packet`` bytes (64 KiB) per packet before that (``start_cometql`` keywords).
 
 String literals (a deliberate difference from CppComet)
 -------------------------------------------------------

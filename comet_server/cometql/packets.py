@@ -105,7 +105,20 @@ class InvalidText(MysqlError):
         super().__init__(msg, INVALID_DATA)
 
 
+#: single-byte character sets (and ``binary``) whose clients often send UTF-8 anyway: the mysql
+#: CLI under LANG=C declares latin1, legacy PHP apps call set_charset('latin1') on UTF-8 text.
+#: CppComet passes the bytes through, so for these valid UTF-8 is read as UTF-8.
+_UTF8_FIRST = {"latin1", "latin2", "latin5", "latin7", "ascii", "binary", "cp1250", "cp1251", "cp1256",
+               "cp1257", "cp850", "cp852", "cp866", "koi8r", "koi8u", "greek", "hebrew", "swe7", "dec8",
+               "hp8", "armscii8", "geostd8", "keybcs2", "macce", "macroman", "tis620"}
+
+
 def decode(charset: CharacterSet, raw: bytes, what: str) -> str:
+    if charset.name in _UTF8_FIRST:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     try:
         return raw.decode(charset.codec)
     except (UnicodeDecodeError, LookupError):
@@ -115,7 +128,8 @@ def decode(charset: CharacterSet, raw: bytes, what: str) -> str:
 def charset_of(collation_id: int) -> CharacterSet:
     try:
         charset = Collation(collation_id).charset
-        "".encode(charset.codec)       # a charset whose codec Python lacks is refused here
+        if charset.name not in _UTF8_FIRST:
+            "".encode(charset.codec)   # a charset whose codec Python lacks is refused here
         return charset
     except (ValueError, LookupError):
         raise MalformedPacket(f"unknown collation {collation_id}") from None

@@ -16,6 +16,11 @@ was read from mysql-mimic 3.0.5's ``connection.py`` / ``server.py`` / ``session.
 * **Version**: ``5.7.99-comet_server`` in the handshake (PyMySQL and friends parse the leading
   digits), no CLIENT_SSL capability (no TLS is offered, so clients use plain TCP; the MariaDB 11.4+
   CLI needs ``--skip-ssl``).
+* **Hostile input** (``packets.py``, ``prepared.py``): every client packet is parsed by our strict
+  parsers (mimic's spin on truncated input); before login a packet may have at most
+  ``preauth_max_packet`` bytes and the login must finish within ``login_timeout`` seconds;
+  prepared statements bind values as literals; COM_STMT_PREPARE's answer follows
+  CLIENT_DEPRECATE_EOF, so libmysqlclient / MariaDB Connector/C clients can prepare.
 * ``haproxy_check`` with an empty password logs in (for HAProxy's mysql-check) but every query
   gets 403, as CppComet.
 """
@@ -471,7 +476,8 @@ class CometConnection(mm_connection.Connection):
         if len(data) > MAX_QUERY_LEN * 4 + 64:
             raise MysqlError(f"Query is longer than {MAX_QUERY_LEN} characters", TOO_LONG)
         sql = decode(self.client_charset, data, "query")
-        stmt = P.PreparedStatement(stmt_id=next(self.prepared_stmt_seq), parts=P.split_placeholders(sql))
+        stmt_id = next(self.prepared_stmt_seq) or next(self.prepared_stmt_seq)     # MySQL's ids start at 1
+        stmt = P.PreparedStatement(stmt_id=stmt_id, parts=P.split_placeholders(sql))
         if len(self.statements) >= MAX_STATEMENTS:
             raise MysqlError(f"At most {MAX_STATEMENTS} prepared statements per connection", TOO_LONG)
         self.statements[stmt.stmt_id] = stmt
