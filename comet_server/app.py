@@ -3,6 +3,8 @@
 One port serves the static site, ``GET /info``, ``GET /stats`` and the WebSocket endpoint
 (``/ws/…``, ``//ws/…``, ``/comet-server/ws/…``, ``//comet-server/ws/…``). CometQL runs on its own
 port (``cometql.start_cometql``), the HTTP publish API is added by ``http_api.setup_routes``.
+The HTTP/WebSocket port runs behind limits.py: header timeout, total and per-IP connection caps,
+an accept loop that backs off when descriptors run out.
 """
 
 from __future__ import annotations
