@@ -15,7 +15,7 @@ import sys
 
 from . import SERVER_NAME, limits
 from .app import Config, serve
-from .hub import DEFAULT_MAX_CLIENT_BUFFER
+from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 
 log = logging.getLogger("comet_server")
 
@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-client-buffer", type=int, default=DEFAULT_MAX_CLIENT_BUFFER, metavar="BYTES",
                    help="a connection whose unsent output exceeds this is closed (1013) instead of "
                         "slowing down everybody else")
+    p.add_argument("--ping-interval", type=float, default=DEFAULT_PING_INTERVAL, metavar="SECONDS",
+                   help="a WebSocket connection silent this long gets a ping (0 = no keepalive pings)")
+    p.add_argument("--ping-timeout", type=float, default=DEFAULT_PING_TIMEOUT, metavar="SECONDS",
+                   help="a connection that answers nothing this long after a ping is closed (1011) and "
+                        "its user counts as offline; their personal messages are queued (0 = never)")
     p.add_argument("--queue-ttl", type=int, default=7 * 24 * 3600, metavar="SECONDS",
                    help="queued personal messages (for offline users) older than this are purged")
     p.add_argument("--log-level", default="INFO",
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("header_timeout", "cometql_login_timeout"):
         if getattr(args, name, 1) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0")
-    for name in ("max_connections", "max_connections_per_ip"):
+    for name in ("max_connections", "max_connections_per_ip", "ping_interval", "ping_timeout"):
         if (getattr(args, name, None) or 0) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
     if getattr(args, "cometql_preauth_max_packet", 1024) < 1024:
@@ -144,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                  max_connections=args.max_connections, max_connections_per_ip=getattr(args, "max_connections_per_ip", None),
                  allowed_origins=allowed_origins, demo=args.demo, site=site,
                  cometql_login_timeout=getattr(args, "cometql_login_timeout", None),
-                 cometql_preauth_max_packet=getattr(args, "cometql_preauth_max_packet", None))
+                 cometql_preauth_max_packet=getattr(args, "cometql_preauth_max_packet", None),
+                 ping_interval=args.ping_interval, ping_timeout=args.ping_timeout)
     try:
         asyncio.run(serve(cfg))
     except KeyboardInterrupt:  # pragma: no cover - SIGINT before the handler was installed

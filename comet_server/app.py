@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from . import SERVER_NAME, limits, wire
-from .hub import DEFAULT_MAX_CLIENT_BUFFER, HUB_KEY, Hub
+from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, HUB_KEY, Hub
 from .static import StaticSite
 from .store import Store
 from .ws import ALLOWED_ORIGINS_KEY, handle_ws, is_ws_path, normalize_origin
@@ -68,6 +68,10 @@ class Config:
     #: 10 s and 64 KiB)
     cometql_login_timeout: float | None = None
     cometql_preauth_max_packet: int | None = None
+    #: WebSocket keepalive: a connection silent this long gets a ping (0 = never), and one that
+    #: then answers nothing within ping_timeout is closed and its user counts as offline (0 = never)
+    ping_interval: float = DEFAULT_PING_INTERVAL
+    ping_timeout: float = DEFAULT_PING_TIMEOUT
 
 
 _CORS = {
@@ -170,7 +174,8 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
     except Exception:  # noqa: BLE001
         log.exception("users_time reset failed")
-    hub = Hub(store, cfg.password, server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer)
+    hub = Hub(store, cfg.password, server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
+              ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
     app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages, demo=cfg.demo, site=cfg.site,
                      deny_files=(cfg.db,) if cfg.db != ":memory:" else (),
                      allowed_origins=cfg.allowed_origins)
@@ -205,7 +210,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
             if start_cometql is not None:
                 cometql_server = await start_cometql(
                     hub, cfg.host, cfg.cometql_port, login_timeout=cfg.cometql_login_timeout,
-                    preauth_max_packet=cfg.cometql_preauth_max_packet)
+                    preauth_max_packet=cfg.cometql_preauth_max_packet, limits=conn_limits)
                 cq_port = cfg.cometql_port
         cq_text = f"CometQL {cfg.host}:{cq_port}" if cq_port else "CometQL off"
         print(f"comet_server listening on http://{cfg.host}:{port}/ (ws /ws/, {cq_text})", flush=True)

@@ -30,14 +30,16 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from .ratelog import RateLimitedLog
+
 __all__ = ["fd_limits", "raise_fd_limit", "auto_max_connections", "auto_max_per_ip", "ConnectionLimits", "ConnectionGate",
-           "GatedTCPSite", "RateLimitedLog", "accept_error_guard", "HTTP_REFUSAL",
+           "GatedTCPSite", "accept_error_guard", "HTTP_REFUSAL",
            "FD_RESERVE", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_PER_IP", "LOG_INTERVAL"]
 
 log = logging.getLogger("comet_server.limits")
 
 #: descriptors kept back from the connection budget: SQLite (db, -wal, -shm), logs, listening
-#: sockets, CometQL connections (not counted by the HTTP gate) and the accept that gets refused.
+#: sockets and the accept that gets refused.
 FD_RESERVE = 64
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_PER_IP = 4096
@@ -81,31 +83,6 @@ def auto_max_per_ip(max_total: int) -> int:
     """The default per-IP cap: a quarter of the total cap (one address never takes every slot),
     at most DEFAULT_MAX_PER_IP."""
     return min(DEFAULT_MAX_PER_IP, max(16, max_total // 4))
-
-
-class RateLimitedLog:
-    """Logs a recurring condition at most once per ``interval`` seconds per key, with the number
-    of times it happened since the last line."""
-
-    def __init__(self, logger: logging.Logger, interval: float = LOG_INTERVAL,
-                 level: int = logging.WARNING) -> None:
-        self.logger = logger
-        self.interval = interval
-        self.level = level
-        self._last: dict[str, float] = {}
-        self._count: dict[str, int] = {}
-
-    def __call__(self, key: str, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        self._count[key] = self._count.get(key, 0) + 1
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            return
-        n = self._count.pop(key)
-        self._last[key] = now
-        since = f"in the last {now - last:.0f} s" if last is not None else "first occurrence"
-        self.logger.log(self.level, msg + " (%d times, %s; logged at most every %.0f s)",
-                        *args, n, since, self.interval)
 
 
 class ConnectionLimits:
@@ -153,7 +130,7 @@ class _GatedProtocol(asyncio.Protocol):
         ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         reason = gate.limits.admit(ip)
         if reason is not None:
-            gate.refused_log(f"refused:{reason}", "%s: refused connections from %s and others: %s",
+            gate.refused_log.report(f"refused:{reason}", "%s: refused connections from %s and others: %s",
                              gate.name, ip or "?", reason)
             if gate.refusal and isinstance(transport, asyncio.WriteTransport):
                 try:
@@ -199,7 +176,7 @@ class ConnectionGate:
         self.limits = limits
         self.name = name
         self.refusal = refusal
-        self.refused_log = refused_log or RateLimitedLog(log)
+        self.refused_log = refused_log or RateLimitedLog(log, interval=LOG_INTERVAL)
 
     def __call__(self) -> asyncio.Protocol:
         return _GatedProtocol(self)
@@ -239,7 +216,7 @@ class GatedTCPSite(web.BaseSite):
         self._gate = ConnectionGate(server, limits, name="HTTP/WebSocket", refusal=HTTP_REFUSAL)
         self._socks: list[socket.socket] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._accept_log = RateLimitedLog(log, level=logging.ERROR)
+        self._accept_log = RateLimitedLog(log, interval=LOG_INTERVAL, level=logging.ERROR)
 
     @property
     def name(self) -> str:
@@ -288,10 +265,10 @@ class GatedTCPSite(web.BaseSite):
                 continue
             except OSError as exc:
                 if exc.errno in _OUT_OF_RESOURCES:
-                    self._accept_log("accept", "accept() failed: %s; new connections wait in the listen "
+                    self._accept_log.report("accept", "accept() failed: %s; new connections wait in the listen "
                                      "backlog, retried every %.1f s", exc, ACCEPT_BACKOFF)
                 else:
-                    self._accept_log(f"accept:{exc.errno}", "accept() failed: %s", exc)
+                    self._accept_log.report(f"accept:{exc.errno}", "accept() failed: %s", exc)
                 await asyncio.sleep(ACCEPT_BACKOFF)
                 continue
             loop.create_task(self._connect(conn))
@@ -326,12 +303,12 @@ def accept_error_guard(loop: asyncio.AbstractEventLoop,
     (``_start_serving`` on the closed socket), which this handler drops as well.
     Our HTTP port has its own accept loop (GatedTCPSite); this guards the others (CometQL)."""
     previous = loop.get_exception_handler()
-    report = report or RateLimitedLog(log, level=logging.ERROR)
+    report = report or RateLimitedLog(log, interval=LOG_INTERVAL, level=logging.ERROR)
 
     def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") == _ACCEPT_FAILED:
             exc = context.get("exception")
-            report("accept", "accept() failed: %s; new connections wait in the listen backlog, "
+            report.report("accept", "accept() failed: %s; new connections wait in the listen backlog, "
                    "retried every second", exc)
             return
         callback = getattr(context.get("handle"), "_callback", None)

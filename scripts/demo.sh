@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m demo.seed --db "${COMET_DB:-comet_server.db}"
-exec .venv/bin/python -m comet_server --demo --db "${COMET_DB:-comet_server.db}" "$@"
+exec .venv/bin/comet-server --demo --db "${COMET_DB:-comet_server.db}" "$@"

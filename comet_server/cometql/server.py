@@ -42,13 +42,15 @@ from mysql_mimic import connection as mm_connection
 from mysql_mimic import packets as mm_packets
 from mysql_mimic.control import TooManyConnections
 from mysql_mimic.errors import ErrorCode, MysqlError
-from mysql_mimic.packets import make_column_definition_41
+from mysql_mimic.packets import make_column_definition_41, make_error
 from mysql_mimic.results import ResultSet, ensure_result_set
 from mysql_mimic.stream import ConnectionClosed, MysqlStream
 from mysql_mimic.types import ColumnType, Commands, ServerStatus, uint_len
 from mysql_mimic.utils import aiterate, cooperative_iterate
 from mysql_mimic.variables import SYSTEM_VARIABLES, GlobalVariables, SessionVariables
 
+from ..limits import LOG_INTERVAL, ConnectionLimits
+from ..ratelog import RateLimitedLog
 from . import prepared as P
 from . import sql as S
 from . import tables as T
@@ -630,8 +632,9 @@ class CometQLServer:
     the connection."""
 
     def __init__(self, hub: Any, host: str | None, port: int, *, login_timeout: float | None = None,
-                 preauth_max_packet: int | None = None) -> None:
+                 preauth_max_packet: int | None = None, limits: ConnectionLimits | None = None) -> None:
         self.hub = hub
+        self.limits = limits
         self.host = host
         self.requested_port = port
         self.login_timeout = DEFAULT_LOGIN_TIMEOUT if login_timeout is None else float(login_timeout)
@@ -649,6 +652,19 @@ class CometQLServer:
         class _Server(MysqlServer):
             async def _client_connected_cb(self, reader: asyncio.StreamReader,
                                            writer: asyncio.StreamWriter) -> None:
+                ip = _peer_ip(writer)
+                if outer.limits is not None:
+                    refusal = outer.limits.admit(ip)
+                    if refusal is not None:
+                        await _refuse(writer, ip, refusal)
+                        return
+                try:
+                    await self._counted(reader, writer)
+                finally:
+                    if outer.limits is not None:
+                        outer.limits.release(ip)
+
+            async def _counted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 outer._writers.add(writer)
                 outer.connections_total += 1
                 task = asyncio.current_task()
@@ -724,6 +740,26 @@ class CometQLServer:
         await self._server.wait_closed()
 
 
+_refused_log = RateLimitedLog(log, interval=LOG_INTERVAL)
+
+
+def _peer_ip(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+async def _refuse(writer: asyncio.StreamWriter, ip: str, reason: str) -> None:
+    """Answer a connection over a cap as MySQL does (ERR 1040 in place of the handshake)."""
+    _refused_log.report(f"refused:{reason}", "CometQL: refused connections from %s and others: %s",
+                        ip or "?", reason)
+    payload = make_error(msg="Too many connections", code=ErrorCode.CON_COUNT_ERROR)
+    try:
+        writer.write(len(payload).to_bytes(3, "little") + b"\x00" + payload)
+        writer.close()
+    except Exception:  # noqa: BLE001 - the peer may already be gone
+        pass
+
+
 _internal_errors = {"last": 0.0, "count": 0}
 
 
@@ -765,14 +801,17 @@ def _install() -> None:
 
 
 async def start_cometql(hub: Any, host: str | None, port: int, *, login_timeout: float | None = None,
-                        preauth_max_packet: int | None = None) -> CometQLServer:
+                        preauth_max_packet: int | None = None,
+                        limits: ConnectionLimits | None = None) -> CometQLServer:
     """Start the CometQL listener on ``host:port`` (port 0 = any free port).
 
     ``login_timeout`` (seconds, default :data:`DEFAULT_LOGIN_TIMEOUT`) and ``preauth_max_packet``
     (bytes, default :data:`DEFAULT_PREAUTH_MAX_PACKET`) bound what a client that has not logged
-    in can cost: past either, its connection is closed."""
+    in can cost: past either, its connection is closed. ``limits`` (total and per-IP caps) is
+    shared with the HTTP/WebSocket port when given: a connection over a cap gets ERR 1040."""
     _install()
-    server = CometQLServer(hub, host, port, login_timeout=login_timeout, preauth_max_packet=preauth_max_packet)
+    server = CometQLServer(hub, host, port, login_timeout=login_timeout,
+                           preauth_max_packet=preauth_max_packet, limits=limits)
     await server.start()
     log.info("CometQL listening on %s:%s", host, server.port)
     return server

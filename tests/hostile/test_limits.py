@@ -223,3 +223,52 @@ def test_cometql_pre_login_limits_are_set_from_the_command_line():
         big.close()
     finally:
         srv.close()
+
+
+def test_cometql_port_shares_the_per_ip_cap_and_refuses_with_error_1040():
+    srv = ServerProcess(cometql=True, test_pages=False, extra_args=["--max-connections-per-ip", "20"]).start()
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(30):  # pre-login sockets from one address: 20 admitted, 10 refused
+            s = socket.socket()
+            s.settimeout(3)
+            s.bind((FLOOD_IP, 0))
+            s.connect(("127.0.0.1", srv.cometql_port))
+            flood.append(s)
+        refused = closed_within(flood, 3)
+        assert len(refused) == 10, f"{len(refused)} of 30 closed"
+        for answer in refused.values():  # MySQL's "Too many connections" in place of the handshake
+            assert answer[4] == 0xFF and int.from_bytes(answer[5:7], "little") == 1040, answer
+        # another address still gets CometQL's handshake (protocol version 10) and the site
+        with socket.create_connection(("127.0.0.1", srv.cometql_port), timeout=3) as ok:
+            assert ok.recv(5)[4] == 10
+        assert get_status(srv.port) == 200
+        log = srv.log()
+        assert log.count("CometQL: refused connections") == 1, log[-3000:]
+    finally:
+        close_all(flood)
+        srv.close()
+
+
+def test_keepalive_is_set_from_the_command_line():
+    """--ping-interval/--ping-timeout reach the hub: a client that never answers pings is closed
+    with 1011 after about interval + timeout."""
+    srv = ServerProcess(cometql=False, test_pages=False,
+                        extra_args=["--ping-interval", "0.5", "--ping-timeout", "0.5"]).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+            s.sendall(b"GET /ws/sesion=&myid=0&devid=1&v=4.08&uuid=abc&api=js HTTP/1.1\r\nHost: x\r\n"
+                      b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            t0 = time.monotonic()
+            data = b""
+            while time.monotonic() - t0 < 5:  # read (and never answer) until the server closes
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            waited = time.monotonic() - t0
+        assert b"\x88" in data and (1011).to_bytes(2, "big") in data.split(b"\x88", 1)[1][:4], data[-40:]
+        assert waited < 4, waited
+    finally:
+        srv.close()
