@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from datetime import timedelta
 
 import pytest
@@ -31,8 +30,8 @@ from comet_server.cometql import server as SRV
 from comet_server.cometql import sql as S
 from comet_server.hub import Hub
 from comet_server.store import Store
+from tests.hostile.cpu import CPU_LIMIT, cpu_of
 
-CPU_LIMIT = 0.100
 FUZZ = settings(derandomize=True, deadline=timedelta(seconds=1), database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -58,12 +57,12 @@ def env():
 
 def timed(fn, *args, **kwargs):
     """Call ``fn``; our error types are an answer. Returns (result or error, CPU seconds)."""
-    start = time.process_time()
-    try:
-        out = fn(*args, **kwargs)
-    except MysqlError as e:
-        out = e
-    return out, time.process_time() - start
+    def answer():
+        try:
+            return fn(*args, **kwargs)
+        except MysqlError as e:
+            return e
+    return cpu_of(answer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +222,5 @@ def test_command_phase_on_arbitrary_packets(env, packets):
     conn.session.username = "5"
     conn.session.database = "CometQL_v1"
     # CHANGE_USER ends the connection by design; everything else must be answered in place
-    start = time.process_time()
-    loop.run_until_complete(conn.command_phase())
-    cpu = time.process_time() - start
+    _, cpu = cpu_of(loop.run_until_complete, conn.command_phase())
     assert cpu < CPU_LIMIT * len(packets)
