@@ -1,4 +1,4 @@
-"""CometQL tables (protocol.md §7.2) executed against the Hub and its Store (design.md §2).
+"""CometQL tables (protocol.md §5.2) executed against the Hub and its Store (design.md §2).
 
 Every statement is validated completely before anything is changed, so a rejected
 statement (even a multi-row INSERT with one bad row) changes nothing.
