@@ -1,4 +1,4 @@
-"""CometQL: comet_server's backend API over the MySQL wire protocol (protocol.md §5).
+"""CometQL: comet_server's backend API over the MySQL wire protocol (docs/protocol.md §5).
 
 The app starts it with ``server = await cometql.start_cometql(hub, host, port)`` and stops it
 with ``await server.close()``. Any MySQL client works::

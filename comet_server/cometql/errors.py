@@ -1,4 +1,4 @@
-"""CometQL error codes (CppComet ``CometQL.h``; protocol.md §5.3).
+"""CometQL error codes (CppComet ``CometQL.h``; docs/protocol.md §5).
 
 Every error a client can see is a :class:`CometQLError` carrying one of these codes; the
 MySQL glue turns it into an ERR packet with that code (SQLSTATE ``HY000``).

@@ -1,4 +1,4 @@
-"""CometQL tables (protocol.md §5.2) executed against the Hub and its Store (design.md §2).
+"""CometQL tables (docs/protocol.md §5) executed against the Hub and its Store (design.md §2).
 
 Every statement is validated completely before anything is changed, so a rejected
 statement (even a multi-row INSERT with one bad row) changes nothing.
@@ -141,7 +141,7 @@ def send_to_user(hub: Any, dev_id: int, user_id: Value, event: Value, message: V
 
 def jwt_user_id(token: str, password: str, dev_id: int) -> int | None:
     """The ``user_id`` of a valid, unexpired HS256 JWT signed with ``password + dev_id``
-    (protocol.md §5.2), else None. Revocation is not checked here."""
+    (docs/protocol.md §5), else None. Revocation is not checked here."""
     if token.count(".") != 2 or len(token) > MAX_TOKEN_LEN:
         return None
     try:
