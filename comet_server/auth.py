@@ -1,4 +1,4 @@
-"""Connection authorization: users_auth hash or HS256 JWT (protocol.md §5).
+"""Connection authorization: users_auth hash or HS256 JWT (docs/protocol.md §4).
 
 * Hash: the ``sesion`` value equals the stored users_auth hash of (dev_id, myid) exactly.
 * JWT: HS256 signed with ``password + str(dev_id)``; ``exp`` required and in the future (no leeway);

@@ -1,9 +1,9 @@
-"""Server frame encoding and WebSocket URL parsing (design.md §3, protocol.md §1.2, §3).
+"""Server frame encoding and WebSocket URL parsing (design.md §3, docs/protocol.md §1, §3).
 
 * ``dumps``: sorted keys, compact separators, ``ensure_ascii=False`` (what nlohmann::json emits),
   and every ``'`` written as ``\\u0027``: CometServerApi.js 4.08 parses each frame as
   ``JSON.parse(line.replace(/\\\\'/g, "'"))``, which breaks a frame holding backslash + apostrophe.
-* ``legacy``: CppComet's transform for clients whose ``v`` major is < 4 (protocol.md §3.2).
+* ``legacy``: CppComet's transform for clients whose ``v`` major is < 4 (docs/protocol.md §3).
 * ``Out``: one outgoing message, serialised at most once per format and turned into ready-made
   WebSocket frame bytes, so a fan-out writes the same bytes object to every subscriber.
 * ``parse_ws_url``: the positional parser of CppComet's ``Client_connection::parse_url``.
@@ -131,7 +131,7 @@ def error_frame_obj(error: str, *, code: str | None = None, extra: dict | None =
 
 
 # --------------------------------------------------------------------------------------------
-# URL parsing (protocol.md §1.2)
+# URL parsing (docs/protocol.md §1)
 
 MAX_SESSION_LEN = 600
 DEV_INDEX_SIZE = 100000
@@ -157,7 +157,7 @@ class UrlError:
 
 
 def connect_error_obj(err: UrlError) -> dict:
-    """The connect-error message, always in the legacy form (protocol.md §3.2/§3.3)."""
+    """The connect-error message, always in the legacy form (docs/protocol.md §3)."""
     obj = {
         "data": {
             "error": f"Error code {err.code}({err.text})",

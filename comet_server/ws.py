@@ -1,4 +1,4 @@
-"""The WebSocket endpoint and its commands (design.md §3, protocol.md §1-§3).
+"""The WebSocket endpoint and its commands (design.md §3, docs/protocol.md §1-§3).
 
 One aiohttp handler per connection and nothing else: no extra task. aiohttp closes with 1009 above
 ``MAX_MSG_SIZE`` and with 1007 on invalid UTF-8; ``ws_guard`` adds 1002 for an unmasked frame.
