@@ -36,7 +36,8 @@ TAB_EXPIRE_MS = 6_000     # fallback mode: a tab silent this long is gone
 KEEPALIVE_MS = 2_000      # fallback mode: a follower speaks at least this often
 PROBE_AFTER_MS = 1_500    # a follower that heard nothing from the master this long pings it
 PROBE_EVERY_MS = 1_000
-STEAL_AFTER_MS = 3_000    # a visible follower steals the lock after this much master silence
+STEAL_AFTER_MS = 3_000    # a visible follower steals the lock after this much master silence...
+PROBE_WAIT_MS = 1_000     # ...and once a probe has gone unanswered this long (no stall of ours)
 STALL_MS = 2_000          # a gap this long between our own inputs means *we* were frozen/throttled
 DEDUP_PER_TAB = 1_000     # call ids remembered per tab for deduplication
 
@@ -73,6 +74,14 @@ class ChannelsChanged:
 @dataclass(frozen=True)
 class Recover:
     """Master: a tab reported older history_ids for these pipes than known; pass to Session.recover."""
+    history_ids: dict
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """Master: a tab said hello with these last history_ids (back from the bfcache, say): fetch
+    for that tab alone what it missed after them (Session.catch_up)."""
+    tab_id: str
     history_ids: dict
 
 
@@ -151,7 +160,7 @@ class PendingCall:
     args: dict
 
 
-Action = Union[Post, RunCall, ChannelsChanged, Recover, TabJoined, TabLeft, LocalDeliver,
+Action = Union[Post, RunCall, ChannelsChanged, Recover, CatchUp, TabJoined, TabLeft, LocalDeliver,
                LocalAnswer, RivalMaster, Deliver, Resolve, MasterChanged, RemoteState, RemoteAuth]
 
 
@@ -481,6 +490,8 @@ class MasterRelay:
                        if p not in before_rec or history_id_lt(mk, before_rec[p])}
             if lowered:
                 out.append(Recover(lowered))
+            if m["history_ids"]:
+                out.append(CatchUp(sender, dict(m["history_ids"])))
             # Answer at once so a new tab (or one probing a quiet master) need not wait a heartbeat.
             out.append(Post(self._state_msg(now_ms, to=sender)))
         return out
@@ -607,6 +618,7 @@ class FollowerRelay:
         self._master_gone = False         # it said bye: any new master is welcome
         self._last_post_ms = -math.inf
         self._last_probe_ms = -math.inf
+        self._probe_sent_ms: Optional[float] = None  # the oldest probe not answered yet
         self._seen_seq: Optional[int] = None
         self._authorized: Optional[bool] = None
         self._stall = _StallClock()
@@ -629,6 +641,7 @@ class FollowerRelay:
         self._stall.touch(now_ms)
         self._started_at = now_ms
         self._last_probe_ms = now_ms
+        self._probe_sent_ms = None
         return [self._hello(now_ms)]
 
     def set_channels(self, channels: frozenset, now_ms: float) -> list[Action]:
@@ -759,8 +772,7 @@ class FollowerRelay:
         # its timers are throttled), so only a frozen master stays silent.
         if (self.master_silent_for(now_ms) >= PROBE_AFTER_MS
                 and now_ms - self._last_probe_ms >= PROBE_EVERY_MS):
-            self._last_probe_ms = now_ms
-            out.append(self._hello(now_ms))
+            out.append(self._probe(now_ms))
         elif self._keepalive and self.master is not None and now_ms - self._last_post_ms >= KEEPALIVE_MS:
             out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._history_ids()), now_ms))
         return out
@@ -775,6 +787,26 @@ class FollowerRelay:
         return out
 
     # liveness ---------------------------------------------------------------------------------
+    def _probe(self, now_ms: float) -> Post:
+        self._last_probe_ms = now_ms
+        if not self._probe_pending():
+            self._probe_sent_ms = now_ms
+        return self._hello(now_ms)
+
+    def _probe_pending(self) -> bool:
+        """A probe is out, unanswered, and was sent since our last stall (one sent before we
+        froze or slept proves nothing: its answer may be waiting in our queue)."""
+        sent = self._probe_sent_ms
+        return sent is not None and self._last_master_ms < sent and sent >= self._stall.resumed_at
+
+    def probe(self, now_ms: float) -> list[Action]:
+        """Ask the master to show it is alive now (the page became visible, say): a hello, which
+        a live master answers at once, even with its timers throttled. Nothing if one is out."""
+        self._stall.touch(now_ms)
+        if self._started_at is None or self._probe_pending():
+            return []
+        return [self._probe(now_ms)]
+
     def master_silent_for(self, now_ms: float) -> float:
         """Wall-clock ms since the master was last heard (or since we started / woke up)."""
         if self._started_at is None:
@@ -783,6 +815,11 @@ class FollowerRelay:
         return max(0.0, now_ms - since)
 
     def should_steal(self, now_ms: float, page_visible: bool) -> bool:
-        """Web Locks mode: steal the master lock? Only a visible page decides, by wall clock, so a
-        throttled background tab never robs a healthy master."""
-        return page_visible and self.master_silent_for(now_ms) > STEAL_AFTER_MS
+        """Web Locks mode: steal the master lock? Only a visible page decides, and never by the
+        age of the last heartbeat alone (a master's timers may run once a minute): a probe must
+        have gone unanswered for PROBE_WAIT_MS, measured while this page itself ran (a stall of
+        ours, a throttled timer or a laptop's sleep, restarts the wait)."""
+        if not page_visible or self.master_silent_for(now_ms) <= STEAL_AFTER_MS:
+            return False
+        sent = self._probe_sent_ms
+        return self._probe_pending() and sent is not None and now_ms - sent >= PROBE_WAIT_MS
