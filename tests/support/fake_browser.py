@@ -239,7 +239,7 @@ class FakePage:
         self.frozen = False
         self._held_in: list[tuple[Callable, tuple]] = []   # inputs waiting for thaw
         self._held_out: list[Callable[[], None]] = []      # outputs made while frozen
-        self._listeners: list[tuple[str, str, Callable[[], None]]] = []
+        self._listeners: list[tuple[str, str, Callable[..., None], Optional[str]]] = []
         self.channels: list[FakeChannel] = []
         self.sockets: list[FakeSocket] = []
         self.lock_requests: list[FakeHeldLock] = []
@@ -324,10 +324,24 @@ class FakePage:
             return
         fn()
 
-    def fire(self, target: str, event: str) -> None:
-        for t, e, fn in list(self._listeners):
+    def fire(self, target: str, event: str, **attrs: Any) -> None:
+        """Dispatch a DOM event; ``attrs`` are its fields (``persisted=True`` for pageshow)."""
+        for t, e, fn, field_name in list(self._listeners):
             if t == target and e == event:
-                self._input(fn)
+                if field_name is None:
+                    self._input(fn)
+                else:
+                    self._input(fn, attrs.get(field_name))
+
+    def enter_bfcache(self) -> None:
+        """Back/Forward away from the page: pagehide (persisted), then it runs no code."""
+        self.fire("window", "pagehide", persisted=True)
+        self.freeze()
+
+    def leave_bfcache(self) -> None:
+        """Back/Forward to it again: it runs again, and pageshow (persisted) fires."""
+        self.thaw()
+        self.fire("window", "pageshow", persisted=True)
 
     def set_visible(self, visible: bool) -> None:
         self.visible = visible
@@ -370,8 +384,8 @@ class FakePageEvents:
         self._page = page
         self._mine: list[tuple[str, str, Callable[[], None]]] = []
 
-    def on(self, target: str, event: str, fn: Callable[[], None]) -> None:
-        entry = (target, event, fn)
+    def on(self, target: str, event: str, fn: Callable[..., None], *, field: Optional[str] = None) -> None:
+        entry = (target, event, fn, field)
         self._mine.append(entry)
         self._page._listeners.append(entry)
 
