@@ -514,7 +514,7 @@ class FakeSocket:
         if self.ready_state != self.CONNECTING:
             return
         server = self.page.origin.network.get(host)
-        if server is None or not server.up:
+        if server is None or not server.up or server.blackhole:
             self._server_closed(1006, "")
             return
         self.conn = server._accept(self)
@@ -625,6 +625,7 @@ class FakeCometServer:
         self.origin = origin
         self.host = host
         self.up = True
+        self.blackhole = False   # the network path is cut silently: frames vanish both ways
         self.users: dict[tuple[int, int], str] = {}
         self.history_pipes: set[str] = set()
         self.history: dict[tuple[int, str], list[dict]] = {}
@@ -718,7 +719,7 @@ class FakeCometServer:
                           "message_send_time": self._now(), "pipe": "sys", "server": self.name})
 
     def _send(self, conn: ServerConn, obj: dict) -> None:
-        if not conn.open:
+        if not conn.open or (self.blackhole and conn.socket is not None):
             return
         conn.sent.append(obj)
         if conn.socket is not None:
@@ -732,7 +733,7 @@ class FakeCometServer:
                           "message_send_time": self._now(), "pipe": "sys"})
 
     def _receive(self, conn: ServerConn, text: str) -> None:
-        if not conn.open:
+        if not conn.open or (self.blackhole and conn.socket is not None):
             return
         conn.received.append(text)
         cmd, _, args = text.partition("\n")
