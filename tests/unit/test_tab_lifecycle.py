@@ -91,33 +91,57 @@ def test_a_lone_tab_back_from_the_bfcache_is_master_again():
 
 # -- 2. liveness by asking the master ----------------------------------------------------------
 
+def throttle_hidden_timers(o: Origin, tab: Tab) -> None:
+    """Intensive throttling: while the page is hidden its coordinator's ticks (heartbeats,
+    probes) run once a minute; its message and event handlers still run at once."""
+    coord = tab.api._coordinator
+    real_tick = coord._tick
+    last = {"t": o.clock.t}
+
+    def tick() -> None:
+        if tab.page.visible or o.clock.t - last["t"] >= 60:
+            last["t"] = o.clock.t
+            real_tick()
+        else:
+            coord._schedule_tick()
+    coord._tick = tick
+
+
 def test_a_master_whose_timers_are_throttled_but_answers_probes_is_never_robbed():
     async def scenario(o: Origin) -> None:
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
-        t1.page.set_visible(False)
-        # Intensive throttling: the master's ticks (heartbeats) run once a minute; its message
-        # handlers still run. Drop every timer callback of the master's coordinator but one/min.
-        coord = t1.api._coordinator
-        real_tick = coord._tick
-        last = {"t": o.clock.t}
-
-        def throttled_tick() -> None:
-            if o.clock.t - last["t"] >= 60:
-                last["t"] = o.clock.t
-                real_tick()
-            else:
-                coord._schedule_tick()
-        coord._tick = throttled_tick
-        for _ in range(6):                          # tab switches among the followers
-            await o.settle(20)
-            t2.page.set_visible(False)
-            t3.page.set_visible(True)
-            await o.settle(20)
-            t3.page.set_visible(False)
+        for t in (t1, t2, t3):
+            throttle_hidden_timers(o, t)
+        for t in (t1, t2, t3):
+            t.page.set_visible(False)
+        for _ in range(4):                          # tab switches among the followers
+            await o.settle(45)
             t2.page.set_visible(True)
+            await o.settle(5)
+            t2.page.set_visible(False)
+            await o.settle(45)
+            t3.page.set_visible(True)
+            await o.settle(5)
+            t3.page.set_visible(False)
         assert masters([t1, t2, t3]) == [t1] and t2.master_log == [] and t3.master_log == []
         assert len(o.server.conns) == 1
         assert o.lock_holder(MASTER_LOCK) is t1.page
+
+    run(scenario)
+
+
+def test_a_frozen_master_is_still_replaced_when_a_throttled_follower_becomes_visible():
+    async def scenario(o: Origin) -> None:
+        t1, t2 = await start_tabs(o, ["web_chat"], ["web_chat"])
+        for t in (t1, t2):
+            throttle_hidden_timers(o, t)
+            t.page.set_visible(False)
+        await o.settle(30)
+        t1.page.freeze()                            # no handler runs: probes go unanswered
+        await o.settle(90)
+        t2.page.set_visible(True)
+        took = await o.until(lambda: t2.is_master and t2.api.state == "connected", 10, what="steal")
+        assert took < 5, took
 
     run(scenario)
 
