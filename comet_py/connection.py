@@ -41,6 +41,7 @@ class Connection:
         self._last_tick_ms: Optional[float] = None
         self._probe_at: Optional[float] = None   # a liveness probe is out since then
         self._probe_restarted = False            # its wait was restarted after a stall of ours
+        self._skipped_ms = 0.0                   # our stalls beyond STALL_MS: not waiting time
 
     def start(self) -> None:
         self._schedule_tick()
@@ -99,11 +100,14 @@ class Connection:
         if self._stopped:
             return
         now = self._platform.now_ms()
-        stalled = self._last_tick_ms is not None and not 0 <= now - self._last_tick_ms <= STALL_MS
-        self._last_tick_ms = now
+        last, self._last_tick_ms = self._last_tick_ms, now
+        stalled = last is not None and not 0 <= now - last <= STALL_MS
+        if stalled and last is not None:
+            # A sleep or a throttled timer: the Session's request timeouts do not run meanwhile.
+            self._skipped_ms += max(0.0, now - last - STALL_MS)
         self._check_alive(now, stalled)
         if not self._stopped:
-            self._handle(self.session.tick(now / 1000.0))
+            self._handle(self.session.tick((now - self._skipped_ms) / 1000.0))
             self._schedule_tick()
 
     def _live(self) -> bool:

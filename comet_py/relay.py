@@ -357,10 +357,12 @@ class _StallClock:
     def __init__(self) -> None:
         self.last_input: Optional[float] = None
         self.resumed_at: float = -math.inf
+        self.skipped: float = 0.0   # ms of our stalls beyond STALL_MS each: not counted as waiting
 
     def touch(self, now_ms: float) -> None:
         if self.last_input is not None and now_ms - self.last_input > STALL_MS:
             self.resumed_at = now_ms
+            self.skipped += now_ms - self.last_input - STALL_MS
         if self.last_input is None or now_ms > self.last_input:
             self.last_input = now_ms
 
@@ -590,6 +592,7 @@ class _Call:
     op: str
     args: dict
     created: float
+    skipped_at: float = 0.0        # the stall clock's ``skipped`` when it was made
     sent_at: Optional[float] = None
     acked: bool = False
 
@@ -667,7 +670,7 @@ class FollowerRelay:
         self._stall.touch(now_ms)
         req = self._next_req
         self._next_req += 1
-        c = _Call(req, op, dict(args), now_ms)
+        c = _Call(req, op, dict(args), now_ms, self._stall.skipped)
         self._calls[req] = c
         return req, ([self._send_call(c, now_ms)] if self.master is not None else [])
 
@@ -760,7 +763,8 @@ class FollowerRelay:
         for req in [q for q, t in self._sent_pipes.items() if now_ms - t >= CALL_TIMEOUT_MS]:
             del self._sent_pipes[req]
         for c in list(self._calls.values()):
-            if now_ms - c.created >= CALL_TIMEOUT_MS:
+            # Waited time leaves out our own stalls: a laptop's sleep times no call out.
+            if now_ms - c.created - (self._stall.skipped - c.skipped_at) >= CALL_TIMEOUT_MS:
                 del self._calls[c.req]
                 out.append(Resolve(c.req, None, TIMEOUT_ERROR))
             elif self.master is not None and not c.acked and (

@@ -413,12 +413,32 @@ def test_call_times_out_after_10s_without_master():
     f.start_follower(T0)
     req = f.call("pipe_count", T0, pipe="web_a")
     assert not any(s["k"] == "call" for s in bus.sent)          # no master to send to
+    for t in range(T0 + 250, T0 + 10_000, 250):                 # a page that runs
+        f.handle(f.follower.tick(t))
     f.handle(f.follower.tick(T0 + 9_999))
     assert f.resolved == {}
     f.handle(f.follower.tick(T0 + 10_000))
     assert f.resolved == {req: (None, r.TIMEOUT_ERROR)}
     f.handle(f.follower.tick(T0 + 20_000))
     assert f.resolve_count == {req: 1}
+
+
+def test_a_sleep_of_the_laptop_times_no_call_out():
+    bus = Bus()
+    f = Tab(bus, "F" * 16, {"web_a"})
+    f.start_follower(T0)
+    req = f.call("pipe_count", T0, pipe="web_a")
+    f.handle(f.follower.tick(T0 + 1_000))
+    wake = T0 + 3_600_000                                       # an hour later, no input between
+    f.handle(f.follower.tick(wake))
+    assert f.resolved == {}
+    for t in range(wake + 250, wake + 12_001, 250):
+        f.handle(f.follower.tick(t))
+        if f.resolved:
+            break
+    # 10 s of waiting while awake: 1 s before the sleep, STALL_MS of the gap, the rest after it.
+    assert f.resolved == {req: (None, r.TIMEOUT_ERROR)}
+    assert wake + 10_000 - 1_000 - r.STALL_MS - 250 <= t <= wake + 10_000 - 1_000 - r.STALL_MS + 250
 
 
 def test_acked_but_unanswered_call_times_out(world):

@@ -244,3 +244,20 @@ def test_after_a_sleep_no_tab_steals_or_drops_and_a_dead_socket_is_replaced():
             assert t.data("web_chat") == [("m", 0), ("m", 1)], t
 
     run(scenario)
+
+
+def test_a_request_in_flight_across_a_sleep_is_answered_not_timed_out():
+    async def scenario(o: Origin) -> None:
+        [t1] = await start_tabs(o, ["web_chat"])
+        o.server.blackhole = True                   # the request goes out and is lost
+        pending = t1.do(t1.api.count_users_in_pipe, "web_chat")
+        await o.settle(1.5)                         # its timeout is running
+        t1.page.freeze()
+        o.clock.jump(3600)
+        t1.page.thaw()
+        await o.settle(0.2)
+        o.server.blackhole = False
+        browser_conns(o)[0].open = False            # the socket died in the sleep
+        assert await asyncio.wait_for(pending, 15) == 1   # resent on the new connection
+
+    run(scenario)
