@@ -286,6 +286,11 @@ class Coordinator:
                 # Only our own stop (this tab leaves or steps down) closes the session: the
                 # connection goes on in the next master, so no tab is told "closed".
                 return
+            if event.to is not None:  # one returning tab's gap
+                tab = event.to[0] if isinstance(event.to, tuple) else None
+                if isinstance(tab, str) and tab != self.tab_id:
+                    self._run(master.gap_for(tab, event.detail.get("pipes", []), self.p.now_ms()))
+                return
             authorized = self.connection.session.authorized if self.connection else None
             self._run(master.state_message(event.state, authorized, self.p.now_ms(), event.detail))
             self.tab._set_state(event.state, event.detail)

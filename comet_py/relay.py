@@ -571,6 +571,12 @@ class MasterRelay:
         self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
         return [Post(self._state_msg(now_ms))]
 
+    def gap_for(self, tab_id: str, pipes: list, now_ms: float) -> list[Action]:
+        """A ``gap`` event for one tab only (what it missed while away could not all be fetched)."""
+        self._seq += 1
+        return [Post(make_state(self.tab_id, self.term, "gap", self._authorized, now_ms, self._seq,
+                                {"pipes": list(pipes)}, to=tab_id))]
+
     def auth_message(self, authorized: bool, now_ms: float) -> list[Action]:
         """A Session ``AuthChanged``: same state event, new authorized status."""
         self._authorized = authorized

@@ -104,6 +104,7 @@ class StateChanged:
 
     state: str
     detail: dict[str, Any] = field(default_factory=dict)
+    to: object = None  # a ``gap`` of one tab's catch-up: its token (None: every tab)
 
 
 @dataclass(frozen=True)
@@ -678,6 +679,7 @@ class Session:
         ids = [history_id_int(i["server_info"].get("history_id")) for i in req.items]
         if not any(m is not None and m <= req.base for m in ids):
             log.info("a returning tab may have missed messages on %s (history too short)", pipe)
+            events.append(StateChanged("gap", {"pipes": [pipe]}, to=req.catch_up))
         for item, m in zip(req.items, ids):
             if m is None or m <= req.base:
                 continue

@@ -261,3 +261,23 @@ def test_a_request_in_flight_across_a_sleep_is_answered_not_timed_out():
         assert await asyncio.wait_for(pending, 15) == 1   # resent on the new connection
 
     run(scenario)
+
+
+def test_a_tab_away_longer_than_the_history_reaches_gets_a_gap_of_its_own():
+    async def scenario(o: Origin) -> None:
+        o.server.history_pipes.add("web_chat")
+        t1, t2 = await start_tabs(o, ["web_chat"], ["web_chat"])
+        publish(o, "web_chat", "m", 1)
+        await o.settle(0.5)
+        t2.page.enter_bfcache()
+        for n in (2, 3, 4):
+            publish(o, "web_chat", "m", n)
+        await o.settle(1)
+        del o.server.history[(DEV, "web_chat")][:2]   # the server kept only the newest two
+        t2.page.leave_bfcache()
+        await settled_master(o, [t1, t2], timeout=5)
+        await o.settle(1)
+        assert t2.data("web_chat") == [("m", 1), ("m", 3), ("m", 4)]
+        assert t2.gaps == [["web_chat"]] and t1.gaps == []   # told it, and only it
+
+    run(scenario)
