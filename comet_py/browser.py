@@ -51,9 +51,44 @@ def page_is_https() -> bool:
     return str(js.location.protocol) == "https:"
 
 
+def in_worker() -> bool:
+    """True in a dedicated worker (``<script type="py" worker>``): there ``js`` is the worker's
+    global scope, with WebSocket, BroadcastChannel and navigator.locks but no document/window."""
+    return getattr(js, "document", None) is None  # PyScript's own test (RUNNING_IN_WORKER)
+
+
+IN_WORKER = in_worker()
+
+
+_NOT_LOOKED = object()
+_main_document: Any = _NOT_LOOKED
+
+
+def _page_document() -> Any:
+    """The page's document as a worker sees it: PyScript's main-thread proxy (it needs
+    SharedArrayBuffer, i.e. a cross-origin isolated page), else None. Looked up once."""
+    global _main_document
+    if _main_document is _NOT_LOOKED:
+        _main_document = None
+        try:
+            from pyscript.context import document  # type: ignore[import-not-found]
+
+            str(document.visibilityState)  # PyScript's NotSupported stand-in raises here
+            _main_document = document
+        except Exception:
+            log.info("comet_py: in a worker without the page's document: counted as visible")
+    return _main_document
+
+
 def page_visible() -> bool:
+    """In a worker, the page's visibility through PyScript when it can give it; otherwise the
+    worker counts as visible (it may then take over from a frozen master; a live one is never
+    robbed, since a steal needs an unanswered probe)."""
+    document = _page_document() if IN_WORKER else js.document
+    if document is None:
+        return True
     try:
-        return str(js.document.visibilityState) == "visible"
+        return str(document.visibilityState) == "visible"
     except Exception:
         return True
 
@@ -80,16 +115,31 @@ def storage_set(key: str, value: str) -> bool:
         return False
 
 
+# What a worker's global scope fires of the window events comet_py listens to.
+_WORKER_EVENTS = frozenset({"online", "offline"})
+
+
 class PageEvents:
-    """Window/document listeners (pagehide, visibilitychange, online) with managed proxies."""
+    """Window/document listeners (pagehide, pageshow, visibilitychange, online, offline) with
+    managed proxies. In a worker only online/offline exist (on its global scope): the others
+    are not bound (the worker dies with its page)."""
 
     def __init__(self) -> None:
         self._proxies = _Proxies()
         self._bound: list[tuple[Any, str, Any]] = []
 
-    def on(self, target: str, event: str, fn: Callable[[], None]) -> None:
-        obj = js.window if target == "window" else js.document
-        proxy = self._proxies.add(lambda _e=None: fn())
+    def on(self, target: str, event: str, fn: Callable[..., None], *, field: str | None = None) -> None:
+        """``fn()`` on each event, or ``fn(event[field])`` (e.g. pageshow's ``persisted``)."""
+        if IN_WORKER:
+            if target != "window" or event not in _WORKER_EVENTS:
+                return
+            obj = js
+        else:
+            obj = js.window if target == "window" else js.document
+        if field is None:
+            proxy = self._proxies.add(lambda _e=None: fn())
+        else:
+            proxy = self._proxies.add(lambda e=None: fn(bool(getattr(e, field, False))))
         obj.addEventListener(event, proxy)
         self._bound.append((obj, event, proxy))
 

@@ -2,6 +2,13 @@
 
 Only the master tab has one. It knows nothing of tabs: Session events other than Send and
 Reconnect go to ``on_event`` (the coordinator), which routes them to this tab or the others.
+
+Liveness: with the network gone, a socket may stay "open" for minutes while nothing arrives.
+When nothing was received for IDLE_PROBE_MS while connected (or at once on ``offline``), a
+cheap request goes out (``pipe_count`` of a ``web_`` channel: CppComet and comet_server both
+answer it); when no frame at all comes within PROBE_TIMEOUT_MS, the socket is closed and the
+tabs see ``disconnected``. A gap between our own ticks (throttled timers, a laptop's sleep)
+restarts the wait once instead of counting against the server.
 """
 
 from __future__ import annotations
@@ -10,10 +17,15 @@ import asyncio
 import logging
 from typing import Any, Callable, Optional
 
-from .session import Reconnect, Send, Session
+from .session import Answer, Reconnect, Send, Session
 
 log = logging.getLogger("comet_py")
 TICK_SECONDS = 1.0
+IDLE_PROBE_MS = 5_000     # connected and nothing received this long: ask the server something
+PROBE_TIMEOUT_MS = 3_000  # no frame this long after asking: the connection is dead
+STALL_MS = 3_000          # our own ticks this far apart: we were throttled or asleep
+LIVENESS_PIPE = "web_comet_py_alive"
+_LIVENESS = ("comet_py:liveness", 0)  # the probe's token: its answer is ours, not a tab's
 
 
 class Connection:
@@ -25,6 +37,11 @@ class Connection:
         self._reconnect: Optional[asyncio.TimerHandle] = None
         self._ticker: Optional[asyncio.TimerHandle] = None
         self._stopped = False
+        self._last_rx_ms = platform.now_ms()
+        self._last_tick_ms: Optional[float] = None
+        self._probe_at: Optional[float] = None   # a liveness probe is out since then
+        self._probe_restarted = False            # its wait was restarted after a stall of ours
+        self._skipped_ms = 0.0                   # our stalls beyond STALL_MS: not waiting time
 
     def start(self) -> None:
         self._schedule_tick()
@@ -44,14 +61,22 @@ class Connection:
             self._handle(self.session.closed())
 
     def _opened(self) -> None:
+        self._heard()
         self._handle(self.session.opened())
 
     def _received(self, text: str) -> None:
+        self._heard()
         self._handle(self.session.received(text))
+
+    def _heard(self) -> None:
+        self._last_rx_ms = self._platform.now_ms()
+        self._probe_at = None
+        self._probe_restarted = False
 
     def _closed(self, code: int, reason: str) -> None:
         log.info("comet_py: connection closed (%s %s)", code, reason)
         self._socket = None
+        self._probe_at = None
         if not self._stopped:
             self._handle(self.session.closed())
 
@@ -60,6 +85,8 @@ class Connection:
             if isinstance(event, Send):
                 if self._socket is None or not self._socket.send(event.frame):
                     log.debug("comet_py: not sent, socket not open: %.60r", event.frame)
+            elif isinstance(event, Answer) and event.token == _LIVENESS:
+                pass  # any frame proved the connection alive; the value does not matter
             elif isinstance(event, Reconnect):
                 if not self._stopped and self._reconnect is None:
                     self._reconnect = asyncio.get_event_loop().call_later(event.delay, self._connect)
@@ -72,8 +99,64 @@ class Connection:
     def _tick(self) -> None:
         if self._stopped:
             return
-        self._handle(self.session.tick(self._platform.now_ms() / 1000.0))
-        self._schedule_tick()
+        now = self._platform.now_ms()
+        last, self._last_tick_ms = self._last_tick_ms, now
+        stalled = last is not None and not 0 <= now - last <= STALL_MS
+        if stalled and last is not None:
+            # A sleep or a throttled timer: the Session's request timeouts do not run meanwhile.
+            self._skipped_ms += max(0.0, now - last - STALL_MS)
+        self._check_alive(now, stalled)
+        if not self._stopped:
+            self._handle(self.session.tick((now - self._skipped_ms) / 1000.0))
+            self._schedule_tick()
+
+    def _live(self) -> bool:
+        return self._socket is not None and self._socket.is_open and self.session.state == "connected"
+
+    def _probe(self, now: float) -> None:
+        self._probe_at = now
+        self._handle(self.session.request("pipe_count", LIVENESS_PIPE, _LIVENESS))
+
+    def _check_alive(self, now: float, stalled: bool = False, force: bool = False) -> None:
+        if not self._live():
+            self._probe_at = None
+            return
+        if self._probe_at is None:
+            if force or stalled or now - self._last_rx_ms >= IDLE_PROBE_MS:
+                self._probe(now)
+            return
+        if stalled and not self._probe_restarted:
+            # The answer may be waiting behind our own pause: ask again and wait afresh.
+            self._probe_restarted = True
+            self._probe(now)
+            return
+        if stalled or now - self._probe_at >= PROBE_TIMEOUT_MS:
+            log.warning("comet_py: no frame from the server for %.0f ms after a probe; reconnecting",
+                        now - self._probe_at)
+            self._fail()
+
+    def _fail(self) -> None:
+        """The connection is dead though the socket did not say so: drop it, reconnect."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self._probe_at = None
+        self._handle(self.session.closed())
+
+    def network_back(self) -> None:
+        """``online``: a reconnect waiting for its backoff goes now; a live one is checked."""
+        if self._stopped:
+            return
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            self._connect()
+        elif self._live() and self._probe_at is None:
+            self._probe(self._platform.now_ms())
+
+    def network_lost(self) -> None:
+        """``offline``: check the connection now rather than after IDLE_PROBE_MS."""
+        if not self._stopped:
+            self._check_alive(self._platform.now_ms(), force=True)
 
     def call(self, events: list) -> None:
         """Carry out what a Session method returned (set_channels, web_pipe, request...)."""

@@ -34,12 +34,19 @@ class Coordinator:
         self.options = options
         self.tab = tab
         self.p = platform
-        self.tab_id = platform.random_id(16)
         self.key = options.key
         self.locks = platform.locks_available()
-        self.role = "follower"
         self.channels: frozenset[str] = frozenset()
-        self.follower = self._new_follower(0)
+        self._events: Any = None
+        self._stopped = False      # stop(): for good; pagehide only suspends (bfcache)
+        self._reset(0)
+
+    def _reset(self, highest_term: int) -> None:
+        """A fresh tab identity and role: at the start, and when a page comes back from the
+        back/forward cache (the master it left may have forgotten it, or be another one)."""
+        self.tab_id = self.p.random_id(16)
+        self.role = "follower"
+        self.follower = self._new_follower(highest_term)
         self.master: Optional[relay.MasterRelay] = None
         self.connection: Optional[Connection] = None
         self.election = None if self.locks else FallbackElection(self.tab_id)
@@ -47,7 +54,6 @@ class Coordinator:
         self._own_calls: dict[int, tuple[str, dict]] = {}
         self._tab_watches: dict[str, Any] = {}
         self._channel: Any = None
-        self._events: Any = None
         self._tab_lock: Any = None
         self._master_lock: Any = None
         self._ticker: Optional[asyncio.TimerHandle] = None
@@ -64,11 +70,17 @@ class Coordinator:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        events = self._events = self.p.PageEvents()
+        events.on("window", "pagehide", self._on_pagehide)
+        events.on("window", "pageshow", self._on_pageshow, field="persisted")
+        events.on("document", "visibilitychange", self._on_visibility)
+        events.on("window", "online", self._on_online)
+        events.on("window", "offline", self._on_offline)
+        self._join()
+
+    def _join(self) -> None:
         p = self.p
         self._channel = p.Channel(f"comet_py:{self.key}", self._on_channel_text)
-        self._events = p.PageEvents()
-        self._events.on("window", "pagehide", self.close)
-        self._events.on("document", "visibilitychange", self._on_visibility)
         if self.locks:
             # Announce this tab only once it holds its liveness lock: the master's request for
             # that lock must queue behind ours (IPC order across tabs is not guaranteed).
@@ -79,12 +91,39 @@ class Coordinator:
             self._announce()
         self._schedule_tick()
 
+    def _on_pagehide(self) -> None:
+        """Leave at once (this also lets the browser keep the page in its back/forward cache:
+        no open socket, channel or held lock); pageshow may bring it back."""
+        if self._closed:
+            return
+        self._leave()
+        self.tab._set_state("closed", {})
+
+    def _on_pageshow(self, persisted: Any = False) -> None:
+        """Back from the back/forward cache: rejoin as a new tab (follower, or master if the
+        lock is free); the callbacks stay, and the master fetches what this tab missed on
+        history channels (its hello carries the last history_ids)."""
+        if not persisted or not self._closed or self._stopped:
+            return
+        log.info("comet_py: page restored from the back/forward cache; rejoining")
+        self._reset(self.follower.highest_term)
+        self.tab._set_state("connecting", {})
+        self._join()
+
+    def close(self) -> None:
+        """stop() or restart(): leave for good."""
+        self._stopped = True
+        self._leave()
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
     def _announce(self) -> None:
         if not self._closed and self.role == "follower":
             self._run(self.follower.start(self.p.now_ms()))
 
-    def close(self) -> None:
-        """pagehide or stop(): hand the connection on at once and leave."""
+    def _leave(self) -> None:
+        """Hand the connection on at once and let go of every browser resource."""
         if self._closed:
             return
         self._closed = True
@@ -104,8 +143,8 @@ class Coordinator:
         self._tab_watches.clear()
         if self._ticker is not None:
             self._ticker.cancel()
-        self._channel.close()
-        self._events.close()
+        if self._channel is not None:
+            self._channel.close()
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_exception(error_from_text("ConnectionLost: stopped"))
@@ -247,6 +286,11 @@ class Coordinator:
                 # Only our own stop (this tab leaves or steps down) closes the session: the
                 # connection goes on in the next master, so no tab is told "closed".
                 return
+            if event.to is not None:  # one returning tab's gap
+                tab = event.to[0] if isinstance(event.to, tuple) else None
+                if isinstance(tab, str) and tab != self.tab_id:
+                    self._run(master.gap_for(tab, event.detail.get("pipes", []), self.p.now_ms()))
+                return
             authorized = self.connection.session.authorized if self.connection else None
             self._run(master.state_message(event.state, authorized, self.p.now_ms(), event.detail))
             self.tab._set_state(event.state, event.detail)
@@ -255,7 +299,24 @@ class Coordinator:
             self.tab._set_auth(event.authorized)
 
     def _on_visibility(self) -> None:
-        self._check_steal(self.p.now_ms())
+        if self._closed or self.role == "master" or not self.p.page_visible():
+            return
+        now = self.p.now_ms()
+        if self.locks:
+            # A steal is decided by asking the master, never by its heartbeats' age: the probe
+            # is answered at once by a live master, even one whose timers are throttled.
+            self._run(self.follower.probe(now))
+        self._check_steal(now)
+
+    def _on_online(self) -> None:
+        """The network is back: reconnect now rather than at the end of the backoff wait."""
+        if not self._closed and self.connection is not None:
+            self.connection.network_back()
+
+    def _on_offline(self) -> None:
+        """The network may be gone while the socket still looks open: check it at once."""
+        if not self._closed and self.connection is not None:
+            self.connection.network_lost()
 
     def _schedule_tick(self) -> None:
         self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
@@ -283,7 +344,8 @@ class Coordinator:
         """A master that holds the lock but is silent (frozen): a visible tab takes over."""
         if not self.locks or self.role == "master" or self._closed or self._stealing:
             return
-        if self.follower.should_steal(now, self.p.page_visible()):
+        # Visibility asked last: in a worker it is a call to the main thread.
+        if self.follower.should_steal(now, True) and self.p.page_visible():
             self._stealing = True  # one steal at a time: it is granted at once
             log.warning("comet_py: the master tab is silent for %.0f ms; taking over",
                         self.follower.master_silent_for(now))
@@ -316,6 +378,10 @@ class Coordinator:
         elif isinstance(a, relay.ChannelsChanged):
             if self.connection is not None:
                 self.connection.call(self.connection.session.set_channels(a.channels))
+        elif isinstance(a, relay.CatchUp):
+            if self.connection is not None:
+                session = self.connection.session
+                self.connection.call(session.catch_up(a.history_ids, (a.tab_id, 0)))
         elif isinstance(a, relay.TabJoined):
             self._watch_tab(a.tab_id)
         elif isinstance(a, relay.TabLeft):

@@ -36,7 +36,8 @@ TAB_EXPIRE_MS = 6_000     # fallback mode: a tab silent this long is gone
 KEEPALIVE_MS = 2_000      # fallback mode: a follower speaks at least this often
 PROBE_AFTER_MS = 1_500    # a follower that heard nothing from the master this long pings it
 PROBE_EVERY_MS = 1_000
-STEAL_AFTER_MS = 3_000    # a visible follower steals the lock after this much master silence
+STEAL_AFTER_MS = 3_000    # a visible follower steals the lock after this much master silence...
+PROBE_WAIT_MS = 1_000     # ...and once a probe has gone unanswered this long (no stall of ours)
 STALL_MS = 2_000          # a gap this long between our own inputs means *we* were frozen/throttled
 DEDUP_PER_TAB = 1_000     # call ids remembered per tab for deduplication
 
@@ -73,6 +74,14 @@ class ChannelsChanged:
 @dataclass(frozen=True)
 class Recover:
     """Master: a tab reported older history_ids for these pipes than known; pass to Session.recover."""
+    history_ids: dict
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """Master: a tab said hello with these last history_ids (back from the bfcache, say): fetch
+    for that tab alone what it missed after them (Session.catch_up)."""
+    tab_id: str
     history_ids: dict
 
 
@@ -151,7 +160,7 @@ class PendingCall:
     args: dict
 
 
-Action = Union[Post, RunCall, ChannelsChanged, Recover, TabJoined, TabLeft, LocalDeliver,
+Action = Union[Post, RunCall, ChannelsChanged, Recover, CatchUp, TabJoined, TabLeft, LocalDeliver,
                LocalAnswer, RivalMaster, Deliver, Resolve, MasterChanged, RemoteState, RemoteAuth]
 
 
@@ -348,10 +357,12 @@ class _StallClock:
     def __init__(self) -> None:
         self.last_input: Optional[float] = None
         self.resumed_at: float = -math.inf
+        self.skipped: float = 0.0   # ms of our stalls beyond STALL_MS each: not counted as waiting
 
     def touch(self, now_ms: float) -> None:
         if self.last_input is not None and now_ms - self.last_input > STALL_MS:
             self.resumed_at = now_ms
+            self.skipped += now_ms - self.last_input - STALL_MS
         if self.last_input is None or now_ms > self.last_input:
             self.last_input = now_ms
 
@@ -481,6 +492,8 @@ class MasterRelay:
                        if p not in before_rec or history_id_lt(mk, before_rec[p])}
             if lowered:
                 out.append(Recover(lowered))
+            if m["history_ids"]:
+                out.append(CatchUp(sender, dict(m["history_ids"])))
             # Answer at once so a new tab (or one probing a quiet master) need not wait a heartbeat.
             out.append(Post(self._state_msg(now_ms, to=sender)))
         return out
@@ -558,6 +571,12 @@ class MasterRelay:
         self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
         return [Post(self._state_msg(now_ms))]
 
+    def gap_for(self, tab_id: str, pipes: list, now_ms: float) -> list[Action]:
+        """A ``gap`` event for one tab only (what it missed while away could not all be fetched)."""
+        self._seq += 1
+        return [Post(make_state(self.tab_id, self.term, "gap", self._authorized, now_ms, self._seq,
+                                {"pipes": list(pipes)}, to=tab_id))]
+
     def auth_message(self, authorized: bool, now_ms: float) -> list[Action]:
         """A Session ``AuthChanged``: same state event, new authorized status."""
         self._authorized = authorized
@@ -579,6 +598,7 @@ class _Call:
     op: str
     args: dict
     created: float
+    skipped_at: float = 0.0        # the stall clock's ``skipped`` when it was made
     sent_at: Optional[float] = None
     acked: bool = False
 
@@ -607,6 +627,7 @@ class FollowerRelay:
         self._master_gone = False         # it said bye: any new master is welcome
         self._last_post_ms = -math.inf
         self._last_probe_ms = -math.inf
+        self._probe_sent_ms: Optional[float] = None  # the oldest probe not answered yet
         self._seen_seq: Optional[int] = None
         self._authorized: Optional[bool] = None
         self._stall = _StallClock()
@@ -629,6 +650,7 @@ class FollowerRelay:
         self._stall.touch(now_ms)
         self._started_at = now_ms
         self._last_probe_ms = now_ms
+        self._probe_sent_ms = None
         return [self._hello(now_ms)]
 
     def set_channels(self, channels: frozenset, now_ms: float) -> list[Action]:
@@ -654,7 +676,7 @@ class FollowerRelay:
         self._stall.touch(now_ms)
         req = self._next_req
         self._next_req += 1
-        c = _Call(req, op, dict(args), now_ms)
+        c = _Call(req, op, dict(args), now_ms, self._stall.skipped)
         self._calls[req] = c
         return req, ([self._send_call(c, now_ms)] if self.master is not None else [])
 
@@ -747,7 +769,8 @@ class FollowerRelay:
         for req in [q for q, t in self._sent_pipes.items() if now_ms - t >= CALL_TIMEOUT_MS]:
             del self._sent_pipes[req]
         for c in list(self._calls.values()):
-            if now_ms - c.created >= CALL_TIMEOUT_MS:
+            # Waited time leaves out our own stalls: a laptop's sleep times no call out.
+            if now_ms - c.created - (self._stall.skipped - c.skipped_at) >= CALL_TIMEOUT_MS:
                 del self._calls[c.req]
                 out.append(Resolve(c.req, None, TIMEOUT_ERROR))
             elif self.master is not None and not c.acked and (
@@ -759,8 +782,7 @@ class FollowerRelay:
         # its timers are throttled), so only a frozen master stays silent.
         if (self.master_silent_for(now_ms) >= PROBE_AFTER_MS
                 and now_ms - self._last_probe_ms >= PROBE_EVERY_MS):
-            self._last_probe_ms = now_ms
-            out.append(self._hello(now_ms))
+            out.append(self._probe(now_ms))
         elif self._keepalive and self.master is not None and now_ms - self._last_post_ms >= KEEPALIVE_MS:
             out.append(self._post(make_subs(self.tab_id, self.term, self.channels, self._history_ids()), now_ms))
         return out
@@ -775,6 +797,26 @@ class FollowerRelay:
         return out
 
     # liveness ---------------------------------------------------------------------------------
+    def _probe(self, now_ms: float) -> Post:
+        self._last_probe_ms = now_ms
+        if not self._probe_pending():
+            self._probe_sent_ms = now_ms
+        return self._hello(now_ms)
+
+    def _probe_pending(self) -> bool:
+        """A probe is out, unanswered, and was sent since our last stall (one sent before we
+        froze or slept proves nothing: its answer may be waiting in our queue)."""
+        sent = self._probe_sent_ms
+        return sent is not None and self._last_master_ms < sent and sent >= self._stall.resumed_at
+
+    def probe(self, now_ms: float) -> list[Action]:
+        """Ask the master to show it is alive now (the page became visible, say): a hello, which
+        a live master answers at once, even with its timers throttled. Nothing if one is out."""
+        self._stall.touch(now_ms)
+        if self._started_at is None or self._probe_pending():
+            return []
+        return [self._probe(now_ms)]
+
     def master_silent_for(self, now_ms: float) -> float:
         """Wall-clock ms since the master was last heard (or since we started / woke up)."""
         if self._started_at is None:
@@ -783,6 +825,11 @@ class FollowerRelay:
         return max(0.0, now_ms - since)
 
     def should_steal(self, now_ms: float, page_visible: bool) -> bool:
-        """Web Locks mode: steal the master lock? Only a visible page decides, by wall clock, so a
-        throttled background tab never robs a healthy master."""
-        return page_visible and self.master_silent_for(now_ms) > STEAL_AFTER_MS
+        """Web Locks mode: steal the master lock? Only a visible page decides, and never by the
+        age of the last heartbeat alone (a master's timers may run once a minute): a probe must
+        have gone unanswered for PROBE_WAIT_MS, measured while this page itself ran (a stall of
+        ours, a throttled timer or a laptop's sleep, restarts the wait)."""
+        if not page_visible or self.master_silent_for(now_ms) <= STEAL_AFTER_MS:
+            return False
+        sent = self._probe_sent_ms
+        return self._probe_pending() and sent is not None and now_ms - sent >= PROBE_WAIT_MS

@@ -104,6 +104,7 @@ class StateChanged:
 
     state: str
     detail: dict[str, Any] = field(default_factory=dict)
+    to: object = None  # a ``gap`` of one tab's catch-up: its token (None: every tab)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class _Request:
     tokens: list[object]
     recovery: bool = False
     base: int = 0  # recovery: the last history_id delivered on this pipe
+    catch_up: object = None  # recovery for one tab only (its token): Session.catch_up
     sent: bool = False
     started: bool = False  # a history item arrived for it
     items: list[dict[str, Any]] = field(default_factory=list)  # recovery only
@@ -229,6 +231,7 @@ class Session:
         self._reports: deque[_AwaitReport] = deque()  # sent, report pending
         self._last_history_ids: dict[str, int] = {}  # pipe -> last history_id delivered
         self._held: dict[str, list[dict[str, Any]]] = {}  # pipe -> live msgs held during recovery
+        self._pending_catch_ups: list[tuple[dict[str, str], object]] = []  # for the next serverInfo
         # ids of the latest personal messages delivered (comet_server resends one until confirmed)
         self._seen_personal: dict[str, None] = {}
 
@@ -301,6 +304,8 @@ class Session:
                 # Recovery restarts from the same base at the next serverInfo;
                 # the held messages stay held until then.
                 self._drop_request(req)
+                if req.catch_up is not None:
+                    self._pending_catch_ups.append(({req.pipe: str(req.base)}, req.catch_up))
                 continue
             if req.sent and req.kind == "pipe_log":
                 # Resent after reconnect (requests are idempotent): skip what
@@ -327,6 +332,7 @@ class Session:
         self._outbox.clear()
         self._reports.clear()
         self._held.clear()
+        self._pending_catch_ups.clear()
         self._open = False
         self._got_info = False
         if self.state != "closed":
@@ -397,6 +403,36 @@ class Session:
             req.sent = True
             return [Send(req.frame())]
         return []
+
+    def catch_up(self, last_history_ids: dict[str, str], token: object) -> list[Event]:
+        """One tab was away (back from the bfcache, say): fetch what it missed after its own
+        history_ids, as ``Deliver(msg, to=token)`` live messages for it alone (comet_server only:
+        CppComet cannot ask from a history_id). Live messages of those pipes wait meanwhile, so
+        the tab gets everything in order. Run at the next serverInfo when not connected."""
+        if self.state == "closed":
+            return []
+        self._pending_catch_ups.append((dict(last_history_ids), token))
+        if not (self._open and self._got_info):
+            return []
+        return self._start_catch_ups()
+
+    def _start_catch_ups(self) -> list[Event]:
+        events: list[Event] = []
+        pending, self._pending_catch_ups = self._pending_catch_ups, []
+        if not self.server_supports_markers:
+            return events
+        for history_ids, token in pending:
+            for pipe, history_id in sorted(history_ids.items()):
+                base, last = history_id_int(history_id), self._last_history_ids.get(pipe)
+                if base is None or last is None or base >= last or pipe not in self._channels:
+                    continue  # nothing missed (or nothing known to compare with)
+                self._held.setdefault(pipe, [])
+                req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
+                req.catch_up = token
+                req.sent = True
+                req.activity = True
+                events.append(Send(req.frame()))
+        return events
 
     def recover(self, last_history_ids: dict[str, str]) -> None:
         """Fetch, at the next (re)connect, what was missed after these history_ids."""
@@ -560,6 +596,9 @@ class Session:
         events.append(
             StateChanged("connected", {"server": info.server, "authorized": info.authorized})
         )
+        # Catch-ups first: the server answers in order, so a returning tab gets its older
+        # messages before the newer ones every tab recovers (it would drop them after those).
+        events.extend(self._start_catch_ups())
         if self._recover_pending:
             self._recover_pending = False
             events.extend(self._start_recovery())
@@ -597,8 +636,13 @@ class Session:
     def _finish_recovery(self, req: _Request, *, timed_out: bool = False) -> list[Event]:
         self._drop_request(req)
         pipe = req.pipe
-        held = self._held.pop(pipe, [])
+        if any(r.recovery for r in self._logs.get(pipe, [])):
+            held: list[dict[str, Any]] = []  # another recovery of this pipe releases them
+        else:
+            held = self._held.pop(pipe, [])
         base = req.base
+        if req.catch_up is not None:
+            return self._finish_catch_up(req, held)
         ids = [m for m in (history_id_int(i["server_info"].get("history_id")) for i in req.items) if m is not None]
         events: list[Event] = []
         gap = timed_out
@@ -627,6 +671,34 @@ class Session:
         if gap:
             log.info("could not fully recover %s", pipe)
             events.append(StateChanged("gap", {"pipes": [pipe]}))
+        return events
+
+    def _finish_catch_up(self, req: _Request, held: list[dict[str, Any]]) -> list[Event]:
+        """Items the other tabs had (up to the last delivered) go to the returning tab alone;
+        newer ones, and the live messages held meanwhile, to every tab as usual."""
+        events: list[Event] = []
+        pipe, last = req.pipe, self._last_history_ids.get(req.pipe)
+        ids = [history_id_int(i["server_info"].get("history_id")) for i in req.items]
+        if not any(m is not None and m <= req.base for m in ids):
+            log.info("a returning tab may have missed messages on %s (history too short)", pipe)
+            events.append(StateChanged("gap", {"pipes": [pipe]}, to=req.catch_up))
+        for item, m in zip(req.items, ids):
+            if m is None or m <= req.base:
+                continue
+            if last is not None and m <= last:
+                events.append(Deliver(_as_live(item), req.catch_up))
+            else:
+                last = m
+                events.append(Deliver(_as_live(item)))
+        for msg in held:
+            m = history_id_int(msg["server_info"].get("history_id"))
+            if m is not None:
+                if last is not None and m <= last:
+                    continue
+                last = m
+            events.append(Deliver(msg))
+        if last is not None:
+            self._last_history_ids[pipe] = last
         return events
 
     def _on_live(self, message: dict[str, Any]) -> list[Event]:

@@ -239,7 +239,7 @@ class FakePage:
         self.frozen = False
         self._held_in: list[tuple[Callable, tuple]] = []   # inputs waiting for thaw
         self._held_out: list[Callable[[], None]] = []      # outputs made while frozen
-        self._listeners: list[tuple[str, str, Callable[[], None]]] = []
+        self._listeners: list[tuple[str, str, Callable[..., None], Optional[str]]] = []
         self.channels: list[FakeChannel] = []
         self.sockets: list[FakeSocket] = []
         self.lock_requests: list[FakeHeldLock] = []
@@ -324,10 +324,24 @@ class FakePage:
             return
         fn()
 
-    def fire(self, target: str, event: str) -> None:
-        for t, e, fn in list(self._listeners):
+    def fire(self, target: str, event: str, **attrs: Any) -> None:
+        """Dispatch a DOM event; ``attrs`` are its fields (``persisted=True`` for pageshow)."""
+        for t, e, fn, field_name in list(self._listeners):
             if t == target and e == event:
-                self._input(fn)
+                if field_name is None:
+                    self._input(fn)
+                else:
+                    self._input(fn, attrs.get(field_name))
+
+    def enter_bfcache(self) -> None:
+        """Back/Forward away from the page: pagehide (persisted), then it runs no code."""
+        self.fire("window", "pagehide", persisted=True)
+        self.freeze()
+
+    def leave_bfcache(self) -> None:
+        """Back/Forward to it again: it runs again, and pageshow (persisted) fires."""
+        self.thaw()
+        self.fire("window", "pageshow", persisted=True)
 
     def set_visible(self, visible: bool) -> None:
         self.visible = visible
@@ -370,8 +384,8 @@ class FakePageEvents:
         self._page = page
         self._mine: list[tuple[str, str, Callable[[], None]]] = []
 
-    def on(self, target: str, event: str, fn: Callable[[], None]) -> None:
-        entry = (target, event, fn)
+    def on(self, target: str, event: str, fn: Callable[..., None], *, field: Optional[str] = None) -> None:
+        entry = (target, event, fn, field)
         self._mine.append(entry)
         self._page._listeners.append(entry)
 
@@ -500,7 +514,7 @@ class FakeSocket:
         if self.ready_state != self.CONNECTING:
             return
         server = self.page.origin.network.get(host)
-        if server is None or not server.up:
+        if server is None or not server.up or server.blackhole:
             self._server_closed(1006, "")
             return
         self.conn = server._accept(self)
@@ -611,6 +625,7 @@ class FakeCometServer:
         self.origin = origin
         self.host = host
         self.up = True
+        self.blackhole = False   # the network path is cut silently: frames vanish both ways
         self.users: dict[tuple[int, int], str] = {}
         self.history_pipes: set[str] = set()
         self.history: dict[tuple[int, str], list[dict]] = {}
@@ -704,7 +719,7 @@ class FakeCometServer:
                           "message_send_time": self._now(), "pipe": "sys", "server": self.name})
 
     def _send(self, conn: ServerConn, obj: dict) -> None:
-        if not conn.open:
+        if not conn.open or (self.blackhole and conn.socket is not None):
             return
         conn.sent.append(obj)
         if conn.socket is not None:
@@ -718,7 +733,7 @@ class FakeCometServer:
                           "message_send_time": self._now(), "pipe": "sys"})
 
     def _receive(self, conn: ServerConn, text: str) -> None:
-        if not conn.open:
+        if not conn.open or (self.blackhole and conn.socket is not None):
             return
         conn.received.append(text)
         cmd, _, args = text.partition("\n")

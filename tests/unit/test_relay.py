@@ -53,6 +53,7 @@ class Tab:
         self.session_channels: frozenset = frozenset()
         self.runs: list = []            # (token, op, args) run on this tab's Session
         self.recovered: list = []
+        self.catch_ups: list = []
         self.joined: list = []
         self.left: list = []
         self.rivals: list = []
@@ -108,6 +109,8 @@ class Tab:
                 self.session_channels = a.channels
             elif isinstance(a, r.Recover):
                 self.recovered.append(a.history_ids)
+            elif isinstance(a, r.CatchUp):
+                self.catch_ups.append((a.tab_id, a.history_ids))
             elif isinstance(a, r.TabJoined):
                 self.joined.append(a.tab_id)
             elif isinstance(a, r.TabLeft):
@@ -410,12 +413,32 @@ def test_call_times_out_after_10s_without_master():
     f.start_follower(T0)
     req = f.call("pipe_count", T0, pipe="web_a")
     assert not any(s["k"] == "call" for s in bus.sent)          # no master to send to
+    for t in range(T0 + 250, T0 + 10_000, 250):                 # a page that runs
+        f.handle(f.follower.tick(t))
     f.handle(f.follower.tick(T0 + 9_999))
     assert f.resolved == {}
     f.handle(f.follower.tick(T0 + 10_000))
     assert f.resolved == {req: (None, r.TIMEOUT_ERROR)}
     f.handle(f.follower.tick(T0 + 20_000))
     assert f.resolve_count == {req: 1}
+
+
+def test_a_sleep_of_the_laptop_times_no_call_out():
+    bus = Bus()
+    f = Tab(bus, "F" * 16, {"web_a"})
+    f.start_follower(T0)
+    req = f.call("pipe_count", T0, pipe="web_a")
+    f.handle(f.follower.tick(T0 + 1_000))
+    wake = T0 + 3_600_000                                       # an hour later, no input between
+    f.handle(f.follower.tick(wake))
+    assert f.resolved == {}
+    for t in range(wake + 250, wake + 12_001, 250):
+        f.handle(f.follower.tick(t))
+        if f.resolved:
+            break
+    # 10 s of waiting while awake: 1 s before the sleep, STALL_MS of the gap, the rest after it.
+    assert f.resolved == {req: (None, r.TIMEOUT_ERROR)}
+    assert wake + 10_000 - 1_000 - r.STALL_MS - 250 <= t <= wake + 10_000 - 1_000 - r.STALL_MS + 250
 
 
 def test_acked_but_unanswered_call_times_out(world):
@@ -582,19 +605,43 @@ def test_state_events_reach_every_follower_once_heartbeats_do_not_repeat_them(wo
 
 # -- liveness ------------------------------------------------------------------------------------
 
-def test_should_steal_by_wall_clock_only_when_visible(world):
+def test_silence_alone_never_steals_only_an_unanswered_probe_does(world):
     bus, m, f1, f2 = world
     f = f1.follower
     m.handle(m.master.heartbeat(T0 + 1_000))
     bus.flush(T0 + 1_000)
     assert f.master_silent_for(T0 + 1_500) == 500
-    assert not f.should_steal(T0 + 4_000, True)            # exactly 3 s: not yet
-    # no tick ran in between (a throttled timer): the wall clock alone decides
-    assert f.should_steal(T0 + 4_001, True)
-    assert not f.should_steal(T0 + 60_000, False)          # a hidden page never steals
-    m.handle(m.master.heartbeat(T0 + 4_500))
-    bus.flush(T0 + 4_500)
-    assert not f.should_steal(T0 + 5_000, True)
+    # A minute without heartbeats (the master's timers throttled) and no probe asked: no steal.
+    assert not f.should_steal(T0 + 60_000, True)
+    probe = f.probe(T0 + 60_000)               # e.g. on becoming visible
+    assert [a.message["k"] for a in probe] == ["hello"]
+    assert f.probe(T0 + 60_100) == []          # one probe at a time
+    # Our own minute without input counts as a stall: silence is measured from now on.
+    assert not f.should_steal(T0 + 61_000, True)
+    assert not f.should_steal(T0 + 63_000, True)
+    assert f.should_steal(T0 + 63_001, True)   # silent 3 s and the probe unanswered: dead
+    assert not f.should_steal(T0 + 63_001, False)  # a hidden page never steals
+
+
+def test_a_throttled_master_that_answers_probes_is_never_robbed(world):
+    bus, m, f1, f2 = world
+    f = f1.follower
+    m.handle(m.master.heartbeat(T0 + 1_000))
+    bus.flush(T0 + 1_000)
+    # No heartbeat for minutes; the follower probes each time it looks, the master answers.
+    for t in range(T0 + 60_000, T0 + 300_001, 60_000):
+        f1.handle(f.probe(t))
+        bus.flush(t + 5)                       # the master's message handler answers
+        for later in (t + 5, t + 1_000, t + 5_000):
+            assert not f.should_steal(later, True), later
+
+
+def test_catch_up_is_asked_for_a_tab_saying_hello_with_history_ids(world):
+    bus, m, f1, f2 = world
+    f3 = Tab(bus, "F3xxxxxxxxxxxxxx", {"web_a"}, history_ids={"web_a": "4"})
+    f3.start_follower(T0 + 10)
+    bus.flush(T0 + 10)
+    assert m.catch_ups == [("F3xxxxxxxxxxxxxx", {"web_a": "4"})]   # F1, F2 had seen nothing
 
 
 def test_quiet_but_live_master_is_probed_and_not_stolen(world):
