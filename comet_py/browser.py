@@ -53,8 +53,12 @@ def page_is_https() -> bool:
 
 def in_worker() -> bool:
     """True in a dedicated worker (``<script type="py" worker>``): there ``js`` is the worker's
-    global scope, with WebSocket, BroadcastChannel and navigator.locks but no document/window."""
-    return getattr(js, "document", None) is None  # PyScript's own test (RUNNING_IN_WORKER)
+    global scope, with WebSocket, BroadcastChannel and navigator.locks but no window.
+
+    Not PyScript's own test (no ``document``): on a cross-origin isolated page PyScript 0.7.31
+    puts the page's document on the worker's ``js`` before user code runs, but still no
+    ``window`` (and ``WorkerGlobalScope`` exists only in workers)."""
+    return getattr(js, "WorkerGlobalScope", None) is not None or getattr(js, "window", None) is None
 
 
 IN_WORKER = in_worker()

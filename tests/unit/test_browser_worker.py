@@ -32,8 +32,12 @@ class _Proxy:
         pass
 
 
-def _fake_modules(worker: bool, main_document=None) -> dict:
+def _fake_modules(worker: bool, main_document=None, isolated: bool = False) -> dict:
     js = types.ModuleType("js")
+    if worker:
+        js.WorkerGlobalScope = object
+        if isolated:  # PyScript lends a cross-origin isolated page's document to the worker
+            js.document = main_document
     scope = _Target()
     js.addEventListener = scope.addEventListener
     js.removeEventListener = scope.removeEventListener
@@ -61,8 +65,8 @@ def _fake_modules(worker: bool, main_document=None) -> dict:
 
 @pytest.fixture
 def load_browser(monkeypatch):
-    def load(worker: bool, main_document=None):
-        mods = _fake_modules(worker, main_document)
+    def load(worker: bool, main_document=None, isolated: bool = False):
+        mods = _fake_modules(worker, main_document, isolated)
         scope = mods.pop("_scope")
         for name, mod in mods.items():
             monkeypatch.setitem(sys.modules, name, mod)
@@ -123,3 +127,16 @@ def test_a_worker_takes_the_page_visibility_from_pyscripts_main_thread_document(
 def test_a_worker_without_shared_array_buffer_counts_as_visible(load_browser):
     browser, _js, _scope = load_browser(worker=True, main_document=_NotSupported())
     assert browser.page_visible()
+
+
+def test_a_worker_of_a_cross_origin_isolated_page_is_still_a_worker(load_browser):
+    """PyScript sets the worker's js.document to the page's document there; comet_py once took
+    that for the main thread and failed at start with AttributeError: window."""
+    page_document = types.SimpleNamespace(visibilityState="hidden")
+    browser, _js, scope = load_browser(worker=True, main_document=page_document, isolated=True)
+    assert browser.in_worker() and not browser.page_visible()
+    events = browser.PageEvents()
+    events.on("window", "online", lambda: None)
+    events.on("document", "visibilitychange", lambda: None)
+    assert [e for e, _ in scope.listeners] == ["online"]
+    events.close()
