@@ -1,8 +1,8 @@
 """The real-browser lane: one headed Chromium under Xvfb (tabs of one window, intensive
 throttling after 10 s, back/forward cache on), one comet_server, and a TCP proxy in front of it.
 
-Pages are loaded from the server directly; comet_py connects through the proxy
-(``node = 127.0.0.1:<proxy port>``), so a test can cut its path without touching the page loads.
+Pages are loaded from the server directly; a test that cuts the network makes its own TCP proxy
+and points comet_py at it (``node``), so that the cut reaches only its own tabs.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from tests.support.real_browser import RealChromium, Xvfb
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
 
-# Recorded in every tab from its first script on: pageshow events (persisted or not), and the
+# Recorded in every tab from its first script on: pageshow events (persisted or not), changes
+# of visibility, online/offline events (with Date.now()), and the
 # main thread's long tasks and longest frame gaps (start-up blocking figures).
 PAGE_PROBE = """
-window.__lane = {pageshows: [], longtasks: [], frameGaps: []};
-addEventListener('pageshow', e => window.__lane.pageshows.push(e.persisted));
+window.__lane = {pageshows: [], longtasks: [], frameGaps: [], visibility: [], network: []};
+addEventListener('pageshow', e => window.__lane.pageshows.push([e.persisted, Date.now()]));
+addEventListener('online', () => window.__lane.network.push(['online', Date.now()]));
+addEventListener('offline', () => window.__lane.network.push(['offline', Date.now()]));
+document.addEventListener('visibilitychange', () => window.__lane.visibility.push(document.visibilityState));
 try {
   new PerformanceObserver(list => { for (const e of list.getEntries()) window.__lane.longtasks.push(e.duration); })
     .observe({type: 'longtask', buffered: true});
@@ -69,23 +73,37 @@ class RealTab(Tab):
     def visibility(self) -> str:
         return self.page.evaluate("document.visibilityState")
 
-    def pageshows(self) -> list[bool]:
+    def visibility_changes(self) -> list[str]:
+        return self.page.evaluate("window.__lane.visibility")
+
+    def pageshows(self) -> list[list]:
+        """[persisted, Date.now()] of each pageshow."""
         return self.page.evaluate("window.__lane.pageshows")
+
+    def network_events(self) -> list[list]:
+        """[type, Date.now()] of each online/offline event."""
+        return self.page.evaluate("window.__lane.network")
 
 
 class Lane:
-    def __init__(self, chromium: RealChromium, server: ServerProcess, proxy: TcpProxy) -> None:
+    def __init__(self, chromium: RealChromium, server: ServerProcess) -> None:
         self.chromium = chromium
         self.server = server
-        self.proxy = proxy
         self.tabs: list[RealTab] = []
+        self._proxies: list[TcpProxy] = []
         self._dev_ids = itertools.count(5000)
 
     def dev_id(self) -> int:
         return next(self._dev_ids)
 
-    def options(self, dev_id: int) -> dict:
-        return {"dev_id": dev_id, "node": f"127.0.0.1:{self.proxy.port}"}
+    def proxy(self) -> TcpProxy:
+        """A TCP proxy to the server, for one test's tabs (closed at the end of the session)."""
+        proxy = TcpProxy(self.server.port)
+        self._proxies.append(proxy)
+        return proxy
+
+    def options(self, dev_id: int, port: int | None = None) -> dict:
+        return {"dev_id": dev_id, "node": f"127.0.0.1:{port or self.server.port}"}
 
     def open(self, path: str = "/tests/pages/harness.html", *, worker: bool = False) -> RealTab:
         """A new tab in the window, in front until its Python is ready."""
@@ -144,13 +162,14 @@ class Lane:
         store.set_pipe_length(dev_id, pipe, length)
         store.close()
 
-    def start(self, tabs: list[RealTab], dev_id: int, *, channels: tuple[str, ...] = ()) -> None:
+    def start(self, tabs: list[RealTab], dev_id: int, *, channels: tuple[str, ...] = (),
+              port: int | None = None) -> None:
         """CometApi ``c`` in each tab, in order (the first becomes master), each channel logged
         under its own name; master changes under 'master', states under 'state'."""
         for tab in tabs:
             code = (f"log.clear()\nc = CometApi()\nc.on_master(lambda m: log.append({{'tag': 'master', 'is': m}}))\n"
-                    "c.on_state(lambda s, d: log.append({'tag': 'state', 's': s}))\n"
-                    f"c.start({self.options(dev_id)!r})\n")
+                    "c.on_state(lambda s, d: log.append({'tag': 'state', 's': s, 't': js.Date.now()}))\n"
+                    f"c.start({self.options(dev_id, port)!r})\n")
             code += "".join(f"c.subscription({ch!r}, rec({ch!r}))\n" for ch in channels)
             tab.run(code)
             if tab is tabs[0]:
@@ -176,19 +195,28 @@ class Lane:
             except (PyError, Exception):
                 pass
 
+    def close(self, tabs: list[RealTab], *, front: RealTab) -> None:
+        """Stop comet_py in ``tabs`` and close them with ``front`` in front: closing the active
+        tab would make the browser show another one, maybe a tab that must stay hidden."""
+        self.stop(tabs)
+        self.front(front)
+        for tab in tabs:
+            tab.page.close()
+            self.tabs.remove(tab)
+
 
 @pytest.fixture(scope="session")
 def lane(playwright):
     display = Xvfb()
     server = ServerProcess(test_pages=True).start()
-    proxy = TcpProxy(server.port)
     chromium = RealChromium(playwright, display.display)
-    the_lane = Lane(chromium, server, proxy)
+    the_lane = Lane(chromium, server)
     try:
         yield the_lane
         assert not chromium.left_loopback, f"requests left 127.0.0.1: {chromium.left_loopback}"
     finally:
         chromium.close()
-        proxy.close()
+        for proxy in the_lane._proxies:
+            proxy.close()
         server.close()
         display.close()
