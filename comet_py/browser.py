@@ -60,13 +60,35 @@ def in_worker() -> bool:
 IN_WORKER = in_worker()
 
 
+_NOT_LOOKED = object()
+_main_document: Any = _NOT_LOOKED
+
+
+def _page_document() -> Any:
+    """The page's document as a worker sees it: PyScript's main-thread proxy (it needs
+    SharedArrayBuffer, i.e. a cross-origin isolated page), else None. Looked up once."""
+    global _main_document
+    if _main_document is _NOT_LOOKED:
+        _main_document = None
+        try:
+            from pyscript.context import document  # type: ignore[import-not-found]
+
+            str(document.visibilityState)  # PyScript's NotSupported stand-in raises here
+            _main_document = document
+        except Exception:
+            log.info("comet_py: in a worker without the page's document: counted as visible")
+    return _main_document
+
+
 def page_visible() -> bool:
-    """A worker cannot see the page's visibility: it counts as visible (it may then take over
-    from a frozen master; a live one is never robbed, since a steal needs an unanswered probe)."""
-    if IN_WORKER:
+    """In a worker, the page's visibility through PyScript when it can give it; otherwise the
+    worker counts as visible (it may then take over from a frozen master; a live one is never
+    robbed, since a steal needs an unanswered probe)."""
+    document = _page_document() if IN_WORKER else js.document
+    if document is None:
         return True
     try:
-        return str(js.document.visibilityState) == "visible"
+        return str(document.visibilityState) == "visible"
     except Exception:
         return True
 

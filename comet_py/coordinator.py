@@ -344,7 +344,8 @@ class Coordinator:
         """A master that holds the lock but is silent (frozen): a visible tab takes over."""
         if not self.locks or self.role == "master" or self._closed or self._stealing:
             return
-        if self.follower.should_steal(now, self.p.page_visible()):
+        # Visibility asked last: in a worker it is a call to the main thread.
+        if self.follower.should_steal(now, True) and self.p.page_visible():
             self._stealing = True  # one steal at a time: it is granted at once
             log.warning("comet_py: the master tab is silent for %.0f ms; taking over",
                         self.follower.master_silent_for(now))

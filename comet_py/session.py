@@ -596,10 +596,12 @@ class Session:
         events.append(
             StateChanged("connected", {"server": info.server, "authorized": info.authorized})
         )
+        # Catch-ups first: the server answers in order, so a returning tab gets its older
+        # messages before the newer ones every tab recovers (it would drop them after those).
+        events.extend(self._start_catch_ups())
         if self._recover_pending:
             self._recover_pending = False
             events.extend(self._start_recovery())
-        events.extend(self._start_catch_ups())
         if self.server_supports_markers:
             # Now known to end each history answer: send the queued ones too.
             for pipe in list(self._logs):

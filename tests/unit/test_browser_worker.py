@@ -32,7 +32,7 @@ class _Proxy:
         pass
 
 
-def _fake_modules(worker: bool) -> dict:
+def _fake_modules(worker: bool, main_document=None) -> dict:
     js = types.ModuleType("js")
     scope = _Target()
     js.addEventListener = scope.addEventListener
@@ -50,13 +50,19 @@ def _fake_modules(worker: bool) -> dict:
     ffi.JsException = Exception
     ffi.create_proxy = _Proxy
     ffi.to_js = lambda obj, **kw: obj
-    return {"js": js, "pyodide": pyodide, "pyodide.code": code, "pyodide.ffi": ffi, "_scope": scope}
+    mods = {"js": js, "pyodide": pyodide, "pyodide.code": code, "pyodide.ffi": ffi, "_scope": scope}
+    if main_document is not None:
+        pyscript = types.ModuleType("pyscript")
+        context = types.ModuleType("pyscript.context")
+        context.document = main_document
+        mods.update({"pyscript": pyscript, "pyscript.context": context})
+    return mods
 
 
 @pytest.fixture
 def load_browser(monkeypatch):
-    def load(worker: bool):
-        mods = _fake_modules(worker)
+    def load(worker: bool, main_document=None):
+        mods = _fake_modules(worker, main_document)
         scope = mods.pop("_scope")
         for name, mod in mods.items():
             monkeypatch.setitem(sys.modules, name, mod)
@@ -65,6 +71,13 @@ def load_browser(monkeypatch):
         return browser, mods["js"], scope
     yield load
     sys.modules.pop("comet_py.browser", None)
+
+
+class _NotSupported:
+    """PyScript's stand-in for the page's document in a worker without SharedArrayBuffer."""
+
+    def __getattr__(self, name):
+        raise AttributeError("Unable to use `window` or `document` in worker")
 
 
 def test_in_a_worker_the_page_counts_as_visible_and_only_online_offline_are_bound(load_browser):
@@ -97,3 +110,16 @@ def test_on_the_main_thread_visibility_and_page_events_come_from_the_document(lo
     proxy(types.SimpleNamespace(persisted=True))
     js.document.listeners[0][1](types.SimpleNamespace())
     assert name == "pageshow" and got == [True, "visibility"]
+
+
+def test_a_worker_takes_the_page_visibility_from_pyscripts_main_thread_document(load_browser):
+    page_document = types.SimpleNamespace(visibilityState="hidden")
+    browser, _js, _scope = load_browser(worker=True, main_document=page_document)
+    assert not browser.page_visible()
+    page_document.visibilityState = "visible"
+    assert browser.page_visible()
+
+
+def test_a_worker_without_shared_array_buffer_counts_as_visible(load_browser):
+    browser, _js, _scope = load_browser(worker=True, main_document=_NotSupported())
+    assert browser.page_visible()

@@ -281,3 +281,23 @@ def test_a_tab_away_longer_than_the_history_reaches_gets_a_gap_of_its_own():
         assert t2.gaps == [["web_chat"]] and t1.gaps == []   # told it, and only it
 
     run(scenario)
+
+
+def test_a_tab_back_while_the_master_changes_gets_its_older_messages_before_the_newer():
+    async def scenario(o: Origin) -> None:
+        o.server.history_pipes.add("web_chat")
+        t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
+        publish(o, "web_chat", "m", 1)
+        await o.settle(0.5)
+        t3.page.enter_bfcache()
+        publish(o, "web_chat", "m", 2)              # t1, t2 get it; t3 is away
+        await o.settle(0.5)
+        t1.page.die()                               # the master crashes...
+        publish(o, "web_chat", "m", 3)              # ...nobody gets this one live
+        t3.page.leave_bfcache()                     # t3's hello reaches t2 before it connects
+        await settled_master(o, [t2, t3], timeout=5)
+        await o.settle(1)
+        assert t2.data("web_chat") == [("m", 1), ("m", 2), ("m", 3)]
+        assert t3.data("web_chat") == [("m", 1), ("m", 2), ("m", 3)]
+
+    run(scenario)
