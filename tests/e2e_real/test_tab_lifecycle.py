@@ -56,6 +56,11 @@ def assert_closed_while_away(tab):
         f"states {seen}"
 
 
+def connected_again(tab, since_ms):
+    """The tab reports 'connected' anew after its pageshow (not a stale state from before)."""
+    tab.wait(f"[e for e in tagged('state') if e['s'] == 'connected' and e['t'] >= {since_ms}]")
+
+
 def figure(text):
     print(f"\n[real_browser] {text}", flush=True)
 
@@ -113,9 +118,11 @@ def test_tabs_share_one_window_and_only_the_front_one_is_visible(lane, hidden_ma
     cmdline = lane.chromium.command_line()
     assert "--enable-features=IntensiveWakeUpThrottling" in cmdline
     assert not [flag for flag in PLAYWRIGHT_DISABLERS if flag in cmdline]
-    windows = {lane.chromium.browser.new_browser_cdp_session().send(
-        "Browser.getWindowForTarget", {"targetId": t.cdp.send("Target.getTargetInfo")["targetInfo"]["targetId"]})["windowId"]
-        for t in hidden_master.tabs}
+    browser_cdp = lane.chromium.browser.new_browser_cdp_session()
+    windows = {browser_cdp.send("Browser.getWindowForTarget",
+                                {"targetId": t.cdp.send("Target.getTargetInfo")["targetInfo"]["targetId"]})["windowId"]
+               for t in hidden_master.tabs}
+    browser_cdp.detach()
     assert len(windows) == 1
     assert [t.visibility() for t in hidden_master.tabs] == ["hidden", "visible", "hidden"]
     assert len(lane.visible_tabs()) == 1
@@ -148,7 +155,7 @@ def test_back_forward_cache_restores_a_follower_and_the_master(lane, hidden_mast
 
     # A follower goes away and comes back; it missed message 1.
     shown = away_and_back(follower, lambda: lane.publish(dev_id, "web_bf", "m", {"n": 1}))
-    follower.wait("c.state == 'connected'")
+    connected_again(follower, shown)
     figure(f"bfcache: restored follower connected {first_state_after(follower, 'connected', shown) - shown} ms after pageshow")
     lane.publish(dev_id, "web_bf", "m", {"n": 2})
     for tab in tabs:
@@ -162,7 +169,7 @@ def test_back_forward_cache_restores_a_follower_and_the_master(lane, hidden_mast
         lane.publish(dev_id, "web_bf", "m", {"n": 3})
         wait_numbers(new_master, "web_bf", [0, 1, 2, 3])
     shown = away_and_back(master, master_away)
-    master.wait("c.state == 'connected'")
+    connected_again(master, shown)
     figure(f"bfcache: restored master (now a follower) connected {first_state_after(master, 'connected', shown) - shown} ms after pageshow")
     assert lane.one_master(tabs, dev_id) is not master
     lane.publish(dev_id, "web_bf", "m", {"n": 4})
