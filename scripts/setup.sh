@@ -29,6 +29,7 @@ fi
 want_cmd node nodejs
 want_cmd npm npm            # Debian's npm 9 with node 18 runs our `npm ci`
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the tests drive this exact binary
+want_cmd Xvfb xvfb          # tests/e2e_real runs Chromium headed on a virtual display
 want_cmd mysql mariadb-client
 want_cmd curl curl          # the README's and the demo console's publish examples
 # pip (Debian's wheel) and Debian's npm check TLS against the system's CA list.

@@ -6,4 +6,4 @@ session once a browser test ran, and tests that call asyncio.run() would then fa
 
 
 def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
+    items.sort(key=lambda item: "/tests/e2e" in str(item.path))  # tests/e2e/ and tests/e2e_real/
