@@ -215,6 +215,36 @@ class CometApi:
         request.add_done_callback(done)
         return result
 
+    def get_track_pipe_users(self, pipe: str, callback: Optional[Callable[[Any], Any]] = None) -> "asyncio.Future[list]":
+        """Who is subscribed to a ``track_*`` channel: awaitable, gives the server's list of
+        users (``{"user_id": ..., "uuid": ...}`` each); ``cb(res)`` gets it as ``res.data``."""
+        check_name(pipe)
+        if not pipe.startswith("track_"):
+            raise ValueError(f"get_track_pipe_users: {pipe!r} must start with track_")
+        self._require_started()
+        request = self._coordinator.request("track_pipe_users", pipe)
+        result: asyncio.Future[list] = asyncio.get_event_loop().create_future()
+
+        def done(fut: asyncio.Future) -> None:
+            if fut.cancelled():
+                result.cancel()
+                return
+            exc = fut.exception()
+            if exc is not None:
+                result.set_exception(exc)
+                return
+            users = fut.result()
+            users = list(users) if isinstance(users, list) else []
+            result.set_result(users)
+            if callback is not None:
+                res = AttrDict(data=users, server_info=AttrDict(pipe=pipe, event="answer"))
+                self._call_user(callback, res)
+
+        request.add_done_callback(done)
+        return result
+
+    getTrackPipeUsers = get_track_pipe_users
+
     # -- status ------------------------------------------------------------------------------
 
     def onAuthSuccess(self, callback: Callable[[], Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from . import relay
 from .connection import Connection
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
-from .errors import error_from_text
+from .errors import BAD_CALL, CallError, ConnectionLost
 from .options import Options
 from .session import Answer, AuthChanged, Deliver, Session, StateChanged
 
@@ -147,7 +147,7 @@ class Coordinator:
             self._channel.close()
         for fut in self._futures.values():
             if not fut.done():
-                fut.set_exception(error_from_text("ConnectionLost: stopped"))
+                fut.set_exception(ConnectionLost("stopped"))
         self._futures.clear()
         self.tab._set_master(False)
 
@@ -203,7 +203,7 @@ class Coordinator:
             return
         log.info("comet_py: tab %s is now the master (term %d)", self.tab_id, term)
         self.role = "master"
-        self.master = relay.MasterRelay(self.tab_id, term, own_history_ids=self.tab._last_history_ids)
+        self.master = relay.MasterRelay(self.tab_id, term)
         self.master.set_own_channels(self.channels)
         session = Session(self.options, uuid=self._uuid(), page_is_https=self.p.page_is_https())
         if self.follower.highest_term or self.tab._last_history_ids():
@@ -242,7 +242,7 @@ class Coordinator:
             if fut is None or fut.done():
                 continue
             if op == "web_pipe":
-                fut.set_exception(error_from_text("ConnectionLost: the master changed while sending"))
+                fut.set_exception(ConnectionLost("the master changed while sending"))
                 continue
             new_req, actions = self.follower.call(op, args, self.p.now_ms())
             self._futures[new_req] = fut
@@ -392,7 +392,7 @@ class Coordinator:
             self._promote(a.term)
         elif isinstance(a, StepDown):
             self._demote()
-        elif isinstance(a, (relay.Recover, relay.MasterChanged, relay.RivalMaster)):
+        elif isinstance(a, (relay.MasterChanged, relay.RivalMaster)):
             log.debug("comet_py: %r", a)
 
     def _run_call(self, a: relay.RunCall) -> None:
@@ -405,7 +405,7 @@ class Coordinator:
             else:
                 events = session.request(a.op, a.args["pipe"], a.token)
         except (ValueError, KeyError) as exc:  # a bad call from another tab
-            self._run(self.master.route_answer(a.token, None, f"CometError: {exc}"))
+            self._run(self.master.route_answer(a.token, None, CallError(BAD_CALL, str(exc))))
             return
         self.connection.call(events)
 
@@ -424,14 +424,14 @@ class Coordinator:
 
         self._tab_watches[tab_id] = self.p.HeldLock(f"comet_py:{self.key}:tab:{tab_id}", died)
 
-    def _resolve(self, req: int, value: Any, error: Optional[str]) -> None:
+    def _resolve(self, req: int, value: Any, error: Optional[CallError]) -> None:
         self._own_calls.pop(req, None)
         fut = self._futures.pop(req, None)
         if fut is None or fut.done():
             if error:  # a web_pipe_send the server or the master refused
-                log.warning("comet_py: a send failed: %s", error)
+                log.warning("comet_py: a send failed: %s (%s)", error.detail, error.code)
             return
         if error:
-            fut.set_exception(error_from_text(error))
+            fut.set_exception(error.exception())
         else:
             fut.set_result(value)

@@ -1,4 +1,4 @@
-"""Exceptions raised by comet_py.
+"""Exceptions raised by comet_py, and the codes a failed call travels under between tabs.
 
 Every class also derives from the builtin a caller would naturally catch
 (``ValueError``, ``TimeoutError``...), so code that does not know comet_py
@@ -7,13 +7,17 @@ still handles them sensibly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Optional
+
 __all__ = [
     "CometError",
     "NotStartedError",
     "OptionsError",
     "RequestTimeout",
     "ConnectionLost",
-    "error_from_text",
+    "CallError",
+    "CODES",
 ]
 
 
@@ -37,19 +41,41 @@ class ConnectionLost(CometError):
     """The request was abandoned because the connection was stopped."""
 
 
-# Session.Answer carries errors as text (it must cross tabs as JSON). The text
-# starts with the class name, "RequestTimeout: ...", so it can be turned back
-# into an exception on the other side.
-_BY_NAME: dict[str, type[CometError]] = {
-    cls.__name__: cls
-    for cls in (CometError, NotStartedError, OptionsError, RequestTimeout, ConnectionLost)
+# The one table from a call's failure code to the exception it raises, in every tab: the
+# Session fails a call with a code, the relay carries {code, detail} to the asking tab, and that
+# tab raises CODES[code](detail). An unknown code (a newer tab's) raises a plain CometError.
+SERVER_ERROR = "server_error"          # the server refused the command, or answered nonsense
+REQUEST_TIMEOUT = "request_timeout"    # no answer in time
+CONNECTION_LOST = "connection_lost"    # abandoned: stop(), pagehide, a change of master
+QUEUE_FULL = "queue_full"              # too many frames waiting for the socket
+BAD_CALL = "bad_call"                  # a call the master could not run (bad arguments)
+
+CODES: dict[str, type[CometError]] = {
+    SERVER_ERROR: CometError,
+    REQUEST_TIMEOUT: RequestTimeout,
+    CONNECTION_LOST: ConnectionLost,
+    QUEUE_FULL: CometError,
+    BAD_CALL: CometError,
 }
 
 
-def error_from_text(text: str) -> CometError:
-    """Rebuild the exception for an ``Answer.error`` text ("<Class>: <detail>")."""
-    name, sep, detail = text.partition(": ")
-    cls = _BY_NAME.get(name) if sep else None
-    if cls is None:
-        return CometError(text)
-    return cls(detail)
+@dataclass(frozen=True)
+class CallError:
+    """Why a call failed: ``code`` (a key of CODES) and a human ``detail``."""
+
+    code: str
+    detail: str
+
+    def exception(self) -> CometError:
+        return CODES.get(self.code, CometError)(self.detail)
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Optional["CallError"]:
+        """The CallError of an envelope's ``error`` field, or None when it is not one."""
+        if (isinstance(obj, dict) and set(obj) == {"code", "detail"}
+                and isinstance(obj["code"], str) and isinstance(obj["detail"], str)):
+            return cls(obj["code"], obj["detail"])
+        return None

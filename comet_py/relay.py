@@ -19,19 +19,22 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
+from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
 from .message import history_id_int
 
 log = logging.getLogger("comet_py.relay")
 
 VERSION = 1
 BROADCAST = "*"
-OPS = frozenset({"web_pipe", "pipe_count", "pipe_log"})
+OPS = frozenset({"web_pipe", "pipe_count", "pipe_log", "track_pipe_users"})
 KINDS = frozenset({"hello", "subs", "bye", "call", "ack", "answer", "msg", "state", "apply", "leader"})
 
 # Timings, ms of wall clock.
 HEARTBEAT_MS = 1_000      # the I/O layer calls MasterRelay.heartbeat() this often
 RESEND_MS = 500           # a follower resends a call not acked for this long
-CALL_TIMEOUT_MS = 10_000  # a follower gives up on a call after this long
+# A follower gives up on a call after this long: longer than the Session's own 10 s request
+# timeout, so that the master's answer (the same RequestTimeout a master tab raises) comes first.
+CALL_TIMEOUT_MS = 15_000
 TAB_EXPIRE_MS = 6_000     # fallback mode: a tab silent this long is gone
 KEEPALIVE_MS = 2_000      # fallback mode: a follower speaks at least this often
 PROBE_AFTER_MS = 1_500    # a follower that heard nothing from the master this long pings it
@@ -41,8 +44,8 @@ PROBE_WAIT_MS = 1_000     # ...and once a probe has gone unanswered this long (n
 STALL_MS = 2_000          # a gap this long between our own inputs means *we* were frozen/throttled
 DEDUP_PER_TAB = 1_000     # call ids remembered per tab for deduplication
 
-TIMEOUT_ERROR = "comet_py: call timed out"
-STOPPED_ERROR = "comet_py: tab stopped"
+TIMEOUT_ERROR = CallError(REQUEST_TIMEOUT, "comet_py: no master tab answered the call in time")
+STOPPED_ERROR = CallError(CONNECTION_LOST, "comet_py: tab stopped")
 
 Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
 Message = dict            # a validated envelope (plain JSON-able dict)
@@ -69,12 +72,6 @@ class RunCall:
 class ChannelsChanged:
     """Master: the union of live tabs' channels changed; give it to Session.set_channels."""
     channels: frozenset
-
-
-@dataclass(frozen=True)
-class Recover:
-    """Master: a tab reported older history_ids for these pipes than known; pass to Session.recover."""
-    history_ids: dict
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ class LocalAnswer:
     """Master: the answer to one of this tab's own calls (see MasterRelay.call_local)."""
     req: int
     value: Any
-    error: Optional[str]
+    error: Optional[CallError]
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,7 @@ class Resolve:
     """Follower: call ``req`` finished (error None on success)."""
     req: int
     value: Any
-    error: Optional[str]
+    error: Optional[CallError]
 
 
 @dataclass(frozen=True)
@@ -160,7 +157,7 @@ class PendingCall:
     args: dict
 
 
-Action = Union[Post, RunCall, ChannelsChanged, Recover, CatchUp, TabJoined, TabLeft, LocalDeliver,
+Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, LocalDeliver,
                LocalAnswer, RivalMaster, Deliver, Resolve, MasterChanged, RemoteState, RemoteAuth]
 
 
@@ -220,8 +217,10 @@ def make_ack(sender: str, to: str, term: int, req: int) -> Message:
     return _envelope("ack", sender, to, term, req=req)
 
 
-def make_answer(sender: str, to: str, term: int, req: int, value: Any, error: Optional[str]) -> Message:
-    return _envelope("answer", sender, to, term, req=req, value=value, error=error)
+def make_answer(sender: str, to: str, term: int, req: int, value: Any, error: Optional[CallError]) -> Message:
+    """``error``: None on success, else ``{"code", "detail"}`` (errors.CODES maps the code)."""
+    return _envelope("answer", sender, to, term, req=req, value=value,
+                     error=None if error is None else error.to_json())
 
 
 def make_msg(sender: str, to: str, term: int, message: dict, but: Optional[str] = None) -> Message:
@@ -294,7 +293,7 @@ def _check(m: Mapping) -> Optional[str]:
             need = ("pipe", "event", "text") if op == "web_pipe" else ("pipe",)
             if not all(isinstance(args.get(n), str) for n in need):
                 return "bad args"
-        if kind == "answer" and not (m.get("error") is None or isinstance(m.get("error"), str)):
+        if kind == "answer" and not (m.get("error") is None or CallError.from_json(m.get("error"))):
             return "bad error"
     elif kind == "msg":
         body = m.get("m")
@@ -341,15 +340,6 @@ def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
     return dict(obj)
 
 
-def _lowest_history_ids(sources: list) -> dict:
-    out: dict = {}
-    for history_ids in sources:
-        for pipe, history_id in history_ids.items():
-            if pipe not in out or history_id_lt(history_id, out[pipe]):
-                out[pipe] = history_id
-    return out
-
-
 class _StallClock:
     """Notices gaps in our own inputs (frozen or throttled page), so that silence we merely failed
     to observe is not counted against others."""
@@ -383,11 +373,9 @@ class MasterRelay:
     ``LocalDeliver`` / ``LocalAnswer`` actions.
     """
 
-    def __init__(self, tab_id: str, term: int, *,
-                 own_history_ids: Optional[Callable[[], HistoryIds]] = None) -> None:
+    def __init__(self, tab_id: str, term: int) -> None:
         self.tab_id = tab_id
         self.term = term
-        self._own_history_ids = own_history_ids or dict
         self._own_channels: frozenset = frozenset()
         self._tabs: dict = {}
         self._done: dict = {}          # tab -> OrderedDict of reqs seen (dedup)
@@ -415,10 +403,6 @@ class MasterRelay:
         for tab in self._tabs.values():
             out |= tab.channels
         return frozenset(out)
-
-    def recovery_history_ids(self) -> dict:
-        """Per pipe the lowest last history_id any live tab reported: what to fetch after failover."""
-        return _lowest_history_ids([self._own_history_ids()] + [t.history_ids for t in self._tabs.values()])
 
     def set_own_channels(self, channels: frozenset) -> list[Action]:
         before = self.union()
@@ -478,20 +462,15 @@ class MasterRelay:
 
     def _register(self, m: Message, now_ms: float) -> list[Action]:
         sender = m["from"]
-        before, before_rec = self.union(), self.recovery_history_ids()
+        before = self.union()
         new = sender not in self._tabs
         self._tabs[sender] = _Tab(frozenset(m["channels"]), dict(m["history_ids"]), now_ms)
         out: list = [TabJoined(sender)] if new else []
         out += self._union_actions(before)
         if m["k"] == "hello":
-            # A hello comes at start or after a failover: if this tab saw less than the others,
-            # the Session must fetch the difference (hellos may arrive after it connected).
+            # A hello comes at start, after a failover or back from the bfcache: the Session
+            # fetches for this tab alone what it missed after its last history_ids (catch_up).
             # Not for subs: a lagging tab's routine update would only cause needless fetches.
-            after_rec = self.recovery_history_ids()
-            lowered = {p: mk for p, mk in after_rec.items()
-                       if p not in before_rec or history_id_lt(mk, before_rec[p])}
-            if lowered:
-                out.append(Recover(lowered))
             if m["history_ids"]:
                 out.append(CatchUp(sender, dict(m["history_ids"])))
             # Answer at once so a new tab (or one probing a quiet master) need not wait a heartbeat.
@@ -545,7 +524,7 @@ class MasterRelay:
             return [LocalDeliver(message)]
         return [Post(make_msg(self.tab_id, token[0], self.term, message))]
 
-    def route_answer(self, token: Any, value: Any, error: Optional[str]) -> list[Action]:
+    def route_answer(self, token: Any, value: Any, error: Optional[CallError]) -> list[Action]:
         """Session ``Answer(token, value, error)``: back to the tab that asked."""
         tok = _token_tab(token)
         if tok is None:
@@ -714,7 +693,7 @@ class FollowerRelay:
             c = self._calls.pop(m["req"], None)
             if c is None and self._sent_pipes.pop(m["req"], None) is None:
                 return []
-            return [Resolve(m["req"], m.get("value"), m.get("error"))]
+            return [Resolve(m["req"], m.get("value"), CallError.from_json(m.get("error")))]
         if kind == "bye":
             log.debug("relay: master %s left", sender)
             self._master_gone = True

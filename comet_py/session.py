@@ -22,6 +22,7 @@ from typing import Any, Iterable, Union
 
 from .backoff import Backoff
 from .channels import check_name
+from .errors import CONNECTION_LOST, QUEUE_FULL, REQUEST_TIMEOUT, SERVER_ERROR, CallError
 from .message import history_id_int, make_message_dict
 from .options import Options
 from .protocol import (
@@ -87,7 +88,7 @@ class Deliver:
 
 @dataclass(frozen=True)
 class Answer:
-    """Result of ``request`` (value), or a failure (``error`` = "<ErrorClass>: <text>").
+    """Result of ``request`` (value), or a failure (``error``: its code and detail).
 
     For a ``web_pipe`` token an Answer only ever reports a failure: the frame
     was not sent (queue full, stopped) or the server refused it.
@@ -95,7 +96,7 @@ class Answer:
 
     token: object
     value: Any
-    error: str | None = None
+    error: CallError | None = None
 
 
 @dataclass(frozen=True)
@@ -326,9 +327,9 @@ class Session:
         for req in list(self._requests.values()):
             self._drop_request(req)
             for token in req.tokens:
-                events.append(Answer(token, None, "ConnectionLost: the connection was stopped"))
+                events.append(Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped")))
         for out in self._outbox:
-            events.append(Answer(out.token, None, "ConnectionLost: stopped before it was sent"))
+            events.append(Answer(out.token, None, CallError(CONNECTION_LOST, "stopped before it was sent")))
         self._outbox.clear()
         self._reports.clear()
         self._held.clear()
@@ -364,14 +365,14 @@ class Session:
         frame = web_pipe_frame(pipe, event, text)
         key = pipe.lstrip("@")
         if self.state == "closed":
-            return [Answer(token, None, "ConnectionLost: the connection was stopped")]
+            return [Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped"))]
         anonymous = pipe.startswith("@")
         if self._open:
             self._reports.append(_AwaitReport(key, token, None, event, text, anonymous))
             return [Send(frame)]
         if self._queued() >= self.MAX_QUEUE:
             log.warning("send queue full (%d frames): dropping web_pipe_send to %s", self.MAX_QUEUE, pipe)
-            return [Answer(token, None, f"CometError: send queue full ({self.MAX_QUEUE} frames)")]
+            return [Answer(token, None, CallError(QUEUE_FULL, f"send queue full ({self.MAX_QUEUE} frames)"))]
         self._outbox.append(_Outgoing(next(self._seq), frame, key, token, event, text, anonymous))
         return []
 
@@ -386,7 +387,7 @@ class Session:
             raise ValueError(f"unknown request kind {kind!r}; use one of {', '.join(REQUEST_KINDS)}")
         _Request(0, kind, pipe, "x", []).frame()  # validate before any change
         if self.state == "closed":
-            return [Answer(token, None, "ConnectionLost: the connection was stopped")]
+            return [Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped"))]
         if kind == "pipe_log":
             for req in self._logs.get(pipe, []):
                 # Ride along an identical request that has not started answering.
@@ -395,7 +396,7 @@ class Session:
                     return []
         if not self._open and self._queued() >= self.MAX_QUEUE:
             log.warning("send queue full (%d frames): dropping %s %s", self.MAX_QUEUE, kind, pipe)
-            return [Answer(token, None, f"CometError: send queue full ({self.MAX_QUEUE} frames)")]
+            return [Answer(token, None, CallError(QUEUE_FULL, f"send queue full ({self.MAX_QUEUE} frames)"))]
         req = self._new_request(kind, pipe, [token])
         if kind == "pipe_log":
             return self._pump_logs(pipe)
@@ -557,11 +558,11 @@ class Session:
             events = self._finish_recovery(req, timed_out=True)
         else:
             self._drop_request(req)
-            text = (
-                f"RequestTimeout: no answer to {req.kind} {req.pipe!r} "
-                f"within {self.REQUEST_TIMEOUT:g} s"
+            error = CallError(
+                REQUEST_TIMEOUT,
+                f"no answer to {req.kind} {req.pipe!r} within {self.REQUEST_TIMEOUT:g} s",
             )
-            events = [Answer(t, None, text) for t in req.tokens]
+            events = [Answer(t, None, error) for t in req.tokens]
         return events + self._pump_logs(req.pipe)
 
     def _handle(self, raw: dict[str, Any]) -> list[Event]:
@@ -768,7 +769,7 @@ class Session:
         self._drop_request(req)
         if req.kind == "pipe_count":
             if a.value is None:
-                return [Answer(t, None, f"CometError: unexpected pipe_count answer {a.message['data']!r}") for t in req.tokens]
+                return [Answer(t, None, CallError(SERVER_ERROR, f"unexpected pipe_count answer {a.message['data']!r}")) for t in req.tokens]
             return [Answer(t, a.value) for t in req.tokens]
         return [Answer(t, a.value) for t in req.tokens]
 
@@ -810,13 +811,13 @@ class Session:
         if "pipe_msg2" in text or "auth_type" in text or "event name" in text:
             if self._reports:
                 rep = self._reports.popleft()
-                events.append(Answer(rep.token, None, f"CometError: {text}"))
+                events.append(Answer(rep.token, None, CallError(SERVER_ERROR, text)))
         elif "pipe_count" in text or "track_pipe_users" in text:
             kind = "pipe_count" if "pipe_count" in text else "track_pipe_users"
             for req in self._requests.values():
                 if req.kind == kind and req.sent:
                     self._drop_request(req)
-                    events.extend(Answer(t, None, f"CometError: {text}") for t in req.tokens)
+                    events.extend(Answer(t, None, CallError(SERVER_ERROR, text)) for t in req.tokens)
                     break
         events.append(Deliver(e.message))
         return events

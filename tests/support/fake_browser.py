@@ -626,6 +626,7 @@ class FakeCometServer:
         self.host = host
         self.up = True
         self.blackhole = False   # the network path is cut silently: frames vanish both ways
+        self.unanswered: set[str] = set()   # commands taken (recorded) but never answered
         self.users: dict[tuple[int, int], str] = {}
         self.history_pipes: set[str] = set()
         self.history: dict[tuple[int, str], list[dict]] = {}
@@ -737,6 +738,8 @@ class FakeCometServer:
             return
         conn.received.append(text)
         cmd, _, args = text.partition("\n")
+        if cmd.strip() in self.unanswered:
+            return
         handler = getattr(self, "_cmd_" + cmd.strip(), None)
         if handler is None:
             self._error(conn, "Unknown command")
@@ -779,6 +782,16 @@ class FakeCometServer:
         self._send(conn, {"data": {"user_in_pipe": len(self.subscribers(conn.dev_id, pipe))},
                           "event": "user_in_pipe", "marker": marker, "message_send_time": self._now(),
                           "pipe": "_answer_pipe_count"})
+
+    def _cmd_track_pipe_users(self, conn: ServerConn, args: str) -> None:
+        parts = args.split("\n")
+        pipe, marker = parts[0], parts[1] if len(parts) > 1 else ""
+        if not pipe.startswith("track_"):
+            self._error(conn, "[track_pipe_users] Invalid channel name. The channel should start with track_")
+            return
+        users = [{"user_id": c.user_id, "uuid": c.uuid} for c in self.subscribers(conn.dev_id, pipe)]
+        self._send(conn, {"_info": "answer for track_pipe_users", "data": users, "event": "answer",
+                          "marker": marker, "message_send_time": self._now(), "pipe": "_answer"})
 
     def _cmd_pipe_log(self, conn: ServerConn, args: str) -> None:
         parts = args.split("\n")

@@ -9,6 +9,9 @@ import pytest
 
 from comet_py import election as el
 from comet_py import relay as r
+from comet_py.errors import SERVER_ERROR, CallError
+from tests.support.fake_browser import Origin, run
+from tests.unit.test_coordinator import MASTER_LOCK, publish, settled_master, start_tabs
 
 T0 = 1_700_000_000_000
 
@@ -52,7 +55,6 @@ class Tab:
         self.resolve_count: dict = {}
         self.session_channels: frozenset = frozenset()
         self.runs: list = []            # (token, op, args) run on this tab's Session
-        self.recovered: list = []
         self.catch_ups: list = []
         self.joined: list = []
         self.left: list = []
@@ -72,7 +74,7 @@ class Tab:
     def become_master(self, term: int, now: float) -> None:
         pending = self.follower.pending_calls() if self.follower else []
         self.follower = None
-        self.master = r.MasterRelay(self.tab_id, term, own_history_ids=lambda: self.history_ids)
+        self.master = r.MasterRelay(self.tab_id, term)
         self.handle(self.master.set_own_channels(self.channels))
         self.handle(self.master.state_message("connecting", None, now))
         for c in pending:
@@ -107,8 +109,6 @@ class Tab:
             elif isinstance(a, r.ChannelsChanged):
                 assert a.channels != self.session_channels, "ChannelsChanged without a change"
                 self.session_channels = a.channels
-            elif isinstance(a, r.Recover):
-                self.recovered.append(a.history_ids)
             elif isinstance(a, r.CatchUp):
                 self.catch_ups.append((a.tab_id, a.history_ids))
             elif isinstance(a, r.TabJoined):
@@ -284,9 +284,22 @@ def test_answer_error_reaches_the_caller(world):
     req = f2.call("pipe_log", T0, pipe="web_c")
     bus.flush(T0)
     (run,) = m.runs
-    m.handle(m.master.route_answer(run.token, None, "history disabled"))
+    m.handle(m.master.route_answer(run.token, None, CallError(SERVER_ERROR, "history disabled")))
     bus.flush(T0 + 1)
-    assert f2.resolved == {req: (None, "history disabled")}
+    assert f2.resolved == {req: (None, CallError(SERVER_ERROR, "history disabled"))}
+    # On the channel the error is {code, detail}: any tab maps the code with errors.CODES.
+    (answer,) = [s for s in bus.sent if s["k"] == "answer"]
+    assert answer["error"] == {"code": SERVER_ERROR, "detail": "history disabled"}
+
+
+def test_an_answer_whose_error_is_not_code_and_detail_is_ignored(world):
+    bus, m, f1, f2 = world
+    req = f2.call("pipe_log", T0, pipe="web_c")
+    bus.flush(T0)
+    for bad in ("CometError: old text", {"code": "x"}, {"code": 1, "detail": "d"}):
+        f2.handle(f2.follower.on_message(r.encode(r._envelope(
+            "answer", m.tab_id, f2.tab_id, m.master.term, req=req, value=None, error=bad)), T0 + 1))
+    assert f2.resolved == {}
 
 
 def test_web_pipe_success_is_silent_its_report_goes_only_to_the_sender(world):
@@ -309,10 +322,10 @@ def test_web_pipe_failure_reported_by_the_session_reaches_the_sender(world):
     req = f1.call("web_pipe", T0, pipe="web_b", event="e", text="hello")
     bus.flush(T0)
     (run,) = m.runs
-    m.handle(m.master.route_answer(run.token, None, "CometError: bad pipe"))
+    m.handle(m.master.route_answer(run.token, None, CallError(SERVER_ERROR, "bad pipe")))
     bus.flush(T0 + 1)
-    assert f1.resolved == {req: (None, "CometError: bad pipe")} and f2.resolved == {}
-    m.handle(m.master.route_answer(run.token, None, "CometError: again"))
+    assert f1.resolved == {req: (None, CallError(SERVER_ERROR, "bad pipe"))} and f2.resolved == {}
+    m.handle(m.master.route_answer(run.token, None, CallError(SERVER_ERROR, "again")))
     bus.flush(T0 + 2)
     assert f1.resolve_count == {req: 1}
 
@@ -323,7 +336,7 @@ def test_web_pipe_failure_after_the_window_is_dropped(world):
     bus.flush(T0)
     (run,) = m.runs
     f1.handle(f1.follower.tick(T0 + r.CALL_TIMEOUT_MS))
-    m.handle(m.master.route_answer(run.token, None, "CometError: late"))
+    m.handle(m.master.route_answer(run.token, None, CallError(SERVER_ERROR, "late")))
     bus.flush(T0 + r.CALL_TIMEOUT_MS)
     assert f1.resolved == {}
 
@@ -407,19 +420,19 @@ def test_unacked_call_is_resent_every_500ms_and_run_once(world):
     assert f1.resolve_count == {req: 1}
 
 
-def test_call_times_out_after_10s_without_master():
+def test_call_times_out_after_call_timeout_without_master():
     bus = Bus()
     f = Tab(bus, "F" * 16, {"web_a"})
     f.start_follower(T0)
     req = f.call("pipe_count", T0, pipe="web_a")
     assert not any(s["k"] == "call" for s in bus.sent)          # no master to send to
-    for t in range(T0 + 250, T0 + 10_000, 250):                 # a page that runs
+    for t in range(T0 + 250, T0 + r.CALL_TIMEOUT_MS, 250):      # a page that runs
         f.handle(f.follower.tick(t))
-    f.handle(f.follower.tick(T0 + 9_999))
+    f.handle(f.follower.tick(T0 + r.CALL_TIMEOUT_MS - 1))
     assert f.resolved == {}
-    f.handle(f.follower.tick(T0 + 10_000))
+    f.handle(f.follower.tick(T0 + r.CALL_TIMEOUT_MS))
     assert f.resolved == {req: (None, r.TIMEOUT_ERROR)}
-    f.handle(f.follower.tick(T0 + 20_000))
+    f.handle(f.follower.tick(T0 + 2 * r.CALL_TIMEOUT_MS))
     assert f.resolve_count == {req: 1}
 
 
@@ -432,20 +445,21 @@ def test_a_sleep_of_the_laptop_times_no_call_out():
     wake = T0 + 3_600_000                                       # an hour later, no input between
     f.handle(f.follower.tick(wake))
     assert f.resolved == {}
-    for t in range(wake + 250, wake + 12_001, 250):
+    for t in range(wake + 250, wake + r.CALL_TIMEOUT_MS + 2_001, 250):
         f.handle(f.follower.tick(t))
         if f.resolved:
             break
-    # 10 s of waiting while awake: 1 s before the sleep, STALL_MS of the gap, the rest after it.
+    # CALL_TIMEOUT_MS of waiting while awake: 1 s before the sleep, STALL_MS of the gap, the rest after.
     assert f.resolved == {req: (None, r.TIMEOUT_ERROR)}
-    assert wake + 10_000 - 1_000 - r.STALL_MS - 250 <= t <= wake + 10_000 - 1_000 - r.STALL_MS + 250
+    after = wake + r.CALL_TIMEOUT_MS - 1_000 - r.STALL_MS
+    assert after - 250 <= t <= after + 250
 
 
 def test_acked_but_unanswered_call_times_out(world):
     bus, m, f1, f2 = world
     req = f1.call("pipe_log", T0, pipe="web_a")
     bus.flush(T0)
-    for t in range(T0, T0 + 10_001, 250):
+    for t in range(T0, T0 + r.CALL_TIMEOUT_MS + 1, 250):
         f1.handle(f1.follower.tick(t))
     assert f1.resolved == {req: (None, r.TIMEOUT_ERROR)}
     assert len(m.runs) == 1
@@ -694,27 +708,31 @@ def test_follower_without_any_master_steals_after_3s_from_start():
     assert f.should_steal(T0 + 3_001, True)
 
 
-# -- recovery history_ids ------------------------------------------------------------------------
+# -- recovery after a failover (real tabs: Coordinator carries out the actions) --------------------
 
-def test_recovery_history_ids_are_the_lowest_per_pipe_of_live_tabs():
-    bus = Bus()
-    m = Tab(bus, "M" * 16, {"web_a"}, history_ids={"web_a": "100"})
-    f1 = Tab(bus, "F1" + "x" * 14, {"web_a", "web_b"}, history_ids={"web_a": "99", "web_b": "7"})
-    f2 = Tab(bus, "F2" + "x" * 14, {"web_a"}, history_ids={"web_a": "9"})
-    m.become_master(3, T0)
-    for f in (f1, f2):
-        f.start_follower(T0)
-        bus.flush(T0)
-    assert m.master.recovery_history_ids() == {"web_a": "9", "web_b": "7"}   # numeric: "9" < "99"
-    assert m.recovered == [{"web_a": "99", "web_b": "7"}, {"web_a": "9"}]
-    m.handle(m.master.forget(f2.tab_id))
-    assert m.master.recovery_history_ids() == {"web_a": "99", "web_b": "7"}
-    # a routine subs with newer history_ids never asks for recovery
-    f1.history_ids = {"web_a": "150", "web_b": "8"}
-    f1.handle(f1.follower.set_channels(frozenset({"web_a", "web_b", "web_c"}), T0 + 5))
-    bus.flush(T0 + 5)
-    assert len(m.recovered) == 2
-    assert m.master.recovery_history_ids() == {"web_a": "100", "web_b": "8"}
+def test_a_new_master_recovers_a_pipe_only_a_follower_listens_to_and_catches_up_a_lagging_tab():
+    """What recovers after a failover: every tab records the history_id of each relayed message,
+    callback or not, so the new master's Session.recover (coordinator._promote) covers pipes only
+    followers listen to; a tab that saw less says so in its hello and gets a CatchUp of its own."""
+    async def scenario(o: Origin) -> None:
+        o.server.history_pipes.add("web_h")
+        t1, t2, t3, t4 = await start_tabs(o, ["web_a"], ["web_a"], ["web_h"], ["web_h"])
+        assert o.lock_queue(MASTER_LOCK)[0] == t2.page          # t2, without web_h, is next
+        publish(o, "web_h", "m", 1)
+        await o.settle(0.5)
+        t4.page.enter_bfcache()
+        publish(o, "web_h", "m", 2)                              # t4 is away: it lags behind
+        await o.settle(0.5)
+        t1.page.die()
+        publish(o, "web_h", "m", 3)                              # nobody gets this one live
+        t4.page.leave_bfcache()
+        await settled_master(o, [t2, t3, t4], timeout=5)
+        await o.settle(1)
+        assert t2.is_master and t2.data("web_h") == []
+        assert t3.data("web_h") == [("m", 1), ("m", 2), ("m", 3)]   # once each, in order
+        assert t4.data("web_h") == [("m", 1), ("m", 2), ("m", 3)]
+
+    run(scenario)
 
 
 def test_history_id_order():

@@ -4,7 +4,7 @@ import random
 import pytest
 
 import frames as F
-from comet_py.errors import ConnectionLost, RequestTimeout, error_from_text
+from comet_py.errors import ConnectionLost, RequestTimeout
 from comet_py.options import parse_options
 from comet_py.session import (
     Answer,
@@ -178,9 +178,9 @@ def test_queue_is_bounded():
     for i in range(3):
         assert s.web_pipe("web_a", "e", str(i), i) == []
     (a,) = answers(s.web_pipe("web_a", "e", "x", "late"))
-    assert a[0] == "late" and a[1] is None and "queue full" in a[2]
+    assert a[0] == "late" and a[1] is None and "queue full" in a[2].detail
     (a,) = answers(s.request("pipe_count", "web_a", "late2"))
-    assert a[0] == "late2" and "queue full" in a[2]
+    assert a[0] == "late2" and "queue full" in a[2].detail
 
 
 def test_bad_sends_raise_before_queueing():
@@ -236,7 +236,7 @@ def test_refused_send_fails_its_token_and_keeps_report_order():
     s.web_pipe("web_chat", "e", "1", "A")
     s.web_pipe("web_chat", "e", "2", "B")
     ev = s.received(F.CPP_ERR_WEB_ONLY)
-    assert answers(ev)[0][:2] == ("A", None) and "begin with web_" in answers(ev)[0][2]
+    assert answers(ev)[0][:2] == ("A", None) and "begin with web_" in answers(ev)[0][2].detail
     assert delivered(ev)[0][1] is None  # the sys error still reaches every tab
     ev = s.received(F.CPP_REPORT)
     assert [e.to for e in ev if isinstance(e, Deliver) and e.exclude is None] == ["B"]
@@ -273,7 +273,7 @@ def test_requests_time_out_via_tick_and_survive_reconnects():
     assert s.tick(109.9) == []
     ((tok, value, err),) = answers(s.tick(110.0))
     assert tok == "T" and value is None
-    assert isinstance(error_from_text(err), RequestTimeout)
+    assert isinstance(err.exception(), RequestTimeout)
     assert s.tick(200.0) == []
 
 
@@ -286,7 +286,7 @@ def test_stop_fails_pending_and_queued_and_never_reconnects():
     ev = s.stop()
     got = {a[0]: a for a in answers(ev)}
     assert set(got) == {"T1", "T2"}
-    assert all(isinstance(error_from_text(a[2]), ConnectionLost) for a in got.values())
+    assert all(isinstance(a[2].exception(), ConnectionLost) for a in got.values())
     assert states(ev) == [("closed", {})] and s.state == "closed"
     assert s.closed() == [] and s.received(F.CPP_LEN_121) == [] and s.tick(1e9) == []
     assert answers(s.web_pipe("web_a", "e", "x", "T3"))[0][0] == "T3"
