@@ -20,7 +20,6 @@ from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
 from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
-from .message import history_id_int
 
 log = logging.getLogger("comet_py.relay")
 
@@ -169,14 +168,6 @@ def beats(term_a: int, tab_a: str, term_b: int, tab_b: str) -> bool:
     Shared by the relay and the fallback election so that every tab picks the same master.
     """
     return term_a > term_b or (term_a == term_b and tab_a < tab_b)
-
-
-def history_id_lt(a: str, b: str) -> bool:
-    """history_ids are decimal: compare them as numbers ("9" < "10")."""
-    ia, ib = history_id_int(a), history_id_int(b)
-    if ia is not None and ib is not None:
-        return ia < ib
-    return a < b
 
 
 def _is_int(x: Any) -> bool:
@@ -362,12 +353,11 @@ class _StallClock:
 @dataclass
 class _Tab:
     channels: frozenset
-    history_ids: dict
     last_heard: float
 
 
 class MasterRelay:
-    """The master's view of the tabs: their channels, history_ids and calls; routes Session output.
+    """The master's view of the tabs: their channels and calls; routes Session output.
 
     The master's own tab takes part directly: ``set_own_channels``, ``call_local``, and the
     ``LocalDeliver`` / ``LocalAnswer`` actions.
@@ -464,7 +454,7 @@ class MasterRelay:
         sender = m["from"]
         before = self.union()
         new = sender not in self._tabs
-        self._tabs[sender] = _Tab(frozenset(m["channels"]), dict(m["history_ids"]), now_ms)
+        self._tabs[sender] = _Tab(frozenset(m["channels"]), now_ms)
         out: list = [TabJoined(sender)] if new else []
         out += self._union_actions(before)
         if m["k"] == "hello":
@@ -645,7 +635,7 @@ class FollowerRelay:
     def call(self, op: str, args: dict, now_ms: float) -> Tuple[int, list]:
         """An acknowledged call to the master; the outcome comes as ``Resolve(req, ...)``.
 
-        pipe_count and pipe_log resolve with the master's answer (or a timeout). web_pipe mirrors
+        pipe_count, pipe_log and track_pipe_users resolve with the master's answer (or a timeout). web_pipe mirrors
         the Session: success is silent (its ack stops the resends, its delivery report comes as
         a message), and ``Resolve`` comes only with an error: a timeout before any master took
         it, or a failure the Session reported within CALL_TIMEOUT_MS of the ack.

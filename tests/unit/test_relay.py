@@ -735,11 +735,6 @@ def test_a_new_master_recovers_a_pipe_only_a_follower_listens_to_and_catches_up_
     run(scenario)
 
 
-def test_history_id_order():
-    assert r.history_id_lt("9", "10") and not r.history_id_lt("10", "9")
-    assert r.history_id_lt("a", "b") and not r.history_id_lt("5", "5")
-
-
 # -- parsing -------------------------------------------------------------------------------------
 
 GOOD = [
