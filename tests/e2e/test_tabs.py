@@ -158,6 +158,9 @@ def test_calls_from_a_follower_answer_only_that_tab(tabs, comet_server, dev_id, 
         publisher.subscribe("web_calls")
         wait_subscribers(publisher, "web_calls", 2)
         assert asker.run("await c.count_users_in_pipe('web_calls')") == 2
+        master.run("c.subscription('track_calls', rec('track'))")  # sent before the asker's call
+        users = asker.run("await c.getTrackPipeUsers('track_calls')")
+        assert [u["user_id"] for u in users] == [0] and len(users[0]["uuid"]) == 32
         assert asker.run("await c.get_pipe_log('web_calls')") == 1
         history = asker.wait("[m for m in tagged('calls') if m['server_info']['history']]")
         assert [m["data"] for m in history] == ["from history"]
