@@ -112,21 +112,25 @@ def to_str(value: Value, column: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def check_pipe_message(pipe: Value, event: Value, message: Value) -> tuple[str, str, str]:
+    """A channel message (pipes_messages row, HTTP publish to a pipe), validated."""
+    return check_pipe_name(pipe), check_event_name(event), to_str(message, "message")
+
+
+def check_user_message(user_id: Value, event: Value, message: Value) -> tuple[int, str, str]:
+    """A personal message (users_messages row, HTTP publish to a user), validated."""
+    return check_user_id(user_id), check_event_name(event), to_str(message, "message")
+
+
 def publish_to_pipe(hub: Any, dev_id: int, pipe: Value, event: Value, message: Value) -> int:
     """Validated ``hub.publish`` (INSERT INTO pipes_messages); returns deliveries."""
-    pipe = check_pipe_name(pipe)
-    event = check_event_name(event)
-    message = to_str(message, "message")
-    return hub.publish(dev_id, pipe, event, message)
+    return hub.publish(dev_id, *check_pipe_message(pipe, event, message))
 
 
 def send_to_user(hub: Any, dev_id: int, user_id: Value, event: Value, message: Value) -> int:
     """Validated ``hub.send_to_user`` (INSERT INTO users_messages); returns live deliveries
     (0 = the user is offline and the message was queued)."""
-    uid = check_user_id(user_id)
-    event = check_event_name(event)
-    message = to_str(message, "message")
-    return hub.send_to_user(dev_id, uid, event, message)
+    return hub.send_to_user(dev_id, *check_user_message(user_id, event, message))
 
 
 def jwt_user_id(token: str, password: str, dev_id: int) -> int | None:
@@ -223,8 +227,7 @@ class PipesMessages(Table):
         return rows
 
     def insert(self, ctx, rows):
-        checked = [(check_pipe_name(r["name"]), check_event_name(r["event"]), to_str(r["message"], "message"))
-                   for r in rows]
+        checked = [check_pipe_message(r["name"], r["event"], r["message"]) for r in rows]
         delivered = sum(ctx.hub.publish(ctx.dev_id, p, e, m) for p, e, m in checked)
         return Result(affected=delivered)
 
@@ -286,8 +289,7 @@ class UsersMessages(Table):
         return rows
 
     def insert(self, ctx, rows):
-        checked = [(check_user_id(r["id"]), check_event_name(r["event"]), to_str(r["message"], "message"))
-                   for r in rows]
+        checked = [check_user_message(r["id"], r["event"], r["message"]) for r in rows]
         delivered = sum(ctx.hub.send_to_user(ctx.dev_id, u, e, m) for u, e, m in checked)
         return Result(affected=delivered, last_insert_id=checked[-1][0])
 
