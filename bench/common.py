@@ -113,6 +113,12 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def spread(values):
+    """(median, min, max) of a list; three Nones if it is empty."""
+    xs = list(values)
+    return (statistics.median(xs), min(xs), max(xs)) if xs else (None, None, None)
+
+
 def fmt(x, nd=1):
     if x is None:
         return "n/a"
