@@ -29,7 +29,7 @@ try:  # PyJWT 2.10+: HMAC keys shorter than 32 bytes warn; CppComet's secret sch
 except ImportError:  # pragma: no cover
     _KeyWarning = UserWarning  # type: ignore[misc,assignment]
 
-__all__ = ["AuthResult", "authenticate", "decode_jwt", "verify_jwt", "MAX_TOKEN_LEN"]
+__all__ = ["AuthResult", "authenticate", "decode_jwt", "MAX_TOKEN_LEN"]
 
 log = logging.getLogger("comet_server.auth")
 
@@ -70,8 +70,7 @@ def decode_jwt(token: str, password: str, dev_id: int) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _jwt_claims(token: str, password: str, dev_id: int, user_id: int,
-                store: Store | None) -> dict[str, Any] | None:
+def _jwt_claims(token: str, password: str, dev_id: int, user_id: int, store: Store) -> dict[str, Any] | None:
     """The claims of a valid, unexpired, unrevoked HS256 JWT for ``user_id``, else None."""
     claims = decode_jwt(token, password, dev_id)
     if claims is None:
@@ -79,14 +78,9 @@ def _jwt_claims(token: str, password: str, dev_id: int, user_id: int,
     uid = claims.get("user_id")
     if type(uid) is not int or uid != user_id:
         return None
-    if store is not None and store.is_token_revoked(dev_id, token):
+    if store.is_token_revoked(dev_id, token):
         return None
     return claims
-
-
-def verify_jwt(token: str, password: str, dev_id: int, user_id: int, store: Store | None = None) -> bool:
-    """True when ``token`` is a valid, unexpired, unrevoked HS256 JWT for ``user_id``."""
-    return _jwt_claims(token, password, dev_id, user_id, store) is not None
 
 
 def authenticate(store: Store, password: str, dev_id: int, user_id: int, session: str) -> AuthResult:
