@@ -3,26 +3,24 @@
 * ``cq`` (session): CometQL in-process, on the real Hub with an in-memory Store, its event loop
   in a background thread. Fast; used for the SQL surface (every table, every error code).
   ``cq.call(fn, *args)`` runs ``fn`` on the loop thread (the Hub is not thread-safe).
-* ``server`` (session): the real ``python -m comet_server`` subprocess (WebSocket + CometQL +
-  HTTP publish on free ports, temp SQLite db), for end-to-end tests with WebSocket clients,
-  the mysql CLI and curl-like HTTP.
+* ``server`` (session): the real ``python -m comet_server`` subprocess (tests/support/server.py:
+  WebSocket + CometQL + HTTP publish on free ports, temp SQLite db), for end-to-end tests with
+  WebSocket clients, the mysql CLI and curl-like HTTP. ``ws_open``/``ws_recv``/``ws_sync`` are
+  tests/server/helpers.py's ``connect``/``recv_json``/``sync`` under this suite's names.
 * ``dev``: a random dev_id per test, so tests sharing a server never see each other's data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pymysql
 import pytest
-from websockets.sync.client import connect as ws_connect
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -31,10 +29,12 @@ if str(REPO) not in sys.path:
 from comet_server import cometql  # noqa: E402
 from comet_server.hub import Hub  # noqa: E402
 from comet_server.store import Store  # noqa: E402
+from tests.server.helpers import connect as ws_open  # noqa: E402,F401 - the WebSocket helpers of both suites
+from tests.server.helpers import recv_json as ws_recv  # noqa: E402,F401
+from tests.server.helpers import sync as ws_sync  # noqa: E402,F401
 from tests.support.server import PASSWORD, ServerProcess  # noqa: E402
 
 DB = "CometQL_v1"
-RECV_TIMEOUT = 5.0
 
 
 class InProcess:
@@ -103,32 +103,3 @@ def mysql_cli(port: int, sql: str, *, dev_id: int | str = 1, password: str = PAS
         cmd.append(f"-D{database}")
     cmd += ["-e", sql]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-
-
-def ws_open(server: ServerProcess, **kw):
-    conn = ws_connect(server.ws_url(**kw), ping_interval=None, open_timeout=RECV_TIMEOUT, close_timeout=2,
-                      max_size=None, legacy=True)
-    info = json.loads(conn.recv(timeout=RECV_TIMEOUT))
-    assert info["event"] == "serverInfo", info
-    return conn, info
-
-
-def ws_recv(conn, timeout: float = RECV_TIMEOUT) -> dict:
-    return json.loads(conn.recv(timeout=timeout))
-
-
-_markers = iter(range(1, 10**9))
-
-
-def ws_sync(conn) -> list[dict]:
-    """Every frame the server wrote to ``conn`` before now (a pipe_count round trip)."""
-    marker = f"cqsync{next(_markers)}"
-    conn.send(f"pipe_count\nweb_cq_sync\n{marker}\n")
-    frames = []
-    deadline = time.monotonic() + RECV_TIMEOUT
-    while time.monotonic() < deadline:
-        m = ws_recv(conn, deadline - time.monotonic())
-        if m.get("pipe") == "_answer_pipe_count" and m.get("marker") == marker:
-            return frames
-        frames.append(m)
-    raise TimeoutError(frames)
