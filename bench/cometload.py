@@ -812,18 +812,27 @@ def in_flight(sh):
     return sh.sent_total - sh.min_prog - sh.forgiven
 
 
+def window_open(cfg, sh, t0, deadline):
+    """True when a publisher that started waiting at ``t0`` may send: the window has room, the
+    run is over, or the subscribers made no progress for --stall-timeout (their in-flight
+    messages are then forgiven)."""
+    if in_flight(sh) < cfg.window:
+        return True
+    now = time.monotonic()
+    if now >= deadline or sh.stop:
+        return True
+    if now - max(sh.last_prog_change, t0) > cfg.stall_timeout:
+        sh.forgiven += in_flight(sh)
+        sh.stalls += 1
+        return True
+    return False
+
+
 async def window_wait_async(cfg, sh, deadline):
     if not cfg.window or not sh.prog_known:
         return
     t0 = time.monotonic()
-    while in_flight(sh) >= cfg.window:
-        now = time.monotonic()
-        if now >= deadline or sh.stop:
-            break
-        if now - max(sh.last_prog_change, t0) > cfg.stall_timeout:
-            sh.forgiven += in_flight(sh)
-            sh.stalls += 1
-            break
+    while not window_open(cfg, sh, t0, deadline):
         sh.prog_event.clear()
         try:
             await asyncio.wait_for(sh.prog_event.wait(), 0.2)
@@ -836,14 +845,7 @@ def window_wait_sync(cfg, sh, deadline):
     if not cfg.window or not sh.prog_known:
         return
     t0 = time.monotonic()
-    while in_flight(sh) >= cfg.window:
-        now = time.monotonic()
-        if now >= deadline or sh.stop:
-            break
-        if now - max(sh.last_prog_change, t0) > cfg.stall_timeout:
-            sh.forgiven += in_flight(sh)
-            sh.stalls += 1
-            break
+    while not window_open(cfg, sh, t0, deadline):
         time.sleep(0.001)
     sh.window_wait_s += time.monotonic() - t0
 

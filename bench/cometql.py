@@ -30,8 +30,7 @@ import json
 import time
 
 import common  # noqa: F401
-from common import load_average, wait_quiet, record, table
-from server_fanout import cometload, ms
+from common import cometload, dig, load_average, ms, record, table, verdict, wait_quiet
 
 import pymysql
 from websockets.sync.client import connect as ws_connect
@@ -179,25 +178,18 @@ def main() -> None:
                           "--duration", str(args.soak)], "4 concurrent CometQL clients", runtime=int(args.soak) + 240)
     elapsed = time.monotonic() - t0
 
-    def get(res, *path):
-        for p in path:
-            if not isinstance(res, dict) or p not in res:
-                return None
-            res = res[p]
-        return res
-
     ins = results["insert"]["rate"]
-    p50 = ms(get(results["latency"], "delivery", "latency_us", "50"))
-    p99 = ms(get(results["latency"], "delivery", "latency_us", "99"))
-    mx = get(results["max"], "delivery", "delivered_per_s")
+    p50 = ms(dig(results["latency"], "delivery", "latency_us", "50"))
+    p99 = ms(dig(results["latency"], "delivery", "latency_us", "99"))
+    mx = dig(results["max"], "delivery", "delivered_per_s")
     soak = results["soak"]
     soak_alive = soak["_alive"]
     soak_ok = soak_alive["process_running"] and soak_alive["cometql_answers"] is True and soak_alive["websocket_answers"] is True
     ol = results["open_loop"]
     ol_alive = ol["_alive"]
     ol_ok = ol_alive["process_running"] and ol_alive["cometql_answers"] is True and ol_alive["websocket_answers"] is True
-    soak_sent = get(soak, "publish", "sent")
-    soak_rate = get(soak, "publish", "achieved_rate")
+    soak_sent = dig(soak, "publish", "sent")
+    soak_rate = dig(soak, "publish", "achieved_rate")
 
     def r0(x):
         return None if x is None else round(x)
@@ -207,22 +199,19 @@ def main() -> None:
             return "n/a"
         return "**met**" if x >= hi else ("**within CppComet's range**" if x >= lo else "**not met**")
 
-    def yn(ok):
-        return "n/a" if ok is None else ("**met**" if ok else "**not met**")
-
     rows = [
         ["INSERTs/s, one PyMySQL connection", f"{ins:,.0f}", "5–6k", f"{ins / 5500:.2f}", "≥ CppComet", rng(ins, 5000, 6000)],
         ["INSERT → delivery, 100 subscribers, 100 INSERTs/s, p50", f"{p50:.2f} ms" if p50 is not None else "n/a", "2.4 ms",
-         f"{p50 / 2.4:.2f}" if p50 is not None else "n/a", "≤ CppComet", yn(p50 <= 2.4 if p50 is not None else None)],
+         f"{p50 / 2.4:.2f}" if p50 is not None else "n/a", "≤ CppComet", verdict(p50 <= 2.4 if p50 is not None else None)],
         ["INSERT → delivery, p99", f"{p99:.2f} ms" if p99 is not None else "n/a", "4.3 ms",
-         f"{p99 / 4.3:.2f}" if p99 is not None else "n/a", "≤ CppComet", yn(p99 <= 4.3 if p99 is not None else None)],
+         f"{p99 / 4.3:.2f}" if p99 is not None else "n/a", "≤ CppComet", verdict(p99 <= 4.3 if p99 is not None else None)],
         ["deliveries/s at max INSERT rate (100 subscribers)", f"{mx:,.0f}" if mx else "n/a", "72–91k",
          f"{mx / 81500:.2f}" if mx else "n/a", "≥ CppComet", rng(mx, 72000, 91000)],
         [f"4 concurrent CometQL clients, full rate, {args.soak:g} s", "0 crashes" if soak_ok else f"FAILED: {soak_alive}",
-         "2 clients: crashed 3 runs out of 3", "", "0 crashes", yn(soak_ok)],
+         "2 clients: crashed 3 runs out of 3", "", "0 crashes", verdict(soak_ok)],
         [f"4 concurrent CometQL clients, open loop (no window, no subscriber), {args.open_loop:g} s",
          (f"0 crashes, {ol['rate']:,.0f} INSERTs/s in all, {ol['errors']} errors") if ol_ok else f"FAILED: {ol_alive}",
-         "", "", "0 crashes", yn(ol_ok)],
+         "", "", "0 crashes", verdict(ol_ok)],
     ]
     md = (
         f"Command: `.venv/bin/python bench/cometql.py --insert-seconds {args.insert_seconds:g} --duration {args.duration:g} --soak {args.soak:g} --open-loop {args.open_loop:g}` "
@@ -231,13 +220,13 @@ def main() -> None:
         + "\n".join(f"    {results[k]['_cmd']}" for k in ("latency", "max", "soak"))
         + "\n\n" + table(["figure", "comet_server", "CppComet 4.09 (issue 4)", "÷ CppComet", "goal", "goal met?"], rows)
         + f"\n\nDetails: the 4-client run published {soak_sent} messages ({soak_rate and round(soak_rate):,} INSERTs/s over the 4 connections, "
-        f"errors {get(soak, 'publish', 'errors')}), delivered {get(soak, 'delivery', 'delivered_per_s') and round(get(soak, 'delivery', 'delivered_per_s')):,} /s, "
-        f"lost/duplicates {get(soak, 'delivery', 'lost')}/{get(soak, 'delivery', 'duplicates')}, subscriber disconnects {get(soak, 'delivery', 'disconnects')}; "
-        f"afterwards: {soak_alive}. Max-rate run: server CPU {r0(get(results['max'], 'delivery', 'cpu_until_drained', 'server_cpu_pct'))}% of a core, "
-        f"INSERTs/s {r0(get(results['max'], 'publish', 'achieved_rate'))}, lost/dups {get(results['max'], 'delivery', 'lost')}/{get(results['max'], 'delivery', 'duplicates')}. "
-        f"Latency run: lost/dups {get(results['latency'], 'delivery', 'lost')}/{get(results['latency'], 'delivery', 'duplicates')}, "
-        f"INSERT round trip (PyMySQL execute) p50/p99 {ms((get(results['latency'], 'publish', 'cometql_query_us') or {}).get('50'))}/{ms((get(results['latency'], 'publish', 'cometql_query_us') or {}).get('99'))} ms. "
-        f"System CPU busy before each cometload run: {[r0(get(results[k], 'config', 'pre_run_busy_pct')) for k in ('latency', 'max', 'soak')]} %."
+        f"errors {dig(soak, 'publish', 'errors')}), delivered {dig(soak, 'delivery', 'delivered_per_s') and round(dig(soak, 'delivery', 'delivered_per_s')):,} /s, "
+        f"lost/duplicates {dig(soak, 'delivery', 'lost')}/{dig(soak, 'delivery', 'duplicates')}, subscriber disconnects {dig(soak, 'delivery', 'disconnects')}; "
+        f"afterwards: {soak_alive}. Max-rate run: server CPU {r0(dig(results['max'], 'delivery', 'cpu_until_drained', 'server_cpu_pct'))}% of a core, "
+        f"INSERTs/s {r0(dig(results['max'], 'publish', 'achieved_rate'))}, lost/dups {dig(results['max'], 'delivery', 'lost')}/{dig(results['max'], 'delivery', 'duplicates')}. "
+        f"Latency run: lost/dups {dig(results['latency'], 'delivery', 'lost')}/{dig(results['latency'], 'delivery', 'duplicates')}, "
+        f"INSERT round trip (PyMySQL execute) p50/p99 {ms((dig(results['latency'], 'publish', 'cometql_query_us') or {}).get('50'))}/{ms((dig(results['latency'], 'publish', 'cometql_query_us') or {}).get('99'))} ms. "
+        f"System CPU busy before each cometload run: {[r0(dig(results[k], 'config', 'pre_run_busy_pct')) for k in ('latency', 'max', 'soak')]} %."
     )
     strip = lambda r: {k: v for k, v in r.items() if k != "_stdout"}  # noqa: E731
     record("cometql", md, {"args": vars(args), "insert": results["insert"], "open_loop": results["open_loop"],

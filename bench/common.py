@@ -13,9 +13,12 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -87,8 +90,33 @@ def pct(values, p):
     return xs[k]
 
 
+def ms(us):
+    """Microseconds (cometload's unit) as milliseconds; None stays None."""
+    return None if us is None else us / 1000
+
+
+def dig(res, *path):
+    """``res[path[0]][path[1]]...``, or None where a step is missing (a failed run's JSON)."""
+    for p in path:
+        if not isinstance(res, dict) or p not in res:
+            return None
+        res = res[p]
+    return res
+
+
+def verdict(ok):
+    """A README table cell for a target: met, not met, or n/a (not measured)."""
+    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
 def median(values):
     return statistics.median(values) if values else None
+
+
+def spread(values):
+    """(median, min, max) of a list; three Nones if it is empty."""
+    xs = list(values)
+    return (statistics.median(xs), min(xs), max(xs)) if xs else (None, None, None)
 
 
 def fmt(x, nd=1):
@@ -149,3 +177,33 @@ def record(name: str, markdown: str, data: dict) -> None:
     else:
         text = text.rstrip("\n") + f"\n\n{block}\n"
     README.write_text(text)
+
+
+# ------------------------------------------------------------------------------------------
+# cometload runs (server_fanout.py, cometql.py)
+
+
+def cometload(server, extra, label, max_runtime=240):
+    """Run bench/cometload.py against ``server`` with ``extra`` arguments; its JSON result."""
+    out = tempfile.NamedTemporaryFile(prefix="cometload_", suffix=".json", delete=False).name
+    argv = [PYTHON, str(COMETLOAD), "--url-base", f"ws://127.0.0.1:{server.port}",
+            "--server-pid", str(server.proc.pid), "--max-runtime", str(max_runtime), *extra, "--json-out", out]
+    shown = "python bench/cometload.py --url-base ws://127.0.0.1:PORT --server-pid PID " \
+            f"--max-runtime {max_runtime} " + " ".join(shlex.quote(a) for a in extra)
+    print(f"\n### {label}\n$ {shown}", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=max_runtime + 60)
+    print(proc.stdout[-4000:], proc.stderr[-2000:], flush=True)
+    res = {}
+    try:
+        with open(out) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        res = {"error": f"no json (exit {proc.returncode})"}
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+    res["_cmd"] = shown
+    res["_elapsed_s"] = time.monotonic() - t0
+    res["_stdout"] = proc.stdout
+    return res

@@ -30,7 +30,7 @@ import json
 import time
 
 import common  # noqa: F401  (sets sys.path)
-from common import wait_quiet, chromium_args, load_average, median, record, table, watch_offline
+from common import chromium_args, load_average, median, record, spread, table, wait_quiet, watch_offline
 
 import websockets
 from playwright.async_api import async_playwright
@@ -164,8 +164,7 @@ def main() -> None:
     elapsed = time.monotonic() - t0
 
     def stats(kind, key="rate"):
-        xs = [r[key] for r in results[kind] if r.get(key)]
-        return (median(xs), min(xs), max(xs)) if xs else (None, None, None)
+        return spread(r[key] for r in results[kind] if r.get(key))
 
     py, js = stats("py"), stats("js")
     ratio = py[0] / js[0] if py[0] and js[0] else None

@@ -20,7 +20,7 @@ import argparse
 import time
 
 import common  # noqa: F401  (sets sys.path)
-from common import wait_quiet, chromium_args, load_average, median, record, table, watch_offline
+from common import chromium_args, load_average, median, record, spread, table, wait_quiet, watch_offline
 
 from playwright.sync_api import sync_playwright
 
@@ -77,8 +77,7 @@ def main() -> None:
     elapsed = time.monotonic() - t_start
 
     def stats(name, key="ready"):
-        xs = [s[key] for s in samples[name] if s[key] is not None]
-        return median(xs), min(xs), max(xs)
+        return spread(s[key] for s in samples[name] if s[key] is not None)
 
     h, c = stats("hello"), stats("connect")
     ratio = c[0] / h[0]

@@ -24,44 +24,14 @@ CPU % (from /proc, --server-pid) says which. Reference (issue 2): CppComet 4.09,
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import subprocess
-import tempfile
 import time
 
-import common
-from common import COMETLOAD, PYTHON, load_average, record, table
+import common  # noqa: F401 - puts the repo root on sys.path
+from common import cometload, dig, load_average, ms, record, table, verdict
 
 from tests.support.server import ServerProcess
 
 REF = {"fanout": 60_000, "p50_ms": 10.0, "p99_ms": 27.0, "idle_mib": 3.5}
-
-
-def cometload(server, extra, label, max_runtime=240):
-    out = tempfile.NamedTemporaryFile(prefix="cometload_", suffix=".json", delete=False).name
-    argv = [PYTHON, str(COMETLOAD), "--url-base", f"ws://127.0.0.1:{server.port}",
-            "--server-pid", str(server.proc.pid), "--max-runtime", str(max_runtime), *extra, "--json-out", out]
-    shown = "python bench/cometload.py --url-base ws://127.0.0.1:PORT --server-pid PID " \
-            f"--max-runtime {max_runtime} " + " ".join(shlex.quote(a) for a in extra)
-    print(f"\n### {label}\n$ {shown}", flush=True)
-    t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=common.ROOT, capture_output=True, text=True, timeout=max_runtime + 60)
-    print(proc.stdout[-4000:], proc.stderr[-2000:], flush=True)
-    res = {}
-    try:
-        with open(out) as f:
-            res = json.load(f)
-    except (OSError, ValueError):
-        res = {"error": f"no json (exit {proc.returncode})"}
-    finally:
-        if os.path.exists(out):
-            os.unlink(out)
-    res["_cmd"] = shown
-    res["_elapsed_s"] = time.monotonic() - t0
-    res["_stdout"] = proc.stdout
-    return res
 
 
 def with_server(fn):
@@ -70,10 +40,6 @@ def with_server(fn):
         return fn(server)
     finally:
         server.close()
-
-
-def ms(us):
-    return None if us is None else us / 1000
 
 
 def main() -> None:
@@ -95,39 +61,29 @@ def main() -> None:
                                                 *common_args], "idle connections"))
     elapsed = time.monotonic() - t0
 
-    def get(res, *path):
-        for p in path:
-            if not isinstance(res, dict) or p not in res:
-                return None
-            res = res[p]
-        return res
-
-    rate = get(fan, "delivery", "delivered_per_s")
-    fan_cpu = get(fan, "delivery", "cpu_until_drained", "server_cpu_pct")
-    fan_loss = (get(fan, "delivery", "lost"), get(fan, "delivery", "duplicates"))
-    p50, p99 = ms(get(lat, "delivery", "latency_us", "50")), ms(get(lat, "delivery", "latency_us", "99"))
-    lat_loss = (get(lat, "delivery", "lost"), get(lat, "delivery", "duplicates"))
-    rss0, rss1 = get(idle, "server_rss_before_kib"), get(idle, "server_rss_after_connect_kib")
+    rate = dig(fan, "delivery", "delivered_per_s")
+    fan_cpu = dig(fan, "delivery", "cpu_until_drained", "server_cpu_pct")
+    fan_loss = (dig(fan, "delivery", "lost"), dig(fan, "delivery", "duplicates"))
+    p50, p99 = ms(dig(lat, "delivery", "latency_us", "50")), ms(dig(lat, "delivery", "latency_us", "99"))
+    lat_loss = (dig(lat, "delivery", "lost"), dig(lat, "delivery", "duplicates"))
+    rss0, rss1 = dig(idle, "server_rss_before_kib"), dig(idle, "server_rss_after_connect_kib")
     idle_mib = (rss1 - rss0) / 1024 if rss0 is not None and rss1 is not None else None
     idle_kib_conn = (rss1 - rss0) / args.conns if idle_mib is not None else None
 
     def busy(res):
-        b = get(res, "config", "pre_run_busy_pct")
+        b = dig(res, "config", "pre_run_busy_pct")
         return None if b is None else round(b)
-
-    def yesno(ok):
-        return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
     rows = [
         ["fan-out to 1,000 subscribers, 1 publisher, max rate", f"{rate:,.0f} deliveries/s" if rate else "n/a",
-         "~60,000 deliveries/s", f"{rate / REF['fanout']:.2f}" if rate else "n/a", "≥ CppComet", yesno(rate >= REF["fanout"] if rate else None)],
+         "~60,000 deliveries/s", f"{rate / REF['fanout']:.2f}" if rate else "n/a", "≥ CppComet", verdict(rate >= REF["fanout"] if rate else None)],
         ["20 msgs/s × 1,000 subscribers, p50", f"{p50:.2f} ms" if p50 is not None else "n/a", "10 ms",
-         f"{p50 / REF['p50_ms']:.2f}" if p50 is not None else "n/a", "≤ CppComet", yesno(p50 <= REF["p50_ms"] if p50 is not None else None)],
+         f"{p50 / REF['p50_ms']:.2f}" if p50 is not None else "n/a", "≤ CppComet", verdict(p50 <= REF["p50_ms"] if p50 is not None else None)],
         ["20 msgs/s × 1,000 subscribers, p99", f"{p99:.2f} ms" if p99 is not None else "n/a", "27 ms",
-         f"{p99 / REF['p99_ms']:.2f}" if p99 is not None else "n/a", "≤ CppComet", yesno(p99 <= REF["p99_ms"] if p99 is not None else None)],
+         f"{p99 / REF['p99_ms']:.2f}" if p99 is not None else "n/a", "≤ CppComet", verdict(p99 <= REF["p99_ms"] if p99 is not None else None)],
         ["1,000 idle connections, server RSS delta", f"{idle_mib:.1f} MiB ({idle_kib_conn:.1f} KiB/conn)" if idle_mib is not None else "n/a",
          "3.5 MiB (3.6 KiB/conn)", f"{idle_mib / REF['idle_mib']:.2f}" if idle_mib is not None else "n/a", "≤ 2× CppComet (7 MiB)",
-         yesno(idle_mib <= 2 * REF["idle_mib"] if idle_mib is not None else None)],
+         verdict(idle_mib <= 2 * REF["idle_mib"] if idle_mib is not None else None)],
     ]
     md = (
         f"Command: `.venv/bin/python bench/server_fanout.py --procs {args.procs} --conns {args.conns} --duration {args.duration:g}` "
@@ -136,11 +92,11 @@ def main() -> None:
         + "\n\n" + table(["figure", "comet_server", "CppComet 4.09 (issue 2)", "÷ CppComet", "goal", "goal met?"], rows)
         + "\n\nDetails: max-rate run — server CPU "
         + (f"{fan_cpu:.0f}%" if fan_cpu is not None else "n/a") + " of a core until drained, load-generator workers "
-        + f"{get(fan, 'delivery', 'worker_cpu_pct_each')}% of a core each, other processes ~{get(fan, 'delivery', 'other_processes_cpu_pct')}% of a core; "
-        + f"published {get(fan, 'publish', 'sent')} messages, lost/duplicates {fan_loss[0]}/{fan_loss[1]}. "
-        + f"Latency run: lost/duplicates {lat_loss[0]}/{lat_loss[1]}, p90 {ms(get(lat, 'delivery', 'latency_us', '90'))} ms, max {ms(get(lat, 'delivery', 'latency_us', '100'))} ms, "
-        + f"server CPU {round(get(lat, 'delivery', 'cpu_until_drained', 'server_cpu_pct') or 0)}% of a core. "
-        + f"Idle: RSS before {rss0} KiB, after connect {rss1} KiB, peak {get(idle, 'server_rss_peak_kib')} KiB. "
+        + f"{dig(fan, 'delivery', 'worker_cpu_pct_each')}% of a core each, other processes ~{dig(fan, 'delivery', 'other_processes_cpu_pct')}% of a core; "
+        + f"published {dig(fan, 'publish', 'sent')} messages, lost/duplicates {fan_loss[0]}/{fan_loss[1]}. "
+        + f"Latency run: lost/duplicates {lat_loss[0]}/{lat_loss[1]}, p90 {ms(dig(lat, 'delivery', 'latency_us', '90'))} ms, max {ms(dig(lat, 'delivery', 'latency_us', '100'))} ms, "
+        + f"server CPU {round(dig(lat, 'delivery', 'cpu_until_drained', 'server_cpu_pct') or 0)}% of a core. "
+        + f"Idle: RSS before {rss0} KiB, after connect {rss1} KiB, peak {dig(idle, 'server_rss_peak_kib')} KiB. "
         + f"System CPU busy before each run (cometload --wait-idle, threshold 30%): {busy(fan)}, {busy(lat)}, {busy(idle)} %."
     )
     strip = lambda r: {k: v for k, v in r.items() if k != "_stdout"}  # noqa: E731

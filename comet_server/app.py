@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from . import SERVER_NAME, limits, wire
+from .cometql import start_cometql
+from .http_api import setup_routes
 from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, HUB_KEY, Hub
 from .static import StaticSite
 from .store import Store
@@ -118,19 +118,6 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise web.HTTPInternalServerError()
 
 
-def _optional(module: str, attr: str) -> Any:
-    """``comet_server.<module>.<attr>`` if it exists (CometQL / HTTP API are another issue)."""
-    try:
-        mod = importlib.import_module(f"{__package__}.{module}")
-    except ImportError as exc:
-        log.warning("comet_server.%s not available (%s)", module, exc)
-        return None
-    fn = getattr(mod, attr, None)
-    if fn is None:
-        log.warning("comet_server.%s has no %s()", module, attr)
-    return fn
-
-
 def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
                site: str | Path | None = None, deny_files: tuple[str, ...] = (),
                allowed_origins: tuple[str, ...] = ()) -> web.Application:
@@ -138,12 +125,8 @@ def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = Fal
     app[HUB_KEY] = hub
     app[STATIC_KEY] = StaticSite(root, test_pages=test_pages, demo=demo, site=site, deny_files=deny_files)
     app[ALLOWED_ORIGINS_KEY] = frozenset(normalize_origin(o) for o in allowed_origins)
-    setup_routes = _optional("http_api", "setup_routes")
-    if setup_routes is not None:
-        try:
-            setup_routes(app, hub)
-        except Exception:  # noqa: BLE001
-            log.exception("http_api.setup_routes failed; HTTP publish API disabled")
+    # Imported and called directly: a broken HTTP API must stop the server, not switch itself off.
+    setup_routes(app, hub)
     # registered last: the catch-all only gets what no other route matched
     app.router.add_route("*", "/{tail:.*}", dispatch)
 
@@ -206,12 +189,10 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                  "/".join(map(str, limits.fd_limits())))
         cq_port = 0
         if cfg.cometql_port:
-            start_cometql = _optional("cometql", "start_cometql")
-            if start_cometql is not None:
-                cometql_server = await start_cometql(
-                    hub, cfg.host, cfg.cometql_port, login_timeout=cfg.cometql_login_timeout,
-                    preauth_max_packet=cfg.cometql_preauth_max_packet, limits=conn_limits)
-                cq_port = cfg.cometql_port
+            cometql_server = await start_cometql(
+                hub, cfg.host, cfg.cometql_port, login_timeout=cfg.cometql_login_timeout,
+                preauth_max_packet=cfg.cometql_preauth_max_packet, limits=conn_limits)
+            cq_port = cfg.cometql_port
         cq_text = f"CometQL {cfg.host}:{cq_port}" if cq_port else "CometQL off"
         print(f"comet_server listening on http://{cfg.host}:{port}/ (ws /ws/, {cq_text})", flush=True)
         if ready is not None and not ready.done():

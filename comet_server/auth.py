@@ -25,17 +25,19 @@ import jwt
 from .store import Store
 
 try:  # PyJWT 2.10+: HMAC keys shorter than 32 bytes warn; CppComet's secret scheme is short.
-    from jwt.warnings import InsecureKeyLengthWarning
-
-    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+    from jwt.warnings import InsecureKeyLengthWarning as _KeyWarning
 except ImportError:  # pragma: no cover
-    pass
+    _KeyWarning = UserWarning  # type: ignore[misc,assignment]
 
-__all__ = ["AuthResult", "authenticate", "verify_jwt", "MAX_SESSION_LEN"]
+__all__ = ["AuthResult", "authenticate", "decode_jwt", "MAX_TOKEN_LEN"]
 
 log = logging.getLogger("comet_server.auth")
 
-MAX_SESSION_LEN = 600
+#: the longest text ``decode_jwt`` will parse. One cap for both callers: a connect's ``sesion``
+#: is already cut to 600 characters by the URL parser (wire.MAX_SESSION_LEN), so this bound only
+#: matters for CometQL's ``revoked_tokens``, which stores tokens up to 4,096 characters and must
+#: still recognise a valid one to cut its user off. It keeps PyJWT from parsing huge input.
+MAX_TOKEN_LEN = 4096
 
 
 @dataclass(frozen=True)
@@ -50,30 +52,35 @@ class AuthResult:
 _REFUSED = AuthResult(False)
 
 
-def _jwt_claims(token: str, password: str, dev_id: int, user_id: int,
-                store: Store | None) -> dict[str, Any] | None:
-    """The claims of a valid, unexpired, unrevoked HS256 JWT for ``user_id``, else None."""
-    if token.count(".") != 2 or len(token) > MAX_SESSION_LEN:
+def decode_jwt(token: str, password: str, dev_id: int) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired HS256 JWT signed with ``password + str(dev_id)``, else
+    None. Neither the user nor revocation is checked here."""
+    if token.count(".") != 2 or len(token) > MAX_TOKEN_LEN:
         return None
     try:
-        claims = jwt.decode(token, password + str(dev_id), algorithms=["HS256"],
-                            options={"require": ["exp"], "verify_exp": True})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _KeyWarning)
+            claims = jwt.decode(token, password + str(dev_id), algorithms=["HS256"],
+                                options={"require": ["exp"], "verify_exp": True})
     except jwt.PyJWTError:
         return None
     except Exception:  # noqa: BLE001 - never let a hostile token crash a connect
         log.debug("jwt decode failed", exc_info=True)
         return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _jwt_claims(token: str, password: str, dev_id: int, user_id: int, store: Store) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired, unrevoked HS256 JWT for ``user_id``, else None."""
+    claims = decode_jwt(token, password, dev_id)
+    if claims is None:
+        return None
     uid = claims.get("user_id")
     if type(uid) is not int or uid != user_id:
         return None
-    if store is not None and store.is_token_revoked(dev_id, token):
+    if store.is_token_revoked(dev_id, token):
         return None
     return claims
-
-
-def verify_jwt(token: str, password: str, dev_id: int, user_id: int, store: Store | None = None) -> bool:
-    """True when ``token`` is a valid, unexpired, unrevoked HS256 JWT for ``user_id``."""
-    return _jwt_claims(token, password, dev_id, user_id, store) is not None
 
 
 def authenticate(store: Store, password: str, dev_id: int, user_id: int, session: str) -> AuthResult:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "dumps", "dumps_bytes", "legacy", "text_frame", "close_frame", "Out", "now",
-    "WsUrl", "UrlError", "parse_ws_url", "error_frame_obj", "connect_error_obj",
+    "WsUrl", "UrlError", "parse_ws_url", "connect_error_obj",
 ]
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -114,20 +114,6 @@ class Out:
         if f is None:
             f = self._v4 = text_frame(self.payload(False))
         return f
-
-    def text(self, is_legacy: bool) -> str:
-        return self.payload(is_legacy).decode("utf-8")
-
-
-def error_frame_obj(error: str, *, code: str | None = None, extra: dict | None = None) -> dict:
-    """Runtime error on ``sys`` (the connection stays)."""
-    data: dict = {"error": error, "number_messages": -1}
-    if extra:
-        data.update(extra)
-    obj: dict = {"data": data, "event": "error", "message_send_time": now(), "pipe": "sys"}
-    if code is not None:
-        obj["code"] = code
-    return obj
 
 
 # --------------------------------------------------------------------------------------------

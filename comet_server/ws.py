@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
 from . import auth, wire
+from .names import MAX_NAME_LEN, MIN_READ_NAME_LEN, NAME_SEPARATORS_RE, has_name_chars, is_name
 from .hub import HUB_KEY, Client, Hub
 from .ratelog import RateLimitedLog
 from .ws_guard import GuardedWebSocketResponse
@@ -37,10 +37,6 @@ WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
 #: CppComet (which closes on a 64-bit length).
 MAX_MSG_SIZE = 65536
 MAX_SUBSCRIPTIONS = 256
-MAX_NAME_LEN = 64
-
-_NAME_RE = re.compile(r"[A-Za-z0-9_-]*")
-_SPLIT_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 ERR_CHARS = "The channel name can only contain characters A-Za-z0-9_-"
 ERR_EVENT_CHARS = "The event name can only contain characters A-Za-z0-9_-"
@@ -56,10 +52,6 @@ def normalize_origin(origin: str) -> str:
 
 def is_ws_path(raw_path: str) -> bool:
     return raw_path.startswith(WS_PREFIXES)
-
-
-def _valid_name(s: str) -> bool:
-    return _NAME_RE.fullmatch(s) is not None
 
 
 def _transport_of(ws: web.WebSocketResponse) -> Any:
@@ -218,7 +210,7 @@ def read_refusal(client: Client, name: str) -> str | None:
 
     One rule for every way of reading a channel: ``subscription`` (live messages) and
     ``pipe_log`` (its history) refuse the same names with the same error text."""
-    if len(name) < 2:
+    if len(name) < MIN_READ_NAME_LEN:
         return "Invalid pipe name length"
     if len(name) > MAX_NAME_LEN:
         return "Channel name is too long"
@@ -233,7 +225,7 @@ def cmd_subscription(hub: Hub, client: Client, args: str) -> None:
     seen: set[str] = set()
     errors: dict[str, None] = {}
     too_many = False
-    for name in _SPLIT_RE.split(args):
+    for name in NAME_SEPARATORS_RE.split(args):
         if not name or name in seen:
             continue
         refusal = read_refusal(client, name)
@@ -260,13 +252,13 @@ def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
     pipe, event, auth_type, message = parts
     anonymous = pipe.startswith("@")
     name = pipe[1:] if anonymous else pipe
-    if not _valid_name(name):
+    if not has_name_chars(name):
         _error(client, ERR_CHARS)
         return
     if not name or len(name) > MAX_NAME_LEN:
         _error(client, "Invalid pipe name length")
         return
-    if not _valid_name(event):
+    if not has_name_chars(event):
         _error(client, ERR_EVENT_CHARS)
         return
     if len(event) > MAX_NAME_LEN:
@@ -321,14 +313,14 @@ def _parse_position(text: str) -> int | None:
 def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     pipe, marker = _pipe_and_marker(args)
     since_arg = args.split("\n")[2].strip("\r") if args.count("\n") >= 2 else ""
-    if not pipe or not _valid_name(pipe):
+    if not pipe or not has_name_chars(pipe):
         _error(client, "Invalid channel name.")
         return
     refusal = read_refusal(client, pipe)
     if refusal is not None:
         _error(client, refusal)
         return
-    if len(marker) > MAX_NAME_LEN or not _valid_name(marker):
+    if not is_name(marker):
         _error(client, "Invalid marker value.")
         return
     since = _parse_position(since_arg)  # beyond CppComet: only what came after this history_id
@@ -350,10 +342,10 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
 
 def cmd_pipe_count(hub: Hub, client: Client, args: str) -> None:
     pipe, marker = _pipe_and_marker(args)
-    if not pipe or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe):
+    if not is_name(pipe, min_len=1):
         _error(client, "Invalid pipe name.")
         return
-    if len(marker) > MAX_NAME_LEN or not _valid_name(marker):
+    if not is_name(marker):
         _error(client, "Invalid marker value.")
         return
     if not (pipe.startswith("web_") or pipe.startswith("track_")):
@@ -366,8 +358,7 @@ def cmd_pipe_count(hub: Hub, client: Client, args: str) -> None:
 
 def cmd_track_pipe_users(hub: Hub, client: Client, args: str) -> None:
     pipe, marker = _pipe_and_marker(args)
-    if (not pipe.startswith("track_") or len(pipe) > MAX_NAME_LEN or not _valid_name(pipe)
-            or len(marker) > MAX_NAME_LEN or not _valid_name(marker)):
+    if not pipe.startswith("track_") or not is_name(pipe) or not is_name(marker):
         client.send_obj({"data": {"error": "[track_pipe_users] Invalid channel name. The channel should start with track_",
                                   "user_id": -1},
                          "event": "error", "message_send_time": wire.now(), "pipe": "sys"})
@@ -387,7 +378,7 @@ def _parse_user_id(s: str) -> int | None:
 def cmd_user_data(hub: Hub, client: Client, args: str) -> None:
     parts = args.split("\n")
     marker = parts[0].strip("\r")
-    if not marker or len(marker) > MAX_NAME_LEN or not _valid_name(marker):
+    if not is_name(marker, min_len=1):
         _error(client, "Invalid marker name.")
         return
     uid = _parse_user_id(parts[1] if len(parts) > 1 else "")

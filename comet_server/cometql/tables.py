@@ -10,11 +10,8 @@ publish endpoint (``http_api.py``) so both APIs accept and refuse exactly the sa
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
-
-import jwt
 
 from .errors import (
     BAD_COLUMNS,
@@ -27,22 +24,15 @@ from .errors import (
     TOO_SHORT,
     CometQLError,
 )
+from ..auth import MAX_TOKEN_LEN, decode_jwt
+from ..names import MAX_NAME_LEN, MIN_COMETQL_PIPE_NAME_LEN as MIN_PIPE_NAME_LEN, has_name_chars
 from .sql import Cond, Delete, Insert, Select, Show, Value
-
-try:  # PyJWT 2.10+ warns about short HMAC keys; CppComet's secret (password + dev_id) is short.
-    from jwt.warnings import InsecureKeyLengthWarning as _KeyWarning
-except ImportError:  # pragma: no cover
-    _KeyWarning = UserWarning  # type: ignore[misc,assignment]
 
 DATABASE = "CometQL_v1"
 
-MAX_NAME_LEN = 64          # channel and event names
-MIN_PIPE_NAME_LEN = 3      # CometQL needs >= 3 (a WebSocket subscription only >= 2)
 MAX_HASH_LEN = 32
 MAX_HISTORY_LENGTH = 1000
-MAX_TOKEN_LEN = 4096
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_-]*")
 _HASH_RE = re.compile(r"[0-9A-Za-z=+/_]*")
 _INT_RE = re.compile(r"[-+]?[0-9]+")
 
@@ -79,7 +69,7 @@ def check_pipe_name(name: Value, *, column: str = "name", min_len: int = MIN_PIP
         raise CometQLError(TOO_LONG, f"Channel name is longer than {MAX_NAME_LEN} characters")
     if len(name) < min_len:
         raise CometQLError(TOO_SHORT, f"Channel name is shorter than {min_len} characters")
-    if not _NAME_RE.fullmatch(name):
+    if not has_name_chars(name):
         raise CometQLError(INVALID_DATA, "Invalid channel name: it can only contain characters A-Za-z0-9_-")
     return name
 
@@ -90,7 +80,7 @@ def check_event_name(event: Value) -> str:
     event = str(event)
     if len(event) > MAX_NAME_LEN:
         raise CometQLError(TOO_LONG, f"Event name is longer than {MAX_NAME_LEN} characters")
-    if not _NAME_RE.fullmatch(event):
+    if not has_name_chars(event):
         raise CometQLError(INVALID_DATA, "Invalid event name: it can only contain characters A-Za-z0-9_-")
     return event
 
@@ -122,36 +112,32 @@ def to_str(value: Value, column: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def check_pipe_message(pipe: Value, event: Value, message: Value) -> tuple[str, str, str]:
+    """A channel message (pipes_messages row, HTTP publish to a pipe), validated."""
+    return check_pipe_name(pipe), check_event_name(event), to_str(message, "message")
+
+
+def check_user_message(user_id: Value, event: Value, message: Value) -> tuple[int, str, str]:
+    """A personal message (users_messages row, HTTP publish to a user), validated."""
+    return check_user_id(user_id), check_event_name(event), to_str(message, "message")
+
+
 def publish_to_pipe(hub: Any, dev_id: int, pipe: Value, event: Value, message: Value) -> int:
     """Validated ``hub.publish`` (INSERT INTO pipes_messages); returns deliveries."""
-    pipe = check_pipe_name(pipe)
-    event = check_event_name(event)
-    message = to_str(message, "message")
-    return hub.publish(dev_id, pipe, event, message)
+    return hub.publish(dev_id, *check_pipe_message(pipe, event, message))
 
 
 def send_to_user(hub: Any, dev_id: int, user_id: Value, event: Value, message: Value) -> int:
     """Validated ``hub.send_to_user`` (INSERT INTO users_messages); returns live deliveries
     (0 = the user is offline and the message was queued)."""
-    uid = check_user_id(user_id)
-    event = check_event_name(event)
-    message = to_str(message, "message")
-    return hub.send_to_user(dev_id, uid, event, message)
+    return hub.send_to_user(dev_id, *check_user_message(user_id, event, message))
 
 
 def jwt_user_id(token: str, password: str, dev_id: int) -> int | None:
     """The ``user_id`` of a valid, unexpired HS256 JWT signed with ``password + dev_id``
     (docs/protocol.md §5), else None. Revocation is not checked here."""
-    if token.count(".") != 2 or len(token) > MAX_TOKEN_LEN:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", _KeyWarning)
-            claims = jwt.decode(token, password + str(dev_id), algorithms=["HS256"],
-                                options={"require": ["exp"], "verify_exp": True})
-    except Exception:  # noqa: BLE001 - any malformed token is simply "not valid"
-        return None
-    uid = claims.get("user_id") if isinstance(claims, dict) else None
+    claims = decode_jwt(token, password, dev_id)
+    uid = claims.get("user_id") if claims is not None else None
     if type(uid) is not int or uid <= 0:
         return None
     return uid
@@ -241,8 +227,7 @@ class PipesMessages(Table):
         return rows
 
     def insert(self, ctx, rows):
-        checked = [(check_pipe_name(r["name"]), check_event_name(r["event"]), to_str(r["message"], "message"))
-                   for r in rows]
+        checked = [check_pipe_message(r["name"], r["event"], r["message"]) for r in rows]
         delivered = sum(ctx.hub.publish(ctx.dev_id, p, e, m) for p, e, m in checked)
         return Result(affected=delivered)
 
@@ -304,8 +289,7 @@ class UsersMessages(Table):
         return rows
 
     def insert(self, ctx, rows):
-        checked = [(check_user_id(r["id"]), check_event_name(r["event"]), to_str(r["message"], "message"))
-                   for r in rows]
+        checked = [check_user_message(r["id"], r["event"], r["message"]) for r in rows]
         delivered = sum(ctx.hub.send_to_user(ctx.dev_id, u, e, m) for u, e, m in checked)
         return Result(affected=delivered, last_insert_id=checked[-1][0])
 

@@ -3,30 +3,24 @@
 * ``cq`` (session): CometQL in-process, on the real Hub with an in-memory Store, its event loop
   in a background thread. Fast; used for the SQL surface (every table, every error code).
   ``cq.call(fn, *args)`` runs ``fn`` on the loop thread (the Hub is not thread-safe).
-* ``server`` (session): the real ``python -m comet_server`` subprocess (WebSocket + CometQL +
-  HTTP publish on free ports, temp SQLite db), for end-to-end tests with WebSocket clients,
-  the mysql CLI and curl-like HTTP.
+* ``server`` (session): the real ``python -m comet_server`` subprocess (tests/support/server.py:
+  WebSocket + CometQL + HTTP publish on free ports, temp SQLite db), for end-to-end tests with
+  WebSocket clients, the mysql CLI and curl-like HTTP. ``ws_open``/``ws_recv``/``ws_sync`` are
+  tests/server/helpers.py's ``connect``/``recv_json``/``sync`` under this suite's names.
 * ``dev``: a random dev_id per test, so tests sharing a server never see each other's data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pymysql
 import pytest
-from websockets.sync.client import connect as ws_connect
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -35,16 +29,12 @@ if str(REPO) not in sys.path:
 from comet_server import cometql  # noqa: E402
 from comet_server.hub import Hub  # noqa: E402
 from comet_server.store import Store  # noqa: E402
+from tests.server.helpers import connect as ws_open  # noqa: E402,F401 - the WebSocket helpers of both suites
+from tests.server.helpers import recv_json as ws_recv  # noqa: E402,F401
+from tests.server.helpers import sync as ws_sync  # noqa: E402,F401
+from tests.support.server import PASSWORD, ServerProcess  # noqa: E402
 
-PASSWORD = "CometQLPassword"
 DB = "CometQL_v1"
-RECV_TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class InProcess:
@@ -77,72 +67,14 @@ def cq():
     srv.close()
 
 
-class ServerProc:
-    """The real comet_server, CometQL on. ``cometql_defaults`` overrides module-level defaults of
-    ``comet_server.cometql.server`` in the child (e.g. ``{"DEFAULT_LOGIN_TIMEOUT": 1.0}``)."""
-
-    def __init__(self, cometql_defaults: dict | None = None) -> None:
-        self.cometql_defaults = dict(cometql_defaults or {})
-        self.tmp = tempfile.TemporaryDirectory(prefix="cometql_test_")
-        self.db = os.path.join(self.tmp.name, "comet.db")
-        self.port = free_port()
-        self.cometql_port = free_port()
-        self.password = PASSWORD
-        self.log_path = os.path.join(self.tmp.name, "server.log")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        if self.cometql_defaults:
-            code = ("import sys; from comet_server.cometql import server as s; "
-                    f"[setattr(s, k, v) for k, v in {self.cometql_defaults!r}.items()]; "
-                    "from comet_server.__main__ import main; sys.exit(main(sys.argv[1:]))")
-            head = [sys.executable, "-c", code]
-        else:
-            head = [sys.executable, "-m", "comet_server"]
-        cmd = [*head, "--host", "127.0.0.1", "--port", str(self.port),
-               "--cometql-port", str(self.cometql_port), "--db", self.db, "--password", self.password]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        for port in (self.port, self.cometql_port):
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"comet_server exited: {self.log()}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"port {port} not listening: {self.log()}")
-                    time.sleep(0.05)
-
-    def stop(self, timeout: float = 15) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
-
-    def ws_url(self, *, dev_id: int, user_id: object = "", session: str = "", v: str = "4.08") -> str:
-        uuid = "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=32))
-        return (f"ws://127.0.0.1:{self.port}/ws/sesion={session}&myid={user_id}&devid={dev_id}"
-                f"&v={v}&uuid={uuid}&api=js")
+def cometql_server(cometql_defaults: dict | None = None) -> ServerProcess:
+    """The real comet_server, CometQL on, in a temporary directory (``srv.tmp``)."""
+    return ServerProcess(cometql=True, test_pages=False, cometql_defaults=cometql_defaults)
 
 
 @pytest.fixture(scope="session")
 def server():
-    srv = ServerProc()
+    srv = cometql_server()
     srv.start()
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:
@@ -171,32 +103,3 @@ def mysql_cli(port: int, sql: str, *, dev_id: int | str = 1, password: str = PAS
         cmd.append(f"-D{database}")
     cmd += ["-e", sql]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-
-
-def ws_open(server: ServerProc, **kw):
-    conn = ws_connect(server.ws_url(**kw), ping_interval=None, open_timeout=RECV_TIMEOUT, close_timeout=2,
-                      max_size=None, legacy=True)
-    info = json.loads(conn.recv(timeout=RECV_TIMEOUT))
-    assert info["event"] == "serverInfo", info
-    return conn, info
-
-
-def ws_recv(conn, timeout: float = RECV_TIMEOUT) -> dict:
-    return json.loads(conn.recv(timeout=timeout))
-
-
-_markers = iter(range(1, 10**9))
-
-
-def ws_sync(conn) -> list[dict]:
-    """Every frame the server wrote to ``conn`` before now (a pipe_count round trip)."""
-    marker = f"cqsync{next(_markers)}"
-    conn.send(f"pipe_count\nweb_cq_sync\n{marker}\n")
-    frames = []
-    deadline = time.monotonic() + RECV_TIMEOUT
-    while time.monotonic() < deadline:
-        m = ws_recv(conn, deadline - time.monotonic())
-        if m.get("pipe") == "_answer_pipe_count" and m.get("marker") == marker:
-            return frames
-        frames.append(m)
-    raise TimeoutError(frames)

@@ -318,8 +318,8 @@ def test_server_survives_hostile_queries(server, dev, db):
 
 
 def test_shutdown_with_open_cometql_connections_is_clean():
-    from .conftest import ServerProc
-    srv = ServerProc()
+    from .conftest import cometql_server
+    srv = cometql_server()
     srv.start()
     try:
         conn = connect_db(srv.cometql_port, 1)

@@ -144,7 +144,7 @@ def test_presence_track_and_personal_messages(tab, comet_server, dev_id, raw):
             "p.subscription('track_room.subscription', rec('joined')); p.subscription('track_room.unsubscription', rec('left'))")
     watcher = raw()
     wait_subscribers(watcher, "track_room", 1)
-    user = raw(user_id=31, key="hash31")
+    user = raw(user_id=31, session="hash31")
     assert user.server_info["authorized"] is True
     user.subscribe("track_room")
     assert tab.wait("tagged('on')")[0]["server_info"]["pipe"] == "user_status_31"

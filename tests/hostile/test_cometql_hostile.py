@@ -20,7 +20,8 @@ import time
 import pymysql
 import pytest
 
-from tests.cometql.conftest import DB, PASSWORD, ServerProc, connect_db, ws_open, ws_recv, ws_sync
+from tests.cometql.conftest import DB, PASSWORD, cometql_server, connect_db, ws_open, ws_recv, ws_sync
+from tests.support.server import ServerProcess
 
 #: the login deadline the test servers run with (production default: 10 s)
 TEST_LOGIN_TIMEOUT = 1.0
@@ -39,7 +40,7 @@ UTF8MB4 = 45
 
 @pytest.fixture
 def fresh_server():
-    srv = ServerProc({"DEFAULT_LOGIN_TIMEOUT": TEST_LOGIN_TIMEOUT})
+    srv = cometql_server({"DEFAULT_LOGIN_TIMEOUT": TEST_LOGIN_TIMEOUT})
     srv.start()
     yield srv
     assert srv.proc is not None
@@ -78,7 +79,7 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def open_raw(srv: ServerProc) -> socket.socket:
+def open_raw(srv: ServerProcess) -> socket.socket:
     """A TCP connection to the CometQL port, with the server greeting already read."""
     sock = socket.create_connection(("127.0.0.1", srv.cometql_port), timeout=5)
     greeting = read_packet(sock)
@@ -109,7 +110,7 @@ def handshake_head(caps: int = CAPS, charset: int = UTF8MB4) -> bytes:
     return struct.pack("<IIB", caps, 1 << 24, charset) + bytes(23)
 
 
-def assert_site_alive(srv: ServerProc, timeout: float = 3.0) -> float:
+def assert_site_alive(srv: ServerProcess, timeout: float = 3.0) -> float:
     """HTTP GET /info and a WebSocket command round trip on the same process; returns the
     WebSocket round trip in seconds."""
     assert srv.proc is not None and srv.proc.poll() is None, srv.log()
@@ -137,7 +138,7 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def assert_no_traceback(srv: ServerProc) -> None:
+def assert_no_traceback(srv: ServerProcess) -> None:
     assert "Traceback" not in srv.log(), srv.log()
 
 
@@ -323,7 +324,7 @@ def test_malformed_commands_after_login_get_errors(fresh_server):
 
 @pytest.fixture(scope="module")
 def shared_server():
-    srv = ServerProc({"DEFAULT_LOGIN_TIMEOUT": TEST_LOGIN_TIMEOUT})
+    srv = cometql_server({"DEFAULT_LOGIN_TIMEOUT": TEST_LOGIN_TIMEOUT})
     srv.start()
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:
@@ -334,7 +335,7 @@ def shared_server():
     srv.tmp.cleanup()
 
 
-def connector(srv: ServerProc, dev_id: int, *, use_pure: bool = True):
+def connector(srv: ServerProcess, dev_id: int, *, use_pure: bool = True):
     mysql_connector = pytest.importorskip("mysql.connector")
     return mysql_connector.connect(host="127.0.0.1", port=srv.cometql_port, user=str(dev_id),
                                    password=PASSWORD, database=DB, use_pure=use_pure, autocommit=True,

@@ -45,7 +45,7 @@ def token(user_id: int, exp: float) -> str:
 
 
 def ws(server, user_id="", key="", **kw):
-    conn = ws_connect(server.ws_url(dev_id=DEV, user_id=user_id, key=key), ping_interval=None,
+    conn = ws_connect(server.ws_url(dev_id=DEV, user_id=user_id, session=key), ping_interval=None,
                       open_timeout=5, close_timeout=2, legacy=True, **kw)
     info = json.loads(conn.recv(timeout=5))
     assert info["event"] == "serverInfo"

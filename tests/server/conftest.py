@@ -8,12 +8,12 @@ import random
 
 import pytest
 
-from .helpers import ServerProc
+from .helpers import server_in
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    srv = ServerProc(tmp_path_factory.mktemp("comet_server"))
+    srv = server_in(tmp_path_factory.mktemp("comet_server"))
     srv.start()
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:

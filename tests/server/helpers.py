@@ -1,9 +1,9 @@
 """Helpers for comet_server tests over real sockets (fixtures are in conftest.py).
 
-* ``server`` (session): the real ``python -m comet_server`` as a subprocess on a free port with a
-  temp SQLite db (CometQL off). ``server.restart()`` stops it with SIGTERM (asserting a clean exit)
-  and starts it again on the same port and db. ``server.store()`` opens the same db file with its
-  own ``Store`` (the server caches nothing another process can change).
+* ``server`` (session): the real ``python -m comet_server`` (tests/support/server.py) on a free
+  port with a temp SQLite db (CometQL off). ``server.restart()`` stops it with SIGTERM (asserting a
+  clean exit) and starts it again on the same port and db. ``server.store()`` opens the same db
+  file with its own ``Store`` (the server caches nothing another process can change).
 * helpers: ``connect(server, ...)`` returns ``(connection, serverInfo dict)``; ``recv_json``;
   ``recv_until``; ``sync`` (a pipe_count round trip that returns every frame received before its
   answer, so "nothing else arrived" is asserted without sleeping); ``RawWS`` (raw-socket client for
@@ -18,114 +18,33 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import select
-import signal
 import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import pytest
 from websockets.sync.client import connect as ws_connect
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from comet_server.store import Store  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
 
-START_TIMEOUT = 20.0
 RECV_TIMEOUT = 5.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProc:
-    def __init__(self, tmp: Path, *, extra_args: tuple[str, ...] = ()) -> None:
-        self.db = str(tmp / "comet_server.db")
-        self.log_path = tmp / "server.log"
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.extra_args = extra_args
-        self.proc: subprocess.Popen | None = None
-        self.ready_line = ""
-
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", "comet_server", "--host", self.host, "--port", str(self.port),
-               "--db", self.db, "--cometql-port", "0", "--log-level", "INFO", *self.extra_args]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=str(self.log_path.parent), env=env, stdout=subprocess.PIPE,
-                                     stderr=self._log)
-        line = self._readline(START_TIMEOUT)
-        if "comet_server listening on" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
-        self.ready_line = line
-
-    def _readline(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        out: list[str] = []
-
-        def read() -> None:
-            out.append(self.proc.stdout.readline().decode("utf-8", "replace"))
-
-        t = threading.Thread(target=read, daemon=True)
-        t.start()
-        t.join(timeout)
-        return out[0] if out else ""
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self._log.close()
-        return rc
-
-    def restart(self) -> None:
-        rc = self.stop()
-        assert rc == 0, f"server exit code {rc}\n{self.log()}"
-        self.start()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")[-4000:]
-        except OSError:
-            return ""
-
-    # -- helpers -------------------------------------------------------------------------------
-    @property
-    def http(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def ws_url(self, *, session: str = "", user_id: object = "", dev_id: object = 0, v: str = "4.08",
-               uuid: str | None = None, prefix: str = "/ws/") -> str:
-        uuid = uuid if uuid is not None else "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=32))
-        return (f"ws://{self.host}:{self.port}{prefix}sesion={session}&myid={user_id}&devid={dev_id}"
-                f"&v={v}&uuid={uuid}&api=js")
-
-    def store(self) -> Store:
-        return Store(self.db)
+def server_in(tmp: Path, *, extra_args: tuple[str, ...] = ()) -> ServerProcess:
+    """The server these tests share: CometQL off, no --test-pages, db and log in ``tmp``."""
+    return ServerProcess(cometql=False, test_pages=False, directory=tmp, extra_args=list(extra_args))
 
 
 # ---------------------------------------------------------------------------------------------
 # client helpers
 
-def connect(server: ServerProc, **kw):
+def connect(server: ServerProcess, **kw):
     """Open a WebSocket (no pings) and read the serverInfo frame."""
     conn = ws_connect(server.ws_url(**kw), ping_interval=None, open_timeout=RECV_TIMEOUT,
                       close_timeout=2, max_size=None, legacy=True)
@@ -163,7 +82,7 @@ def sync(conn) -> list[dict]:
     return before
 
 
-def assert_server_alive(server: ServerProc) -> None:
+def assert_server_alive(server: ServerProcess) -> None:
     """Another client can still connect and get answers."""
     conn, info = connect(server, dev_id=1)
     try:

@@ -6,7 +6,7 @@ import http.client
 
 import pytest
 
-from .helpers import REPO, ServerProc, connect, recv_json, recv_until, sync
+from .helpers import REPO, connect, recv_json, recv_until, server_in, sync
 
 
 def test_restart_keeps_history_and_auth_and_clients_reconnect(server, dev, store):
@@ -27,7 +27,7 @@ def test_restart_keeps_history_and_auth_and_clients_reconnect(server, dev, store
 
 
 def test_sigterm_with_open_connections_exits_0(tmp_path):
-    srv = ServerProc(tmp_path)
+    srv = server_in(tmp_path)
     srv.start()
     try:
         conn, _ = connect(srv, dev_id=1)
@@ -41,7 +41,7 @@ def test_sigterm_with_open_connections_exits_0(tmp_path):
 def test_test_pages_served_only_with_flag(tmp_path, server):
     if not (REPO / "tests" / "pages" / "harness.html").exists():
         pytest.skip("no tests/pages/harness.html in this checkout")
-    srv = ServerProc(tmp_path, extra_args=("--test-pages",))
+    srv = server_in(tmp_path, extra_args=("--test-pages",))
     srv.start()
     try:
         c = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
@@ -74,7 +74,7 @@ def test_subscriber_that_never_reads_is_closed_1013_and_others_keep_receiving(tm
 
     from .helpers import RawWS
 
-    srv = ServerProc(tmp_path, extra_args=("--max-client-buffer", "65536"))
+    srv = server_in(tmp_path, extra_args=("--max-client-buffer", "65536"))
     srv.start()
     try:
         slow = RawWS(srv.host, srv.port, "/ws/sesion=&myid=&devid=1&v=4.08&uuid=slow", timeout=10)
