@@ -195,25 +195,10 @@ class CometApi:
         if not pipe.startswith(("web_", "track_")):
             raise ValueError(f"count_users_in_pipe: {pipe!r} must start with web_ or track_")
         self._require_started()
-        request = self._coordinator.request("pipe_count", pipe)
-        result: asyncio.Future[int] = asyncio.get_event_loop().create_future()
-
-        def done(fut: asyncio.Future) -> None:
-            if fut.cancelled():
-                result.cancel()
-                return
-            exc = fut.exception()
-            if exc is not None:
-                result.set_exception(exc)
-                return
-            count = int(fut.result())
-            result.set_result(count)
-            if callback is not None:
-                res = AttrDict(data=AttrDict(user_in_pipe=count), server_info=AttrDict(pipe=pipe, event="user_in_pipe"))
-                self._call_user(callback, res)
-
-        request.add_done_callback(done)
-        return result
+        return self._answered(
+            self._coordinator.request("pipe_count", pipe), int, callback,
+            lambda count: AttrDict(data=AttrDict(user_in_pipe=count),
+                                   server_info=AttrDict(pipe=pipe, event="user_in_pipe")))
 
     def get_track_pipe_users(self, pipe: str, callback: Optional[Callable[[Any], Any]] = None) -> "asyncio.Future[list]":
         """Who is subscribed to a ``track_*`` channel: awaitable, gives the server's list of
@@ -222,8 +207,17 @@ class CometApi:
         if not pipe.startswith("track_"):
             raise ValueError(f"get_track_pipe_users: {pipe!r} must start with track_")
         self._require_started()
-        request = self._coordinator.request("track_pipe_users", pipe)
-        result: asyncio.Future[list] = asyncio.get_event_loop().create_future()
+        return self._answered(
+            self._coordinator.request("track_pipe_users", pipe),
+            lambda users: list(users) if isinstance(users, list) else [], callback,
+            lambda users: AttrDict(data=users, server_info=AttrDict(pipe=pipe, event="answer")))
+
+    def _answered(self, request: "asyncio.Future[Any]", convert: Callable[[Any], Any],
+                  callback: Optional[Callable[[Any], Any]],
+                  response: Callable[[Any], AttrDict]) -> "asyncio.Future[Any]":
+        """The awaitable of a server call: ``convert`` of its answer (or its exception), and
+        ``callback(response(value))`` in the JS style when one was given."""
+        result: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
 
         def done(fut: asyncio.Future) -> None:
             if fut.cancelled():
@@ -233,12 +227,10 @@ class CometApi:
             if exc is not None:
                 result.set_exception(exc)
                 return
-            users = fut.result()
-            users = list(users) if isinstance(users, list) else []
-            result.set_result(users)
+            value = convert(fut.result())
+            result.set_result(value)
             if callback is not None:
-                res = AttrDict(data=users, server_info=AttrDict(pipe=pipe, event="answer"))
-                self._call_user(callback, res)
+                self._call_user(callback, response(value))
 
         request.add_done_callback(done)
         return result
