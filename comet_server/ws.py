@@ -23,7 +23,7 @@ from .hub import HUB_KEY, Client, Hub
 from .ratelog import RateLimitedLog
 from .ws_guard import GuardedWebSocketResponse
 
-__all__ = ["handle_ws", "open_client", "close_client", "handle_command", "is_ws_path",
+__all__ = ["handle_ws", "refusal", "open_client", "close_client", "handle_command", "is_ws_path",
            "normalize_origin", "ALLOWED_ORIGINS_KEY", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
 
 log = logging.getLogger("comet_server.ws")
@@ -98,8 +98,9 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     if isinstance(parsed, wire.UrlError):
         log.info("ws connect refused from %s: %s %s", request.remote, parsed.code, parsed.text)  # no URL: it holds credentials
         try:
-            await ws.send_str(wire.dumps(wire.connect_error_obj(parsed)))
-            await ws.close(code=1008, message=f"Error code {parsed.code}".encode())
+            text, code, reason = refusal(hub, parsed)
+            await ws.send_str(text)
+            await ws.close(code=code, message=reason.encode())
         except Exception:  # noqa: BLE001
             log.debug("closing refused connection failed", exc_info=True)
         return ws
@@ -107,7 +108,8 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     client: Client | None = None
     expiry: asyncio.TimerHandle | None = None
     try:
-        client, expiry = open_client(hub, parsed, request.headers, request.remote or "", ws, _transport_of(ws))
+        client, expiry = open_client(hub, parsed, request.headers, request.remote or "", ws,
+                                     _transport_of(ws))
         await _serve(hub, client, ws)
     except ConnectionError:  # the peer went away mid-write: an ordinary disconnect
         log.debug("ws connection lost", exc_info=True)
@@ -124,8 +126,14 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+def refusal(hub: Hub, err: wire.UrlError) -> tuple[str, int, str]:
+    """What a connection whose URL does not parse gets: this text, then a close (code, reason)."""
+    return wire.dumps(wire.connect_error_obj(err, hub.now())), 1008, f"Error code {err.code}"
+
+
 def open_client(hub: Hub, url: wire.WsUrl, headers: Mapping[str, str], ip: str,
-                ws: web.WebSocketResponse | None, transport: Any) -> tuple[Client, asyncio.TimerHandle | None]:
+                ws: web.WebSocketResponse | None,
+                transport: Any) -> tuple[Client, asyncio.TimerHandle | None]:
     """Start a connection whose URL parsed: authorize it, write its serverInfo, register it with
     the hub (which writes its offline queue). A JWT login also gets the timer that closes it when
     the token expires. Pass both to ``close_client`` when the connection ends. The tests'
