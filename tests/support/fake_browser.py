@@ -838,8 +838,11 @@ class FakeCometServer:
     def _receive(self, conn: ServerConn, text: str) -> None:
         if not conn.open or conn.transport._cut():
             return
-        conn.received.append(text)
         client = conn._client()
+        if len(text.encode("utf-8")) >= ws.MAX_MSG_SIZE:  # aiohttp's max_msg_size: closed unread
+            client.kick(1009)
+            return
+        conn.received.append(text)
         client.last_rx = _loop().time()
         if text.partition("\n")[0].strip() in self.unanswered:
             return
