@@ -590,7 +590,7 @@ class FakeSocket:
         self._forget()
         if self.ready_state == self.OPEN and self.conn is not None:
             conn = self.conn
-            _schedule(conn.server._disconnect, conn)
+            _schedule(conn._end)
         self.ready_state = self.CLOSED
 
 
@@ -688,16 +688,8 @@ class ServerConn:
         return self._client().dev_id
 
     @property
-    def user_id(self) -> int:
-        return self._client().user_id
-
-    @property
     def uuid(self) -> str:
         return self._client().uuid
-
-    @property
-    def authorized(self) -> bool:
-        return self._client().authorized
 
     @property
     def pipes(self) -> list[str]:
@@ -825,9 +817,6 @@ class FakeCometServer:
         conn._open(url)
         self.conns.append(conn)
         return conn
-
-    def _disconnect(self, conn: ServerConn) -> None:
-        conn._end()
 
     def _pong(self, conn: ServerConn, payload: bytes) -> None:
         if conn.open and not conn.transport._cut():
