@@ -718,7 +718,7 @@ class FakeCometServer:
     ``keep_history(dev_id, pipe)`` gives a channel a history (history_ids, pipe_log).
     """
 
-    PASSWORD = "CometQLPassword"
+    PASSWORD = "CometQLPassword"   # the JWT secret is PASSWORD + str(dev_id), as in comet_server
 
     def __init__(self, origin: Origin, host: str) -> None:
         self.origin = origin
