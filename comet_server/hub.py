@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import SERVER_NAME, wire
 from .ratelog import RateLimitedLog
@@ -316,8 +317,11 @@ class Hub:
 
     def __init__(self, store: Store, password: str, *, server_name: str = SERVER_NAME,
                  max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER,
-                 ping_interval: float = DEFAULT_PING_INTERVAL, ping_timeout: float = DEFAULT_PING_TIMEOUT) -> None:
+                 ping_interval: float = DEFAULT_PING_INTERVAL, ping_timeout: float = DEFAULT_PING_TIMEOUT,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        #: wall time (Unix seconds) for message_send_time and stored times; tests pass a virtual one
+        self.clock = clock
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.password = password
@@ -333,6 +337,10 @@ class Hub:
     # ==========================================================================================
     # Public API (design.md §2.2): CometQL, HTTP publish and ws.py call these.
 
+    def now(self) -> int:
+        """Unix seconds by the hub's clock: every message_send_time and stored time."""
+        return int(self.clock())
+
     def publish(self, dev_id: int, pipe: str, event: str, data: str, *, user_id: int | None = None,
                 exclude: Client | None = None) -> int:
         """Send a channel message to every subscriber (but ``exclude``); returns deliveries.
@@ -346,7 +354,7 @@ class Hub:
     def publish_logged(self, dev_id: int, pipe: str, event: str, data: str, *,
                        user_id: int | None = None, exclude: Client | None = None) -> tuple[int, str | None]:
         """``publish``, also returning the history_id (None when the channel keeps no history)."""
-        t = wire.now()
+        t = self.now()
         obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": t, "pipe": pipe}
         if user_id is not None:
             obj["user_id"] = user_id
@@ -362,7 +370,7 @@ class Hub:
         Stored first (users_messages), and deleted once a connection confirms it (a pong, see
         ``Client.on_pong``): when it reaches nobody, or nobody confirms it, it is delivered, with
         the same id, on the next connect. Returns the connections it was written to."""
-        t = wire.now()
+        t = self.now()
         row_id = self.store.queue_user_message(dev_id, user_id, event, data, t)
         conns = self._users.get((dev_id, user_id))
         if not conns:
@@ -490,7 +498,7 @@ class Hub:
                 if not conns:
                     del self._users[key]
                     try:
-                        self.store.set_user_time(d, client.user_id, wire.now())
+                        self.store.set_user_time(d, client.user_id, self.now())
                     except Exception:  # noqa: BLE001
                         log.exception("users_time update failed")
                     self._presence(d, client.user_id, "offline")
@@ -498,7 +506,7 @@ class Hub:
     def _presence(self, dev_id: int, user_id: int, state: str) -> None:
         pipe = f"user_status_{user_id}"
         self._fanout(dev_id, pipe, wire.Out(
-            {"data": state, "event": state, "message_send_time": wire.now(), "pipe": pipe}))
+            {"data": state, "event": state, "message_send_time": self.now(), "pipe": pipe}))
 
     # -- subscriptions -------------------------------------------------------------------------
     def set_subscription(self, client: Client, names: "tuple[str, ...] | list[str]") -> None:
@@ -539,7 +547,7 @@ class Hub:
     def _track_event(self, client: Client, pipe: str, event: str) -> None:
         self._fanout(client.dev_id, pipe, wire.Out({
             "data": {"user_id": client.user_id, "uuid": client.uuid}, "event": event,
-            "message_send_time": wire.now(), "pipe": pipe}), exclude=client)
+            "message_send_time": self.now(), "pipe": pipe}), exclude=client)
 
     def close_all(self, code: int = 1001, reason: str = "Server shutdown") -> None:
         for c in list(self._clients):

@@ -142,8 +142,8 @@ class UrlError:
     text: str
 
 
-def connect_error_obj(err: UrlError) -> dict:
-    """The connect-error message, always in the legacy form (docs/protocol.md §3)."""
+def connect_error_obj(err: UrlError, t: int) -> dict:
+    """The connect-error message sent at Unix time ``t``, always in the legacy form (docs/protocol.md §3)."""
     obj = {
         "data": {
             "error": f"Error code {err.code}({err.text})",
@@ -151,7 +151,7 @@ def connect_error_obj(err: UrlError) -> dict:
             "info": "Closed due to error. See last message.",
         },
         "event": "error",
-        "message_send_time": now(),
+        "message_send_time": t,
         "pipe": "sys",
     }
     return legacy(obj)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from aiohttp import WSMsgType, web
 
@@ -24,8 +23,8 @@ from .hub import HUB_KEY, Client, Hub
 from .ratelog import RateLimitedLog
 from .ws_guard import GuardedWebSocketResponse
 
-__all__ = ["handle_ws", "is_ws_path", "normalize_origin", "ALLOWED_ORIGINS_KEY", "MAX_MSG_SIZE",
-           "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
+__all__ = ["handle_ws", "refusal", "open_client", "close_client", "handle_command", "is_ws_path",
+           "normalize_origin", "ALLOWED_ORIGINS_KEY", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
 
 log = logging.getLogger("comet_server.ws")
 #: per-input problems (a failing command, a broken connection): once per interval, with a count.
@@ -99,8 +98,9 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     if isinstance(parsed, wire.UrlError):
         log.info("ws connect refused from %s: %s %s", request.remote, parsed.code, parsed.text)  # no URL: it holds credentials
         try:
-            await ws.send_str(wire.dumps(wire.connect_error_obj(parsed)))
-            await ws.close(code=1008, message=f"Error code {parsed.code}".encode())
+            text, code, reason = refusal(hub, parsed)
+            await ws.send_str(text)
+            await ws.close(code=code, message=reason.encode())
         except Exception:  # noqa: BLE001
             log.debug("closing refused connection failed", exc_info=True)
         return ws
@@ -108,39 +108,64 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     client: Client | None = None
     expiry: asyncio.TimerHandle | None = None
     try:
-        login = auth.authenticate(hub.store, hub.password, parsed.dev_id, parsed.user_id, parsed.session)
-        authorized = login.authorized
-        headers = request.headers
-        client = Client(
-            hub, ws, _transport_of(ws), dev_id=parsed.dev_id,
-            user_id=parsed.user_id if authorized else 0, authorized=authorized, uuid=parsed.uuid,
-            user_agent=headers.get("User-Agent", "")[:250], ip=request.remote or "",
-            origin=headers.get("Origin", "")[:250], language=headers.get("Accept-Language", "")[:64],
-            legacy=parsed.major < 4)
-        client.send_obj({"authorized": authorized, "data": login.key, "event": "serverInfo",
-                         "message_send_time": wire.now(), "pipe": "sys", "server": hub.server_name})
-        hub.register(client)
-        if login.expires is not None:  # a JWT login ends with its token: the client reconnects
-            expiry = asyncio.get_running_loop().call_later(
-                max(0.0, login.expires - time.time()), client.kick, 1008, "Token expired")
-
+        client, expiry = open_client(hub, parsed, request.headers, request.remote or "", ws,
+                                     _transport_of(ws))
         await _serve(hub, client, ws)
     except ConnectionError:  # the peer went away mid-write: an ordinary disconnect
         log.debug("ws connection lost", exc_info=True)
     except Exception:  # noqa: BLE001
         input_log.report("ws connection failed", "ws connection failed", exc_info=True, level=logging.ERROR)
     finally:
-        if expiry is not None:
-            expiry.cancel()
         if client is not None:
-            hub.unregister(client)
-            client.closed = True
+            close_client(hub, client, expiry)
         if not ws.closed:
             try:
                 await ws.close()
             except Exception:  # noqa: BLE001
                 pass
     return ws
+
+
+def refusal(hub: Hub, err: wire.UrlError) -> tuple[str, int, str]:
+    """What a connection whose URL does not parse gets: this text, then a close (code, reason)."""
+    return wire.dumps(wire.connect_error_obj(err, hub.now())), 1008, f"Error code {err.code}"
+
+
+def open_client(hub: Hub, url: wire.WsUrl, headers: Mapping[str, str], ip: str,
+                ws: web.WebSocketResponse | None,
+                transport: Any) -> tuple[Client, asyncio.TimerHandle | None]:
+    """Start a connection whose URL parsed: authorize it, write its serverInfo, register it with
+    the hub (which writes its offline queue). A JWT login also gets the timer that closes it when
+    the token expires. Pass both to ``close_client`` when the connection ends. The tests'
+    in-memory server (tests/support/fake_browser.py) opens its connections here too."""
+    login = auth.authenticate(hub.store, hub.password, url.dev_id, url.user_id, url.session)
+    authorized = login.authorized
+    client = Client(
+        hub, ws, transport, dev_id=url.dev_id,
+        user_id=url.user_id if authorized else 0, authorized=authorized, uuid=url.uuid,
+        user_agent=headers.get("User-Agent", "")[:250], ip=ip,
+        origin=headers.get("Origin", "")[:250], language=headers.get("Accept-Language", "")[:64],
+        legacy=url.major < 4)
+    try:
+        client.send_obj({"authorized": authorized, "data": login.key, "event": "serverInfo",
+                         "message_send_time": hub.now(), "pipe": "sys", "server": hub.server_name})
+        hub.register(client)
+        expiry = None
+        if login.expires is not None:  # a JWT login ends with its token: the client reconnects
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, login.expires - hub.clock()), client.kick, 1008, "Token expired")
+    except BaseException:
+        close_client(hub, client, None)
+        raise
+    return client, expiry
+
+
+def close_client(hub: Hub, client: Client, expiry: asyncio.TimerHandle | None) -> None:
+    """The connection ended, from either side: no more output to it, out of the hub."""
+    if expiry is not None:
+        expiry.cancel()
+    hub.unregister(client)
+    client.closed = True
 
 
 async def _serve(hub: Hub, client: Client, ws: web.WebSocketResponse) -> None:
@@ -202,7 +227,7 @@ def handle_command(hub: Hub, client: Client, text: str) -> None:
 def _error(client: Client, text: str, **extra: Any) -> None:
     data: dict[str, Any] = {"error": text, "number_messages": -1}
     data.update(extra)
-    client.send_obj({"data": data, "event": "error", "message_send_time": wire.now(), "pipe": "sys"})
+    client.send_obj({"data": data, "event": "error", "message_send_time": client.hub.now(), "pipe": "sys"})
 
 
 def read_refusal(client: Client, name: str) -> str | None:
@@ -287,7 +312,7 @@ def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
     if history_id is not None:
         report["history_id"] = history_id
     client.send_obj({"data": report, "event": "answer",
-                     "message_send_time": wire.now(), "pipe": "_answer_to_" + name})
+                     "message_send_time": hub.now(), "pipe": "_answer_to_" + name})
 
 
 def _pipe_and_marker(args: str) -> tuple[str, str]:
@@ -337,7 +362,7 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
                          "history_id": it.history_id, "message_send_time": it.time, "pipe": it.pipe,
                          "user_id": it.user_id})
     client.send_obj({"data": {"number_messages": len(items)}, "event": "pipe_log", "marker": marker,
-                     "message_send_time": wire.now(), "pipe": "_answer_pipe_log"})
+                     "message_send_time": hub.now(), "pipe": "_answer_pipe_log"})
 
 
 def cmd_pipe_count(hub: Hub, client: Client, args: str) -> None:
@@ -352,7 +377,7 @@ def cmd_pipe_count(hub: Hub, client: Client, args: str) -> None:
         _error(client, "[pipe_count] Invalid channel name. The channel should start with web_")
         return
     client.send_obj({"data": {"user_in_pipe": hub.subscriber_count(client.dev_id, pipe)},
-                     "event": "user_in_pipe", "marker": marker, "message_send_time": wire.now(),
+                     "event": "user_in_pipe", "marker": marker, "message_send_time": hub.now(),
                      "pipe": "_answer_pipe_count"})
 
 
@@ -361,11 +386,11 @@ def cmd_track_pipe_users(hub: Hub, client: Client, args: str) -> None:
     if not pipe.startswith("track_") or not is_name(pipe) or not is_name(marker):
         client.send_obj({"data": {"error": "[track_pipe_users] Invalid channel name. The channel should start with track_",
                                   "user_id": -1},
-                         "event": "error", "message_send_time": wire.now(), "pipe": "sys"})
+                         "event": "error", "message_send_time": hub.now(), "pipe": "sys"})
         return
     users = [{"user_id": i.user_id, "uuid": i.uuid} for i in hub.subscribers(client.dev_id, pipe)]
     client.send_obj({"_info": "answer for track_pipe_users", "data": users, "event": "answer",
-                     "marker": marker, "message_send_time": wire.now(), "pipe": "_answer"})
+                     "marker": marker, "message_send_time": hub.now(), "pipe": "_answer"})
 
 
 def _parse_user_id(s: str) -> int | None:
@@ -387,7 +412,7 @@ def cmd_user_data(hub: Hub, client: Client, args: str) -> None:
         return
     data = hub.store.get_user_data(client.dev_id, uid)
     client.send_obj({"data": {"user_data": data if data is not None else "", "user_id": uid},
-                     "event": "answer", "marker": marker, "message_send_time": wire.now(),
+                     "event": "answer", "marker": marker, "message_send_time": hub.now(),
                      "pipe": "_answer"})
 
 
@@ -399,7 +424,7 @@ def cmd_user_status(hub: Hub, client: Client, args: str) -> None:
     online = hub.is_online(client.dev_id, uid)
     last = 0 if online else hub.store.get_user_time(client.dev_id, uid)
     client.send_obj({"data": {"last_online_time": last, "online": online}, "event": f"user_status_{uid}",
-                     "message_send_time": wire.now(), "pipe": "_answer_user_status"})
+                     "message_send_time": hub.now(), "pipe": "_answer_user_status"})
 
 
 def cmd_ignored(hub: Hub, client: Client, args: str) -> None:

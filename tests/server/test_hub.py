@@ -199,3 +199,28 @@ def test_disconnect_user_closes_all_its_connections(hub):
         assert u1.closed and u2.closed and t1.closing and t2.closing
         assert not hub.is_online(0, 9) and hub.connection_count() == 0
     asyncio.run(run())
+
+
+def test_every_time_the_server_stamps_reads_the_hubs_clock():
+    from comet_server import ws
+
+    now = [1_000_000_000.9]
+    hub = Hub(Store(":memory:"), "CometQLPassword", server_name="test", clock=lambda: now[0])
+    hub.store.set_pipe_length(0, "web_h", 5)
+    watcher, tw = mk(hub, uuid="w")
+    hub.set_subscription(watcher, ["web_h", "user_status_5", "track_t"])
+    u, tu = mk(hub, user_id=5, authorized=True)          # online, at 1_000_000_000
+    now[0] += 60
+    ws.handle_command(hub, u, "web_pipe2\nweb_h\nev\n*\nhi")
+    ws.handle_command(hub, u, "subscription\ntrack_t")
+    ws.handle_command(hub, u, "pipe_count\nweb_h\nMrk")
+    ws.handle_command(hub, u, "no_such_command")
+    hub.send_to_user(0, 5, "e", "personal")
+    now[0] += 60
+    hub.unregister(u)                                    # offline, users_time at 1_000_000_120
+    # online; the message and track_t's subscription; track_t's unsubscription and offline
+    assert [m["message_send_time"] for m in tw.messages()] == [
+        1_000_000_000, 1_000_000_060, 1_000_000_060, 1_000_000_120, 1_000_000_120]
+    assert {m["message_send_time"] for m in tu.messages()} == {1_000_000_060}
+    assert [h.time for h in hub.store.get_history(0, "web_h")] == [1_000_000_060]
+    assert hub.store.get_user_time(0, 5) == 1_000_000_120

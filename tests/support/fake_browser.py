@@ -13,15 +13,17 @@ and connection code. Several pages on one ``Origin`` are several tabs of one bro
   loop); ``steal`` takes the lock from its holder at once (the holder's request "rejects": its
   on_lost runs with an AbortError reason) and is granted ahead of the queue; ``release`` grants
   the next request; a page that dies loses its held locks and its queued requests.
-- WebSocket: ``Socket`` connects to a ``FakeCometServer`` of the origin's network, which speaks
-  comet_server's v4 frames (docs/design.md §3) for serverInfo, subscription, web_pipe2,
-  pipe_count and pipe_log (channels listed in ``history_pipes`` keep a history with history_ids).
+- WebSocket: ``Socket`` connects to a ``FakeCometServer`` of the origin's network: the real
+  comet_server code (``Hub``, ``Store(":memory:")``, ``ws.open_client``, ``ws.handle_command``)
+  with in-memory transports instead of aiohttp, so every frame is what comet_server sends.
+  The browser answers the server's keepalive pings itself, as browsers do.
 - Time: ``VirtualTimeLoop`` is an asyncio loop on a virtual clock: when nothing is ready it jumps
-  to the next timer instead of sleeping. ``now_ms`` reads the same clock, so tests that wait
-  several seconds of browser time (heartbeats, timeouts) take milliseconds and always interleave
-  the same way. ``run(scenario)`` runs ``await scenario(origin)`` on a fresh one. (This is why
-  the server is in memory rather than a comet_server subprocess: real sockets would need real
-  time, and so real waits and timing-dependent interleavings.)
+  to the next timer instead of sleeping. ``now_ms`` and the server's clock (message_send_time,
+  keepalive) read the same clock, so tests that wait several seconds of browser time
+  (heartbeats, timeouts) take milliseconds and always interleave the same way.
+  ``run(scenario)`` runs ``await scenario(origin)`` on a fresh one. (This is why the server runs
+  in this process rather than as a comet_server subprocess: real sockets would need real time,
+  and so real waits and timing-dependent interleavings.)
 
 Pages can also ``die()`` (crash/close without pagehide), ``close()`` (pagehide, then die),
 ``freeze()``/``thaw()`` (a frozen page's inputs wait, its outputs are held back until thaw) and
@@ -40,8 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import urlsplit
 
+from comet_server import wire, ws
+from comet_server.hub import Client, Hub, _payload_of
+from comet_server.store import Store
+
 EPOCH_MS = 1_700_000_000_000.0
 DEFAULT_HOST = "comet.test"
+PING_ROUND_TRIP = 0.001   # seconds from the server's ping to the browser's pong
 
 
 # -- time --------------------------------------------------------------------------------------
@@ -55,6 +62,10 @@ class VirtualClock:
 
     def now_ms(self) -> float:
         return self.epoch_ms + self.t * 1000.0
+
+    def time(self) -> float:
+        """Unix seconds (the server's wall clock)."""
+        return self.now_ms() / 1000.0
 
     def jump(self, seconds: float) -> None:
         """Move time on at once (timers due meanwhile fire on the next loop pass, late)."""
@@ -517,10 +528,13 @@ class FakeSocket:
         if server is None or not server.up or server.blackhole:
             self._server_closed(1006, "")
             return
-        self.conn = server._accept(self)
+        conn = server._accept(self)   # the serverInfo frame is already on its way
+        if conn is None:
+            self._server_closed(1006, "")
+            return
+        self.conn = conn
         self.ready_state = self.OPEN
         self.page._input(self._opened)
-        server._greet(self.conn)
 
     def _opened(self) -> None:
         if not self._closed:
@@ -576,50 +590,135 @@ class FakeSocket:
         self._forget()
         if self.ready_state == self.OPEN and self.conn is not None:
             conn = self.conn
-            _schedule(conn.server._disconnect, conn)
+            _schedule(conn._end)
         self.ready_state = self.CLOSED
 
 
 # -- the server -----------------------------------------------------------------------------------
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+class MemoryTransport:
+    """The server end of one connection: the transport a real comet_server ``Client`` writes its
+    pre-built frames to, and the two parts of aiohttp's WebSocketResponse it uses for pings
+    (``closed``, ``ping``). A text frame is recorded, decoded, in ``conn.sent`` and goes through
+    the loop to the page's socket; a close frame sets the code the page sees when the transport
+    closes. While the server is ``blackhole``d, frames and pings to a page vanish."""
+
+    def __init__(self, conn: "ServerConn") -> None:
+        self.conn = conn
+        self._closed = False                       # the name hub._abort_if_open reads
+        self._close: tuple[int, str] = (1006, "")  # no close frame: the connection just ends
+
+    def _cut(self) -> bool:
+        return self.conn.server.blackhole and self.conn.socket is not None
+
+    # the asyncio transport ------------------------------------------------------------------------
+    def write(self, frame: bytes) -> None:
+        payload = _payload_of(frame)
+        if frame[0] & 0x0F == 0x8:
+            self._close = (int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8"))
+            return
+        if self._cut():
+            return
+        text = payload.decode("utf-8")
+        self.conn.sent.append(json.loads(text))
+        if self.conn.socket is not None:
+            _schedule(self.conn.socket._frame, text)
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        """The server closes the connection: the page sees the close (code of the close frame)."""
+        if self._closed:
+            return
+        self.conn._end()
+        if self.conn.socket is not None and not self._cut():
+            _schedule(self.conn.socket._server_closed, *self._close)
+
+    def abort(self) -> None:
+        self._close = (1006, "")
+        self.close()
+
+    # the WebSocketResponse --------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def ping(self, payload: bytes) -> None:
+        """The browser answers a ping itself, even for a frozen page: a pong comes back after a
+        round trip (the server counts only what arrives after its ping)."""
+        if not self._closed and not self._cut():
+            _schedule(self.conn.server._pong, self.conn, payload, delay=PING_ROUND_TRIP)
 
 
-def _field(raw: str, start: int, stop_at: str = "&") -> str:
-    end = raw.find(stop_at, start)
-    return raw[start:] if end < 0 else raw[start:end]
-
-
-@dataclass(eq=False)
 class ServerConn:
-    server: "FakeCometServer"
-    socket: Optional[FakeSocket]      # None: a connection from outside this browser
-    page: str
-    dev_id: int
-    user_id: int
-    user_key: str
-    uuid: str
-    authorized: bool
-    open: bool = True
-    pipes: list = field(default_factory=list)          # current subscription, in order
-    received: list = field(default_factory=list)       # every text frame it got
-    sent: list = field(default_factory=list)           # every frame written to it (decoded)
+    """One connection as the server sees it: the real comet_server ``Client`` (``client``) and
+    what went over it, for assertions."""
+
+    def __init__(self, server: "FakeCometServer", socket: Optional[FakeSocket], page: str) -> None:
+        self.server = server
+        self.socket = socket            # None: a connection from outside this browser
+        self.page = page
+        self.received: list[str] = []   # every text frame it got
+        self.sent: list[dict] = []      # every text frame written to it, decoded
+        self.transport = MemoryTransport(self)
+        self.client: Optional[Client] = None          # None: the server refused the URL
+        self._expiry: Optional[asyncio.TimerHandle] = None
+
+    def _open(self, url: wire.WsUrl) -> None:
+        # the transport stands in for aiohttp's WebSocketResponse too (pings)
+        self.client, self._expiry = ws.open_client(self.server.hub, url, {}, "", self.transport,
+                                                   self.transport)
+
+    def _end(self) -> None:
+        """The connection is over for the server (from either side)."""
+        self.transport._closed = True
+        if self.client is not None:
+            ws.close_client(self.server.hub, self.client, self._expiry)
+
+    @property
+    def open(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    @property
+    def dev_id(self) -> int:
+        return self._client().dev_id
+
+    @property
+    def uuid(self) -> str:
+        return self._client().uuid
+
+    @property
+    def pipes(self) -> list[str]:
+        """Its current subscription, in order (none once closed)."""
+        return list(self._client().pipes)
+
+    def _client(self) -> Client:
+        assert self.client is not None, "the server refused this connection"
+        return self.client
 
     def commands(self, name: str) -> list[str]:
         """Argument parts of the frames of one command it received."""
         return [t.partition("\n")[2] for t in self.received if t.partition("\n")[0] == name]
 
+    def __repr__(self) -> str:
+        return f"<ServerConn {self.page} {self.client!r}>"
+
 
 class FakeCometServer:
-    """comet_server in memory: the v4 frames of docs/design.md §3 for the commands comet_py uses.
+    """The real comet_server in memory: one ``Hub`` over ``Store(":memory:")``, whose clients'
+    transports are ``MemoryTransport``s, whose text frames go through ``ws.handle_command``, and
+    whose connections open through ``ws.open_client`` (serverInfo, authorization, registration),
+    all on the virtual clock (message_send_time, keepalive pings).
 
-    Authorization: ``users[(dev_id, user_id)] = user_key`` makes that pair authorized. Channels in
-    ``history_pipes`` keep their messages with increasing ``history_id``s, as comet_server does
-    for channels whose history is enabled, and answer pipe_log.
+    ``store`` is the real Store: ``store.set_user_hash(dev_id, user_id, key)`` authorizes a user,
+    ``keep_history(dev_id, pipe)`` gives a channel a history (history_ids, pipe_log).
     """
 
-    name = "comet_server 0.0-fake"
+    PASSWORD = "CometQLPassword"   # the JWT secret is PASSWORD + str(dev_id), as in comet_server
 
     def __init__(self, origin: Origin, host: str) -> None:
         self.origin = origin
@@ -627,11 +726,17 @@ class FakeCometServer:
         self.up = True
         self.blackhole = False   # the network path is cut silently: frames vanish both ways
         self.unanswered: set[str] = set()   # commands taken (recorded) but never answered
-        self.users: dict[tuple[int, int], str] = {}
-        self.history_pipes: set[str] = set()
-        self.history: dict[tuple[int, str], list[dict]] = {}
+        self.hub = Hub(Store(":memory:"), self.PASSWORD, clock=origin.clock.time)
         self.conns: list[ServerConn] = []          # every connection ever accepted
-        self._next_history_id = 0
+
+    @property
+    def store(self) -> Store:
+        return self.hub.store
+
+    def keep_history(self, dev_id: int, pipe: str, length: int = 100) -> None:
+        """The channel keeps its newest ``length`` messages (pipes_settings); a shorter length
+        drops the older ones at once."""
+        self.store.set_pipe_length(dev_id, pipe, length)
 
     # state for assertions -------------------------------------------------------------------
     def open_conns(self, dev_id: Optional[int] = None, *, browser: bool = False) -> list[ServerConn]:
@@ -653,40 +758,38 @@ class FakeCometServer:
 
     # what tests do -----------------------------------------------------------------------------
     def publish(self, dev_id: int, pipe: str, event: str, data: str, *,
-                user_id: Optional[int] = None, exclude: Optional[ServerConn] = None) -> tuple[int, Optional[str]]:
-        """A message into a channel (as CometQL/HTTP publish, or web_pipe2 with ``user_id``)."""
-        obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": self._now(), "pipe": pipe}
-        if user_id is not None:
-            obj["user_id"] = user_id
-        history_id = None
-        if pipe in self.history_pipes:
-            self._next_history_id += 1
-            history_id = str(self._next_history_id)
-            obj["history_id"] = history_id
-            self.history.setdefault((dev_id, pipe), []).append(dict(obj))
-        n = 0
-        for c in self.subscribers(dev_id, pipe):
-            if c is not exclude:
-                self._send(c, obj)
-                n += 1
-        return n, history_id
+                user_id: Optional[int] = None) -> tuple[int, Optional[str]]:
+        """A message into a channel, as CometQL/HTTP publish do (``user_id``: as web_pipe2 does);
+        returns (deliveries, history_id)."""
+        return self.hub.publish_logged(dev_id, pipe, event, data, user_id=user_id)
 
     def external(self, dev_id: int, pipes: tuple = (), *, user_id: int = 0) -> ServerConn:
-        """A connection from outside this browser (another user): a subscriber that records the
-        frames it gets in ``sent``; ``command(conn, text)`` makes it send a frame."""
-        conn = ServerConn(self, None, "external", dev_id, user_id, "", "x" * 32, bool(user_id),
-                          pipes=list(pipes))
+        """A connection from outside this browser (another user, authorized when ``user_id``):
+        a subscriber that records the frames it gets in ``sent``; ``command(conn, text)`` makes
+        it send a frame."""
+        key = f"external{user_id}" if user_id else ""
+        if user_id:
+            self.store.set_user_hash(dev_id, user_id, key)
+        conn = ServerConn(self, None, "external")
+        conn._open(wire.WsUrl(session=key, user_id=user_id, dev_id=dev_id, major=4, minor=8, uuid="x" * 32))
         self.conns.append(conn)
+        if pipes:
+            self.command(conn, "subscription\n" + "\n".join(pipes))
         return conn
 
     def command(self, conn: ServerConn, text: str) -> None:
         self._receive(conn, text)
 
     def drop(self, conn: ServerConn, code: int = 1006, reason: str = "") -> None:
-        """The server closes one connection."""
-        self._disconnect(conn)
-        if conn.socket is not None:
-            _schedule(conn.socket._server_closed, code, reason)
+        """The server closes one connection: with a close frame, or (1006) none."""
+        if code == 1006:
+            conn.transport.abort()
+        else:
+            conn._client().kick(code, reason)
+
+    def lose(self, conn: ServerConn) -> None:
+        """The network path to the connection is gone for the server; its page notices nothing."""
+        conn._end()
 
     def go_down(self) -> None:
         self.up = False
@@ -697,112 +800,42 @@ class FakeCometServer:
         self.up = True
 
     # the socket side ---------------------------------------------------------------------------
-    def _now(self) -> int:
-        return int(self.origin.clock.now_ms() / 1000)
-
-    def _accept(self, sock: FakeSocket) -> ServerConn:
-        raw = urlsplit(sock.url).path
-        # Positional, as comet_server: /ws/sesion=<key>&myid=<id>&devid=<dev>&v=<v>&uuid=<uuid>&api=js
-        key = _field(raw, raw.find("=") + 1)
-        parts = raw.split("&")
-        myid = parts[1][len("myid="):] if len(parts) > 1 else ""
-        dev = parts[2][len("devid="):] if len(parts) > 2 else ""
-        uuid = parts[4][len("uuid="):] if len(parts) > 4 else ""
-        dev_id = int(dev) if dev.isdigit() else 0
-        user_id = int(myid) if myid.isdigit() else 0
-        authorized = bool(user_id) and self.users.get((dev_id, user_id)) == key
-        conn = ServerConn(self, sock, sock.page.name, dev_id, user_id if authorized else 0, key, uuid, authorized)
+    def _accept(self, sock: FakeSocket) -> Optional[ServerConn]:
+        """A page's socket connects: None when the upgrade fails (no WebSocket at that path)."""
+        parts = urlsplit(sock.url)
+        raw = parts.path + ("?" + parts.query if parts.query else "")
+        if not ws.is_ws_path(raw):
+            return None
+        conn = ServerConn(self, sock, sock.page.name)
+        url = wire.parse_ws_url(raw)
+        if isinstance(url, wire.UrlError):
+            text, code, reason = ws.refusal(self.hub, url)
+            conn.transport.write(wire.text_frame(text.encode("utf-8")))
+            conn.transport.write(wire.close_frame(code, reason))
+            conn.transport.close()
+            return conn
+        conn._open(url)
         self.conns.append(conn)
         return conn
 
-    def _greet(self, conn: ServerConn) -> None:
-        self._send(conn, {"authorized": conn.authorized, "data": "", "event": "serverInfo",
-                          "message_send_time": self._now(), "pipe": "sys", "server": self.name})
-
-    def _send(self, conn: ServerConn, obj: dict) -> None:
-        if not conn.open or (self.blackhole and conn.socket is not None):
-            return
-        conn.sent.append(obj)
-        if conn.socket is not None:
-            _schedule(conn.socket._frame, _dumps(obj))
-
-    def _disconnect(self, conn: ServerConn) -> None:
-        conn.open = False
-
-    def _error(self, conn: ServerConn, text: str) -> None:
-        self._send(conn, {"data": {"error": text, "number_messages": -1}, "event": "error",
-                          "message_send_time": self._now(), "pipe": "sys"})
+    def _pong(self, conn: ServerConn, payload: bytes) -> None:
+        if conn.open and not conn.transport._cut():
+            client = conn._client()
+            client.last_rx = _loop().time()   # as ws._serve does for every frame
+            client.on_pong(payload)
 
     def _receive(self, conn: ServerConn, text: str) -> None:
-        if not conn.open or (self.blackhole and conn.socket is not None):
+        if not conn.open or conn.transport._cut():
+            return
+        client = conn._client()
+        if len(text.encode("utf-8")) >= ws.MAX_MSG_SIZE:  # aiohttp's max_msg_size: closed unread
+            client.kick(1009)
             return
         conn.received.append(text)
-        cmd, _, args = text.partition("\n")
-        if cmd.strip() in self.unanswered:
+        client.last_rx = _loop().time()
+        if text.partition("\n")[0].strip() in self.unanswered:
             return
-        handler = getattr(self, "_cmd_" + cmd.strip(), None)
-        if handler is None:
-            self._error(conn, "Unknown command")
-        else:
-            handler(conn, args)
-
-    def _cmd_subscription(self, conn: ServerConn, args: str) -> None:
-        names: list[str] = []
-        for name in args.replace("\r", "\n").split("\n"):
-            name = name.strip()
-            if len(name) >= 2 and name not in names:
-                names.append(name)
-        conn.pipes = names
-
-    def _cmd_web_pipe2(self, conn: ServerConn, args: str) -> None:
-        parts = args.split("\n", 3)
-        if len(parts) < 4:
-            self._error(conn, "[pipe_msg2] Invalid arguments. Expected web_pipe2\\n<pipe>\\n<event>\\n<auth_type>\\n<message>")
-            return
-        pipe, event, _auth_type, message = parts
-        anonymous = pipe.startswith("@")
-        name = pipe[1:] if anonymous else pipe
-        if not name.startswith(("web_", "webauth_")):
-            self._error(conn, "[pipe_msg2] Invalid channel name. The channel should begin with web_")
-            return
-        user_id = 0 if anonymous else conn.user_id
-        n, history_id = self.publish(conn.dev_id, name, event, message, user_id=user_id, exclude=conn)
-        report: dict = {"event": event, "message": message, "number_messages": n, "user_id": user_id}
-        if history_id is not None:
-            report["history_id"] = history_id
-        self._send(conn, {"data": report, "event": "answer", "message_send_time": self._now(),
-                          "pipe": "_answer_to_" + name})
-
-    def _cmd_pipe_count(self, conn: ServerConn, args: str) -> None:
-        parts = args.split("\n")
-        pipe, marker = parts[0], parts[1] if len(parts) > 1 else ""
-        if not pipe.startswith(("web_", "track_")):
-            self._error(conn, "[pipe_count] Invalid channel name. The channel should start with web_")
-            return
-        self._send(conn, {"data": {"user_in_pipe": len(self.subscribers(conn.dev_id, pipe))},
-                          "event": "user_in_pipe", "marker": marker, "message_send_time": self._now(),
-                          "pipe": "_answer_pipe_count"})
-
-    def _cmd_track_pipe_users(self, conn: ServerConn, args: str) -> None:
-        parts = args.split("\n")
-        pipe, marker = parts[0], parts[1] if len(parts) > 1 else ""
-        if not pipe.startswith("track_"):
-            self._error(conn, "[track_pipe_users] Invalid channel name. The channel should start with track_")
-            return
-        users = [{"user_id": c.user_id, "uuid": c.uuid} for c in self.subscribers(conn.dev_id, pipe)]
-        self._send(conn, {"_info": "answer for track_pipe_users", "data": users, "event": "answer",
-                          "marker": marker, "message_send_time": self._now(), "pipe": "_answer"})
-
-    def _cmd_pipe_log(self, conn: ServerConn, args: str) -> None:
-        parts = args.split("\n")
-        pipe, marker = parts[0], parts[1] if len(parts) > 1 else ""
-        items = self.history.get((conn.dev_id, pipe), [])
-        for it in items:
-            self._send(conn, {"data": it["data"], "event": it["event"], "fromQueue": True, "history": True,
-                              "history_id": it["history_id"], "message_send_time": it["message_send_time"],
-                              "pipe": pipe, "user_id": it.get("user_id", 0)})
-        self._send(conn, {"data": {"number_messages": len(items)}, "event": "pipe_log", "marker": marker,
-                          "message_send_time": self._now(), "pipe": "_answer_pipe_log"})
+        ws.handle_command(self.hub, client, text)
 
 
 # -- running a scenario -----------------------------------------------------------------------------
@@ -810,6 +843,7 @@ class FakeCometServer:
 def run(scenario: Callable[[Origin], Awaitable[Any]], *, seed: int = 1, **origin_kwargs: Any) -> Any:
     """``await scenario(origin)`` on a fresh virtual-time loop and origin; returns its result."""
     clock = VirtualClock()
+    origin = Origin(seed=seed, clock=clock, **origin_kwargs)
     loop = VirtualTimeLoop(clock)
     asyncio.set_event_loop(loop)
     # Tasks of a page that died never finish: nothing to report about them.
@@ -817,7 +851,6 @@ def run(scenario: Callable[[Origin], Awaitable[Any]], *, seed: int = 1, **origin
         lambda lp, ctx: None if "destroyed but it is pending" in str(ctx.get("message"))
         else lp.default_exception_handler(ctx))
     try:
-        origin = Origin(seed=seed, clock=clock, **origin_kwargs)
         return loop.run_until_complete(scenario(origin))
     finally:
         for t in asyncio.all_tasks(loop):
@@ -825,3 +858,5 @@ def run(scenario: Callable[[Origin], Awaitable[Any]], *, seed: int = 1, **origin
         loop.run_until_complete(asyncio.sleep(0))
         asyncio.set_event_loop(None)
         loop.close()
+        for server in origin.network.values():
+            server.store.close()

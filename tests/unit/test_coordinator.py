@@ -299,7 +299,7 @@ def test_an_oversized_web_pipe_send_raises_in_the_calling_tab_and_sends_nothing(
 
 def test_follower_get_pipe_log_items_reach_that_tab_only():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_log")
+        o.server.keep_history(DEV, "web_log")
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
         publish(o, "web_log", "h", 1)
         publish(o, "web_log", "h", 2)
@@ -318,7 +318,7 @@ def test_follower_get_pipe_log_items_reach_that_tab_only():
 
 def test_master_dies_next_in_queue_takes_over_resubscribes_and_recovers():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2, t3 = await start_tabs(o, ["web_chat", "web_one"], ["web_chat"], ["web_chat", "web_three"])
         assert masters([t1, t2, t3]) == [t1] and o.lock_queue(MASTER_LOCK) == [t2.page, t3.page]
         old = browser_conns(o)[0]
@@ -554,7 +554,7 @@ def test_fallback_late_joiner_and_frozen_master():
 
 def test_server_drops_the_connection_master_reconnects_followers_follow_and_nothing_is_lost():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat", "web_three"])
         publish(o, "web_chat", "m", 1)
         await o.settle()

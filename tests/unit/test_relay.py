@@ -11,7 +11,7 @@ from comet_py import election as el
 from comet_py import relay as r
 from comet_py.errors import SERVER_ERROR, CallError
 from tests.support.fake_browser import Origin, run
-from tests.unit.test_coordinator import MASTER_LOCK, publish, settled_master, start_tabs
+from tests.unit.test_coordinator import DEV, MASTER_LOCK, publish, settled_master, start_tabs
 
 T0 = 1_700_000_000_000
 
@@ -715,7 +715,7 @@ def test_a_new_master_recovers_a_pipe_only_a_follower_listens_to_and_catches_up_
     callback or not, so the new master's Session.recover (coordinator._promote) covers pipes only
     followers listen to; a tab that saw less says so in its hello and gets a CatchUp of its own."""
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_h")
+        o.server.keep_history(DEV, "web_h")
         t1, t2, t3, t4 = await start_tabs(o, ["web_a"], ["web_a"], ["web_h"], ["web_h"])
         assert o.lock_queue(MASTER_LOCK)[0] == t2.page          # t2, without web_h, is next
         publish(o, "web_h", "m", 1)

@@ -16,7 +16,7 @@ from tests.unit.test_coordinator import (
 
 def test_a_follower_back_from_the_bfcache_rejoins_and_gets_what_it_missed_once():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
         publish(o, "web_chat", "m", 1)
         await o.settle(0.5)
@@ -46,7 +46,7 @@ def test_a_follower_back_from_the_bfcache_rejoins_and_gets_what_it_missed_once()
 
 def test_the_master_goes_into_the_bfcache_another_takes_over_and_it_comes_back_a_follower():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
         publish(o, "web_chat", "before", 0)
         await o.settle(0.5)
@@ -164,7 +164,7 @@ def test_online_reconnects_at_once_instead_of_waiting_for_the_backoff():
 
 def test_a_silently_dead_network_is_reported_disconnected_within_seconds_then_recovers():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2 = await start_tabs(o, ["web_chat"], ["web_chat"])
         first = browser_conns(o)[0]
         publish(o, "web_chat", "m", 0)
@@ -176,7 +176,7 @@ def test_a_silently_dead_network_is_reported_disconnected_within_seconds_then_re
         assert took <= limit, took
         publish(o, "web_chat", "m", 1)              # stored, delivered to nobody
         o.server.blackhole = False
-        first.open = False                          # the old TCP path is gone for the server too
+        o.server.lose(first)                        # the old TCP path is gone for the server too
         t1.page.fire("window", "online")
         await settled_master(o, [t1, t2], timeout=5)
         await o.settle(1)
@@ -211,7 +211,7 @@ def test_a_quiet_but_healthy_connection_is_never_dropped():
 
 def test_after_a_sleep_no_tab_steals_or_drops_and_a_dead_socket_is_replaced():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
         publish(o, "web_chat", "m", 0)
         await o.settle(0.5)
@@ -233,7 +233,7 @@ def test_after_a_sleep_no_tab_steals_or_drops_and_a_dead_socket_is_replaced():
             t.page.thaw()
         await o.settle(0.5)
         o.server.blackhole = False
-        browser_conns(o)[0].open = False
+        o.server.lose(browser_conns(o)[0])
         publish(o, "web_chat", "m", 1)
         await o.until(lambda: len(browser_conns(o)) == 1 and all(t.api.state == "connected"
                                                                 for t in (t1, t2, t3))
@@ -257,7 +257,7 @@ def test_a_request_in_flight_across_a_sleep_is_answered_not_timed_out():
         t1.page.thaw()
         await o.settle(0.2)
         o.server.blackhole = False
-        browser_conns(o)[0].open = False            # the socket died in the sleep
+        o.server.lose(browser_conns(o)[0])          # the socket died in the sleep
         assert await asyncio.wait_for(pending, 15) == 1   # resent on the new connection
 
     run(scenario)
@@ -265,7 +265,7 @@ def test_a_request_in_flight_across_a_sleep_is_answered_not_timed_out():
 
 def test_a_tab_away_longer_than_the_history_reaches_gets_a_gap_of_its_own():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2 = await start_tabs(o, ["web_chat"], ["web_chat"])
         publish(o, "web_chat", "m", 1)
         await o.settle(0.5)
@@ -273,7 +273,7 @@ def test_a_tab_away_longer_than_the_history_reaches_gets_a_gap_of_its_own():
         for n in (2, 3, 4):
             publish(o, "web_chat", "m", n)
         await o.settle(1)
-        del o.server.history[(DEV, "web_chat")][:2]   # the server kept only the newest two
+        o.server.keep_history(DEV, "web_chat", 2)   # the server keeps only the newest two
         t2.page.leave_bfcache()
         await settled_master(o, [t1, t2], timeout=5)
         await o.settle(1)
@@ -285,7 +285,7 @@ def test_a_tab_away_longer_than_the_history_reaches_gets_a_gap_of_its_own():
 
 def test_a_tab_back_while_the_master_changes_gets_its_older_messages_before_the_newer():
     async def scenario(o: Origin) -> None:
-        o.server.history_pipes.add("web_chat")
+        o.server.keep_history(DEV, "web_chat")
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], ["web_chat"])
         publish(o, "web_chat", "m", 1)
         await o.settle(0.5)
