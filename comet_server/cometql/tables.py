@@ -511,7 +511,7 @@ def _select(ctx: Context, t: Table, st: Select) -> Result:
         t.col(n)
         idx.append(t.index(n))
     key, values, filters = _split_where(t, st.where, t.select_keys, t.select_all, "SELECT")
-    if values is not None and t.col(key).type == "int":
+    if key is not None and values is not None and t.col(key).type == "int":
         values = [to_int(v, key) for v in values]
     rows = _apply_filters(t.fetch(ctx, key, values), filters)
     if st.limit is not None:
