@@ -7,7 +7,7 @@ when done, so nothing leaks and nothing is called after it is gone.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import js  # type: ignore[import-not-found]
 from pyodide.code import run_js  # type: ignore[import-not-found]
@@ -306,8 +306,9 @@ class HeldLock:
         self._proxies = _Proxies()
         granted = self._proxies.add(self._granted)
         # A queued request can be withdrawn with an AbortSignal; the spec forbids one with steal.
-        self._abort = None if steal else js.AbortController.new()
-        options: dict[str, Any] = {"steal": True} if steal else {"signal": self._abort.signal}
+        abort = None if steal else js.AbortController.new()
+        self._abort = abort
+        options: dict[str, Any] = {"steal": True} if abort is None else {"signal": abort.signal}
         request = js.navigator.locks.request(name, _js_object(options), granted)
         # The request's promise settles when the lock is released, and rejects if it is stolen:
         # watching it is the only way to notice a steal.
@@ -346,3 +347,11 @@ class HeldLock:
         elif not self.held and self._abort is not None:
             self._abort.abort()  # still queued: leave the queue
         self.held = False
+
+
+if TYPE_CHECKING:
+    # mypy checks that this module, as a whole, is the Platform the Coordinator is given.
+    from . import browser as _this_module
+    from .platform import Platform
+
+    _platform_check: Platform = _this_module

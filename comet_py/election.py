@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 from .relay import Post, beats, make_apply, make_bye, make_leader, parse
 
@@ -108,7 +108,7 @@ class FallbackElection:
         self.leader = None
         return self._apply(now_ms)
 
-    def on_message(self, msg: Union[str, Mapping], now_ms: float) -> list[Action]:
+    def on_message(self, msg: Union[str, Mapping[str, Any]], now_ms: float) -> list[Action]:
         m = parse(msg)
         if m is None or m["from"] == self.tab_id or self.role == "stopped":
             return []

@@ -330,17 +330,21 @@ class ChannelMessage:
 
     message: dict[str, Any]
 
+    # The annotations are make_message_dict's types (the dict's values are Any).
     @property
     def pipe(self) -> str:
-        return self.message["server_info"]["pipe"]
+        pipe: str = self.message["server_info"]["pipe"]
+        return pipe
 
     @property
     def history(self) -> bool:
-        return self.message["server_info"]["history"]
+        history: bool = self.message["server_info"]["history"]
+        return history
 
     @property
     def history_id(self) -> str | None:
-        return self.message["server_info"]["history_id"]
+        history_id: str | None = self.message["server_info"]["history_id"]
+        return history_id
 
 
 @dataclass(frozen=True)

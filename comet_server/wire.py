@@ -17,6 +17,8 @@ import struct
 import time as _time
 from dataclasses import dataclass
 
+from .names import parse_id
+
 __all__ = [
     "dumps", "dumps_bytes", "legacy", "text_frame", "close_frame", "Out", "now",
     "WsUrl", "UrlError", "parse_ws_url", "connect_error_obj",
@@ -172,13 +174,6 @@ def _segment(s: str, start: int) -> str:
     return s[start:] if end < 0 else s[start:end]
 
 
-def _read_long(text: str) -> int:
-    """Decimal digits only (ASCII); anything else (empty, 'undefined', '-1') is -1."""
-    if text and len(text) <= 18 and text.isascii() and text.isdigit():
-        return int(text)
-    return -1
-
-
 def parse_ws_url(raw: str) -> WsUrl | UrlError:
     """Parse the request target (raw path, not percent-decoded) by position, as CppComet does.
 
@@ -194,15 +189,13 @@ def parse_ws_url(raw: str) -> WsUrl | UrlError:
     a1 = _nth(raw, "&", 1)
     if a1 < 0:
         return UrlError(401, "Invalid request, the user ID can not be found")
-    user_id = _read_long(_segment(raw, a1 + 1 + 5))
-    if user_id < 0:
-        user_id = 0
+    user_id = parse_id(_segment(raw, a1 + 1 + 5)) or 0   # "", "undefined", "-1": anonymous
 
     a2 = _nth(raw, "&", 2)
     if a2 < 0:
         return UrlError(406, "Invalid request, no public key found [1]")
-    dev_id = _read_long(_segment(raw, a2 + 1 + 6))
-    if dev_id < 0 or dev_id > DEV_INDEX_SIZE:
+    dev_id = parse_id(_segment(raw, a2 + 1 + 6))
+    if dev_id is None or dev_id > DEV_INDEX_SIZE:
         dev_id = 0
 
     a3 = _nth(raw, "&", 3)

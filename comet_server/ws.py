@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 from aiohttp import WSMsgType, web
 
 from . import auth, wire
-from .names import MAX_NAME_LEN, MIN_READ_NAME_LEN, NAME_SEPARATORS_RE, has_name_chars, is_name
+from .names import (MAX_ID_DIGITS, MAX_NAME_LEN, MIN_READ_NAME_LEN, NAME_SEPARATORS_RE, has_name_chars, is_name,
+                    parse_id)
 from .hub import HUB_KEY, Client, Hub
 from .ratelog import RateLimitedLog
 from .ws_guard import GuardedWebSocketResponse
@@ -322,19 +323,6 @@ def _pipe_and_marker(args: str) -> tuple[str, str]:
     return pipe, marker
 
 
-#: a history position (the ``since`` line of pipe_log) is a row id: ASCII digits, at most this many.
-MAX_POSITION_DIGITS = 18
-
-
-def _parse_position(text: str) -> int | None:
-    """``since`` of pipe_log: "" gives -1 (everything), ASCII digits their value, else None."""
-    if not text:
-        return -1
-    if len(text) <= MAX_POSITION_DIGITS and text.isascii() and text.isdigit():
-        return int(text)
-    return None
-
-
 def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     pipe, marker = _pipe_and_marker(args)
     since_arg = args.split("\n")[2].strip("\r") if args.count("\n") >= 2 else ""
@@ -348,9 +336,10 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     if not is_name(marker):
         _error(client, "Invalid marker value.")
         return
-    since = _parse_position(since_arg)  # beyond CppComet: only what came after this history_id
+    # Beyond CppComet: a history_id on the third line gives only what came after it.
+    since = parse_id(since_arg) if since_arg else -1
     if since is None:
-        _error(client, "Invalid history position: expected up to 18 digits 0-9.")
+        _error(client, f"Invalid history position: expected up to {MAX_ID_DIGITS} digits 0-9.")
         return
     items = hub.store.get_history(client.dev_id, pipe)
     if since >= 0:
@@ -393,20 +382,13 @@ def cmd_track_pipe_users(hub: Hub, client: Client, args: str) -> None:
                      "marker": marker, "message_send_time": hub.now(), "pipe": "_answer"})
 
 
-def _parse_user_id(s: str) -> int | None:
-    s = s.strip()
-    if s and len(s) <= 18 and s.isascii() and s.isdigit():
-        return int(s)
-    return None
-
-
 def cmd_user_data(hub: Hub, client: Client, args: str) -> None:
     parts = args.split("\n")
     marker = parts[0].strip("\r")
     if not is_name(marker, min_len=1):
         _error(client, "Invalid marker name.")
         return
-    uid = _parse_user_id(parts[1] if len(parts) > 1 else "")
+    uid = parse_id(parts[1].strip() if len(parts) > 1 else "")
     if uid is None:
         _error(client, "Invalid user id")
         return
@@ -417,7 +399,7 @@ def cmd_user_data(hub: Hub, client: Client, args: str) -> None:
 
 
 def cmd_user_status(hub: Hub, client: Client, args: str) -> None:
-    uid = _parse_user_id(args.split("\n")[0])
+    uid = parse_id(args.split("\n")[0].strip())
     if uid is None:
         _error(client, "Invalid user id")
         return

@@ -231,23 +231,19 @@ class CometSession(Session):
                 stats.count(table, 1, self.affected)
             else:
                 self.affected = T.send_to_user(self.hub, dev_id, key, event, message)
-                self.last_insert_id = int(key)        # valid: send_to_user checked it
+                self.last_insert_id = T.check_user_id(key)  # valid: send_to_user checked it
                 stats.count(table, 1, self.affected)
             return None
-        st = S.fast_insert(sql)
-        if st is None:
-            st = S.parse(sql)
+        fast = S.fast_insert(sql)
+        st = fast if fast is not None else S.parse(sql)
         if st is S.PASS:
             # SET, SELECT @@x / DATABASE() / 1, SHOW VARIABLES, COMMIT ...: mysql-mimic's middlewares
             return await super().handle_query(sql, attrs)
         if isinstance(st, S.Show):
-            if st.kind == "STATUS":
+            if st.kind in ("STATUS", "VARIABLES"):
                 like = T.like_matcher(st.like)
-                rows = [(k, str(v)) for k, v in self.status(dev_id) if like(k)]
-                return self._result(T.Result(rows=rows, columns=[("Variable_name", "str"), ("Value", "str")]))
-            if st.kind == "VARIABLES":
-                like = T.like_matcher(st.like)
-                rows = [(k, None if v is None else str(v)) for k, v in self.variables.list() if like(k)]
+                pairs = self.status(dev_id) if st.kind == "STATUS" else self.variables.list()
+                rows = [(k, None if v is None else str(v)) for k, v in pairs if like(k)]
                 return self._result(T.Result(rows=rows, columns=[("Variable_name", "str"), ("Value", "str")]))
             if st.kind != "DATABASES" and self.database != T.DATABASE and st.db is None:
                 raise CometQLError(NOT_FOUND, f"No database selected: USE {T.DATABASE}")
@@ -690,7 +686,7 @@ class CometQLServer:
             async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 # mysql-mimic 3.0.5 MysqlServer._client_connected_cb, building our Connection
                 # with our limits (mimic builds ``Connection(...)`` by name, without a factory)
-                stream = MysqlStream(_LimitedReader(reader, outer.preauth_max_packet), writer)  # type: ignore[arg-type]
+                stream = MysqlStream(_LimitedReader(reader, outer.preauth_max_packet), writer)
                 session = self.session_factory()
                 connection = CometConnection(
                     stream=stream, session=session, control=self.control,

@@ -13,9 +13,10 @@ differs from CppComet.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Final, Union
 
 import sqlglot
 from sqlglot import exp
@@ -89,13 +90,16 @@ class Show:
 Statement = Union[Insert, Select, Delete, Show]
 
 
-class _Pass:
+class _Pass(enum.Enum):
+    # A one-member enum, so that mypy narrows ``st is PASS`` away from the statement types.
+    PASS = "PASS"
+
     def __repr__(self) -> str:
         return "PASS"
 
 
-PASS = _Pass()
-"""Marker: not a CometQL statement; let mysql-mimic answer it (SET, SELECT @@x, SHOW VARIABLES ...)."""
+PASS: Final = _Pass.PASS
+"""Not a CometQL statement; let mysql-mimic answer it (SET, SELECT @@x, SHOW VARIABLES ...)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +288,7 @@ def parse(sql: str) -> Statement | _Pass:
     return st
 
 
-def _check_pass_cost(e: exp.Expression) -> None:
+def _check_pass_cost(e: exp.Expr) -> None:
     """mysql-mimic evaluates what we PASS to it in the event loop: keep it small."""
     for n, node in enumerate(e.walk(), 1):
         if n > MAX_PASS_NODES:
@@ -301,7 +305,7 @@ def _first_line(e: Exception) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", msg)[:200]
 
 
-def convert(e: exp.Expression) -> Statement | _Pass:
+def convert(e: exp.Expr) -> Statement | _Pass:
     if isinstance(e, exp.Insert):
         return _insert(e)
     if isinstance(e, exp.Select):
@@ -406,9 +410,9 @@ def _select(e: exp.Select) -> Select | _Pass:
         # static SELECT (SELECT 1, @@version_comment, DATABASE(), ...): mysql-mimic answers it
         for node in e.walk():
             if isinstance(node, exp.Func):
-                name = node.name.upper() if isinstance(node, exp.Anonymous) else node.sql_name()
-                if name not in _STATIC_FUNCS:
-                    raise CometQLError(NOT_IMPLEMENTED, f"Function {name}() is not supported")
+                func = node.name.upper() if isinstance(node, exp.Anonymous) else node.sql_name()
+                if func not in _STATIC_FUNCS:
+                    raise CometQLError(NOT_IMPLEMENTED, f"Function {func}() is not supported")
             elif not isinstance(node, _STATIC_NODES):
                 raise CometQLError(NOT_IMPLEMENTED,
                                    f"{node.key.upper()} is not supported in a SELECT without FROM")
@@ -426,7 +430,8 @@ def _select(e: exp.Select) -> Select | _Pass:
     if isinstance(table_node, exp.Table) and (table_node.text("db") or "").lower() in _INFO_SCHEMA:
         return PASS                      # INFORMATION_SCHEMA emulation of mysql-mimic
     table, db = _table(table_node)
-    columns: list[str] | None = []
+    names: list[str] = []
+    columns: list[str] | None = names  # None: '*'
     for c in e.expressions:
         if isinstance(c, exp.Star):
             columns = None
@@ -437,7 +442,7 @@ def _select(e: exp.Select) -> Select | _Pass:
         if name is None:
             raise CometQLError(BAD_COLUMNS,
                                f"Not a specific column: {c.sql('mysql')[:60]!r}")
-        columns.append(name)
+        names.append(name)
     return Select(table=table, db=db, columns=columns, where=_where(e.args.get("where")), limit=_limit(e))
 
 

@@ -25,7 +25,7 @@ from .errors import (
     CometQLError,
 )
 from ..auth import MAX_TOKEN_LEN, decode_jwt
-from ..names import MAX_NAME_LEN, MIN_COMETQL_PIPE_NAME_LEN as MIN_PIPE_NAME_LEN, has_name_chars
+from ..names import MAX_NAME_LEN, MIN_COMETQL_PIPE_NAME_LEN as MIN_PIPE_NAME_LEN, has_name_chars, parse_id
 from .sql import Cond, Delete, Insert, Select, Show, Value
 
 DATABASE = "CometQL_v1"
@@ -202,10 +202,6 @@ class Table:
         return to_str(value, column)
 
 
-def _is_marker(m: str) -> bool:
-    return m.isascii() and m.isdigit() and len(m) < 19
-
-
 def _unique(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -233,8 +229,8 @@ class PipesMessages(Table):
 
     def delete(self, ctx, key, values, matched):
         if key == "id" and matched is None:
-            return sum(1 for m in _unique(values)
-                       if _is_marker(m) and ctx.store.delete_history_item(ctx.dev_id, m))
+            return sum(1 for history_id in _unique(values)
+                       if parse_id(history_id) is not None and ctx.store.delete_history_item(ctx.dev_id, history_id))
         if matched is None:
             n = 0
             for name in _unique(check_pipe_name(v) for v in values):
@@ -511,7 +507,7 @@ def _select(ctx: Context, t: Table, st: Select) -> Result:
         t.col(n)
         idx.append(t.index(n))
     key, values, filters = _split_where(t, st.where, t.select_keys, t.select_all, "SELECT")
-    if values is not None and t.col(key).type == "int":
+    if key is not None and values is not None and t.col(key).type == "int":
         values = [to_int(v, key) for v in values]
     rows = _apply_filters(t.fetch(ctx, key, values), filters)
     if st.limit is not None:

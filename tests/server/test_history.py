@@ -68,6 +68,18 @@ def test_pipe_log_since_a_history_id_returns_only_what_came_after_it(server, dev
     assert end["data"] == {"number_messages": 2}
 
 
+def test_pipe_log_since_must_be_a_history_id(server, dev, store):
+    """1 to 18 ASCII digits, the rule of every id (names.parse_id); anything else is refused."""
+    store.set_pipe_length(dev, "web_since_rule", 10)
+    s, _ = connect(server, dev_id=dev)
+    with s:
+        for bad in ["-1", "1e3", "\u0661", "9" * 19]:
+            s.send(f"pipe_log\nweb_since_rule\nM\n{bad}\n")
+            assert recv_json(s)["data"]["error"] == "Invalid history position: expected up to 18 digits 0-9."
+        s.send(f"pipe_log\nweb_since_rule\nM\n{'9' * 18}\n")
+        assert recv_json(s)["data"] == {"number_messages": 0}
+
+
 def test_pipe_log_for_channel_without_history_is_just_the_end_frame(server, dev):
     a, _ = connect(server, dev_id=dev)
     with a:

@@ -1,10 +1,10 @@
 """An in-memory browser for CPython tests of comet_py's glue (connection, coordinator, api).
 
-``FakePage`` has the public names of ``comet_py.browser`` (now_ms, page_is_https, page_visible,
-random_id, storage_get, storage_set, PageEvents, Socket, Channel, locks_available, HeldLock),
-with the same call signatures, plus ``held_lock_names`` (to inspect the fake) and controls for tests (run, die, close,
-freeze, thaw, set_visible), so ``CometApi(platform=FakePage(origin))`` runs the real coordinator
-and connection code. Several pages on one ``Origin`` are several tabs of one browser profile:
+``FakePage`` is a ``comet_py.platform.Platform``, as the module ``comet_py.browser`` is (now_ms,
+page_is_https, page_visible, random_id, storage_get, storage_set, PageEvents, Socket, Channel,
+locks_available, HeldLock; mypy checks both), plus ``held_lock_names`` (to inspect the fake)
+and controls for tests (run, die, close, freeze, thaw, set_visible), so
+``CometApi(platform=FakePage(origin))`` runs the real coordinator and connection code. Several pages on one ``Origin`` are several tabs of one browser profile:
 
 - BroadcastChannel: a post reaches every *other* open channel object of that name on the origin
   (never the posting object itself), later, through the asyncio loop, in post order; the
@@ -39,12 +39,17 @@ import random
 import selectors
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, cast
 from urllib.parse import urlsplit
 
 from comet_server import wire, ws
 from comet_server.hub import Client, Hub, _payload_of
 from comet_server.store import Store
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from comet_py.platform import Platform
 
 EPOCH_MS = 1_700_000_000_000.0
 DEFAULT_HOST = "comet.test"
@@ -393,7 +398,7 @@ class FakePage:
 class FakePageEvents:
     def __init__(self, page: FakePage) -> None:
         self._page = page
-        self._mine: list[tuple[str, str, Callable[[], None]]] = []
+        self._mine: list[tuple[str, str, Callable[..., None], Optional[str]]] = []
 
     def on(self, target: str, event: str, fn: Callable[..., None], *, field: Optional[str] = None) -> None:
         entry = (target, event, fn, field)
@@ -571,9 +576,9 @@ class FakeSocket:
         return not self._closed and self.ready_state == self.OPEN
 
     def send(self, text: str) -> bool:
-        if not self.is_open:
-            return False
         conn = self.conn
+        if not self.is_open or conn is None:
+            return False
         self.page._output(lambda: _schedule(conn.server._receive, conn, text))
         return True
 
@@ -592,6 +597,11 @@ class FakeSocket:
             conn = self.conn
             _schedule(conn._end)
         self.ready_state = self.CLOSED
+
+
+if TYPE_CHECKING:
+    def _is_a_platform(page: FakePage) -> Platform:
+        return page  # mypy: FakePage is what comet_py.browser is to the Coordinator
 
 
 # -- the server -----------------------------------------------------------------------------------
@@ -669,8 +679,10 @@ class ServerConn:
         self._expiry: Optional[asyncio.TimerHandle] = None
 
     def _open(self, url: wire.WsUrl) -> None:
-        # the transport stands in for aiohttp's WebSocketResponse too (pings)
-        self.client, self._expiry = ws.open_client(self.server.hub, url, {}, "", self.transport,
+        # The transport stands in for aiohttp's WebSocketResponse too: Client only pings through
+        # it (``closed``, ``ping``) while it has a transport to write frames to.
+        stand_in = cast("web.WebSocketResponse", self.transport)
+        self.client, self._expiry = ws.open_client(self.server.hub, url, {}, "", stand_in,
                                                    self.transport)
 
     def _end(self) -> None:
