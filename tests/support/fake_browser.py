@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, cast
 from urllib.parse import urlsplit
 
 from comet_server import wire, ws
-from comet_server.hub import Client, Hub, _payload_of
+from comet_server.hub import Client, Hub
 from comet_server.store import Store
 
 if TYPE_CHECKING:
@@ -623,7 +623,7 @@ class MemoryTransport:
 
     # the asyncio transport ------------------------------------------------------------------------
     def write(self, frame: bytes) -> None:
-        payload = _payload_of(frame)
+        payload = wire.payload_of(frame)
         if frame[0] & 0x0F == 0x8:
             self._close = (int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8"))
             return
