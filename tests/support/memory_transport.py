@@ -18,6 +18,8 @@ def is_close(frame: bytes) -> bool:
 
 
 def text_of(frame: bytes) -> str:
+    """The text of a text frame; any other frame fails the test."""
+    assert is_text(frame), frame[:2]
     return wire.payload_of(frame).decode("utf-8")
 
 
@@ -66,7 +68,6 @@ class RecordingTransport:
         """The text frames written since the last ``take``; any other frame there fails the test."""
         new = self.frames[self._taken:]
         self._taken = len(self.frames)
-        assert all(is_text(f) for f in new), [f[:2] for f in new]
         return [text_of(f) for f in new]
 
     def has_untaken(self) -> bool:
