@@ -133,7 +133,7 @@ class Client:
         # uncompressed sends complete synchronously in their first step.
         from aiohttp import WSMsgType
 
-        payload = _payload_of(frame)
+        payload = wire.payload_of(frame)
         try:
             asyncio.get_running_loop().create_task(_safe_send(ws, payload, WSMsgType.TEXT))
         except RuntimeError:
@@ -287,15 +287,6 @@ def _abort_if_open(tr: Any) -> None:
             tr.abort()
     except Exception:  # noqa: BLE001
         pass
-
-
-def _payload_of(frame: bytes) -> bytes:
-    n = frame[1] & 0x7F
-    if n < 126:
-        return frame[2:]
-    if n == 126:
-        return frame[4:]
-    return frame[10:]
 
 
 async def _safe_ping(ws: Any, payload: bytes) -> None:

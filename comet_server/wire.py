@@ -90,6 +90,16 @@ def close_frame(code: int, reason: str = "") -> bytes:
     return _H1.pack(0x88, len(payload)) + payload
 
 
+def payload_of(frame: bytes) -> bytes:
+    """The payload of one unmasked, unfragmented server frame (as ``text_frame`` builds them)."""
+    n = frame[1] & 0x7F
+    if n < 126:
+        return frame[2:]
+    if n == 126:
+        return frame[4:]
+    return frame[10:]
+
+
 class Out:
     """A message to send: built once, encoded at most once per format (v4 / legacy)."""
 

@@ -24,7 +24,7 @@ from comet_server import wire, ws
 from comet_server.hub import Client, Hub
 from comet_server.store import Store
 from tests.hostile.cpu import CPU_LIMIT, cpu_of
-from tests.server.test_hub import FakeTransport
+from tests.support.memory_transport import RecordingTransport
 
 # the 100 ms bound is checked as CPU time in _timed; hypothesis' wall-clock deadline is only a
 # generous backstop, since CI machines are shared
@@ -127,7 +127,7 @@ shaped_args = st.builds(lambda pipe, mark, num: f"\n{pipe}\n{mark}\n{num}\n",
 @given(st.one_of(shaped_args, free_args), st.booleans())
 def test_command_parser_never_fails(command, args, authorized):
     text = command + args
-    t = FakeTransport()
+    t = RecordingTransport()
     c = Client(_HUB, None, t, dev_id=1, user_id=3 if authorized else 0, authorized=authorized)
     _HUB.register(c)
     try:

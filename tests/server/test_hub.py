@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
 from comet_server.hub import Client, Hub
 from comet_server.store import Store
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.closing = False
-        self.buffer = 0
-
-    def write(self, b: bytes) -> None:
-        self.frames.append(b)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffer
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def messages(self) -> list[dict]:
-        out = []
-        for f in self.frames:
-            if f[0] != 0x81:
-                continue
-            n = f[1] & 0x7F
-            payload = f[2:] if n < 126 else f[4:]
-            out.append(json.loads(payload))
-        return out
+from tests.support.memory_transport import RecordingTransport
 
 
 class PingRecordingClient(Client):
@@ -58,7 +26,7 @@ class PingRecordingClient(Client):
 
 
 def mk(hub: Hub, *, dev_id=0, user_id=0, authorized=False, uuid="u", legacy=False):
-    t = FakeTransport()
+    t = RecordingTransport()
     c = PingRecordingClient.__new__(PingRecordingClient)
     c.pings = []
     c.__init__(hub, None, t, dev_id=dev_id, user_id=user_id, authorized=authorized, uuid=uuid, legacy=legacy)

@@ -10,8 +10,7 @@ from comet_server import ws
 from comet_server.hub import Client, Hub
 from comet_server.ratelog import RateLimitedLog
 from comet_server.store import Store
-
-from .test_hub import FakeTransport
+from tests.support.memory_transport import RecordingTransport
 
 
 class Clock:
@@ -40,7 +39,7 @@ def test_same_event_logged_once_per_interval_then_with_its_count(caplog):
 @pytest.fixture
 def client():
     hub = Hub(Store(":memory:"), "CometQLPassword", server_name="test")
-    c = Client(hub, None, FakeTransport(), dev_id=1, user_id=0, authorized=False)
+    c = Client(hub, None, RecordingTransport(), dev_id=1, user_id=0, authorized=False)
     hub.register(c)
     return hub, c
 

@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, cast
 from urllib.parse import urlsplit
 
 from comet_server import wire, ws
-from comet_server.hub import Client, Hub, _payload_of
+from comet_server.hub import Client, Hub
 from comet_server.store import Store
+from tests.support.memory_transport import RecordingTransport, close_of, is_close, text_of
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -606,7 +607,7 @@ if TYPE_CHECKING:
 
 # -- the server -----------------------------------------------------------------------------------
 
-class MemoryTransport:
+class MemoryTransport(RecordingTransport):
     """The server end of one connection: the transport a real comet_server ``Client`` writes its
     pre-built frames to, and the two parts of aiohttp's WebSocketResponse it uses for pings
     (``closed``, ``ping``). A text frame is recorded, decoded, in ``conn.sent`` and goes through
@@ -614,35 +615,38 @@ class MemoryTransport:
     closes. While the server is ``blackhole``d, frames and pings to a page vanish."""
 
     def __init__(self, conn: "ServerConn") -> None:
+        super().__init__()
         self.conn = conn
-        self._closed = False                       # the name hub._abort_if_open reads
         self._close: tuple[int, str] = (1006, "")  # no close frame: the connection just ends
+
+    @property
+    def _closed(self) -> bool:
+        """``closing`` under the name hub._abort_if_open reads (and ServerConn._end sets)."""
+        return self.closing
+
+    @_closed.setter
+    def _closed(self, value: bool) -> None:
+        self.closing = value
 
     def _cut(self) -> bool:
         return self.conn.server.blackhole and self.conn.socket is not None
 
     # the asyncio transport ------------------------------------------------------------------------
     def write(self, frame: bytes) -> None:
-        payload = _payload_of(frame)
-        if frame[0] & 0x0F == 0x8:
-            self._close = (int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8"))
+        super().write(frame)
+        if is_close(frame):
+            self._close = close_of(frame)
             return
         if self._cut():
             return
-        text = payload.decode("utf-8")
+        text = text_of(frame)
         self.conn.sent.append(json.loads(text))
         if self.conn.socket is not None:
             _schedule(self.conn.socket._frame, text)
 
-    def is_closing(self) -> bool:
-        return self._closed
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
     def close(self) -> None:
         """The server closes the connection: the page sees the close (code of the close frame)."""
-        if self._closed:
+        if self.closing:
             return
         self.conn._end()
         if self.conn.socket is not None and not self._cut():
@@ -655,12 +659,12 @@ class MemoryTransport:
     # the WebSocketResponse --------------------------------------------------------------------------
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self.closing
 
     async def ping(self, payload: bytes) -> None:
         """The browser answers a ping itself, even for a frozen page: a pong comes back after a
         round trip (the server counts only what arrives after its ping)."""
-        if not self._closed and not self._cut():
+        if not self.closing and not self._cut():
             _schedule(self.conn.server._pong, self.conn, payload, delay=PING_ROUND_TRIP)
 
 

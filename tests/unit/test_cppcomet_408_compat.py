@@ -20,42 +20,10 @@ from comet_server import ws, wire
 from comet_server.hub import Client, Hub
 from comet_server.store import Store
 from tests.support.js408 import Js408, js408_parse_frame
+from tests.support.memory_transport import RecordingTransport, text_of
 
 
 # -- the real server code on fake transports ------------------------------------------------------
-
-def payload_text(frame: bytes) -> str:
-    """The text of one unmasked server text frame."""
-    assert frame[0] == 0x81, frame[:2]
-    n = frame[1] & 0x7F
-    start = 2 if n < 126 else 4 if n == 126 else 10
-    return frame[start:].decode("utf-8")
-
-
-class Wire:
-    """A transport that keeps each text frame's payload as the client would read it."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def write(self, b: bytes) -> None:
-        self.texts.append(payload_text(b))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
-
-    abort = close
-
-    def take(self) -> list[str]:
-        out, self.texts = self.texts, []
-        return out
-
 
 @pytest.fixture
 def hub():
@@ -64,8 +32,8 @@ def hub():
     return h
 
 
-def connect(hub: Hub, *, legacy: bool = False, uuid: str = "u" * 32) -> tuple[Client, Wire]:
-    t = Wire()
+def connect(hub: Hub, *, legacy: bool = False, uuid: str = "u" * 32) -> tuple[Client, RecordingTransport]:
+    t = RecordingTransport()
     c = Client(hub, None, t, dev_id=1, user_id=0, authorized=False, uuid=uuid, legacy=legacy)
     hub.register(c)
     return c, t
@@ -114,17 +82,17 @@ def test_pipe_log_answer_reaches_only_its_own_marker_callback(hub):
     assert len(mine.callbacks["_answer_pipe_log"]) == 1 and other.callbacks["_answer_pipe_log"] == []
 
 
-def _session(hub: Hub) -> tuple[Session, Client, Wire]:
+def _session(hub: Hub) -> tuple[Session, Client, RecordingTransport]:
     s = Session(parse_options({"dev_id": 1}), uuid="c" * 32, rng=random.Random(3))
     c, t = connect(hub, uuid="c" * 32)
     return s, c, t
 
 
-def _pump(hub: Hub, s: Session, c: Client, t: Wire, events: list) -> list[dict]:
+def _pump(hub: Hub, s: Session, c: Client, t: RecordingTransport, events: list) -> list[dict]:
     """Carry Session's frames to the server and the server's frames back; what got delivered."""
     out: list[dict] = []
     pending = list(events)
-    while pending or t.texts:
+    while pending or t.has_untaken():
         for e in pending:
             if isinstance(e, Send):
                 ws.handle_command(hub, c, e.frame)
@@ -244,7 +212,7 @@ def test_408_transform_breaks_plain_json_of_these_payloads():
 def test_every_encoding_path_gives_408_the_original(obj: dict[str, Any]):
     out = wire.Out(obj)
     for legacy in (False, True):
-        text = payload_text(out.frame(legacy))
+        text = text_of(out.frame(legacy))
         assert "'" not in text
         (msg,) = js408_parse_frame(text)
         if legacy and not isinstance(obj["data"], str):
