@@ -12,7 +12,6 @@ its apostrophe bug.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
-from .jsonlimit import TooDeep, loads as _loads_capped
+from .jsonlimit import TooDeep
+from .jsonlimit import loads as _loads
 from .message import make_message_dict
 from .options import Options
 
@@ -187,20 +187,6 @@ def user_data_frame(marker: str, user_id: int) -> str:
 
 
 # ---------------------------------------------------------------------- decoding
-
-
-def _no_constants(name: str) -> Any:
-    # NaN/Infinity are not JSON: they would not survive the relay to other tabs.
-    raise ValueError(f"non-JSON constant {name}")
-
-
-# One decoder for every frame: json.loads with options builds a new decoder per call.
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-
-
-def _loads(text: str) -> Any:
-    # Capped nesting (jsonlimit.MAX_DEPTH): what decodes here also decodes in every other tab.
-    return _loads_capped(text, _DECODER)
 
 
 def decode_frame(text: str) -> list[dict[str, Any]]:

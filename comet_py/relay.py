@@ -246,13 +246,6 @@ def encode(message: Message) -> str:
 
 # -- parsing -------------------------------------------------------------------------------------
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError("non-JSON constant " + name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def _str_id(x: Any) -> bool:
     return isinstance(x, str) and 0 < len(x) <= 64
 
@@ -312,7 +305,7 @@ def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
     if isinstance(data, str):
         try:
             # The frame cap plus the envelope's own levels: a message the master decoded fits.
-            obj = jsonlimit.loads(data, _DECODER, jsonlimit.MAX_DEPTH + jsonlimit.ENVELOPE_DEPTH)
+            obj = jsonlimit.loads(data, jsonlimit.MAX_DEPTH + jsonlimit.ENVELOPE_DEPTH)
         except (ValueError, RecursionError) as exc:
             log.debug("relay: ignored non-JSON message: %s", exc)
             return None
