@@ -374,12 +374,6 @@ class MasterRelay:
         """Tab ids of the live tabs other than the master's own."""
         return frozenset(self._tabs)
 
-    def channels_of(self, tab_id: str) -> frozenset:
-        if tab_id == self.tab_id:
-            return self._own_channels
-        tab = self._tabs.get(tab_id)
-        return tab.channels if tab else frozenset()
-
     def union(self) -> frozenset:
         """Server channels to hold: a channel goes only when no live tab listens to it."""
         out = set(self._own_channels)
