@@ -155,7 +155,7 @@ def web_pipe_frame(pipe: str, event: str, text: str) -> str:
 def pipe_log_frame(pipe: str, marker: str, since: int | None = None) -> str:
     """``pipe_log\\n<pipe>\\n<marker>\\n``: ask for the channel's history.
 
-    ``since`` (comet_server only): just the items with a marker above it, so recovering a
+    ``since`` (comet_server only): just the items with a history_id above it, so recovering a
     gap fetches the gap, not the whole log."""
     frame = f"pipe_log\n{check_name(pipe)}\n{_check_marker(marker)}\n"
     if since is not None:
@@ -273,8 +273,10 @@ class AuthInfo:
     server: str
 
     @property
-    def supports_markers(self) -> bool:
-        """comet_server sends history_ids, pipe_log end frames, exact reports."""
+    def is_comet_server(self) -> bool:
+        """comet_server, not CppComet: it sends history_ids (and answers ``pipe_log`` from one),
+        ends each pipe_log answer with a marked frame, reports exactly, and does not mysql-escape
+        message text."""
         return self.server.startswith("comet_server")
 
 
@@ -396,13 +398,13 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     time = t if isinstance(t, int) and not isinstance(t, bool) else None
     user_id = max(_as_int(raw.get("user_id")), 0)
 
-    def message(history: bool = False, msg_marker: str | None = marker) -> dict[str, Any]:
+    def message(history: bool = False, info_marker: str | None = marker) -> dict[str, Any]:
         return make_message_dict(
             data,
             pipe=pipe,
             event=event,
             history=history,
-            marker=msg_marker,
+            marker=info_marker,
             user_id=user_id,
             uuid=uuid,
             time=time,
@@ -450,4 +452,4 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     history = raw.get("history") is True or (raw.get("fromQueue") is True and pipe != "msg")
     # server_info.marker of a history item is its position (the seed's API); on the wire that
     # is history_id, as "marker" only ever means a request marker.
-    return ChannelMessage(message(history=history, msg_marker=history_id if history else marker))
+    return ChannelMessage(message(history=history, info_marker=history_id if history else marker))

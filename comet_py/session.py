@@ -215,7 +215,7 @@ class Session:
 
         self.state = "idle"
         self.authorized: bool | None = None
-        self.server_supports_markers = False
+        self.server_is_comet_server = False
         self.server = ""
         self.real_user_key = ""
 
@@ -257,7 +257,7 @@ class Session:
         self._open = False
         self._got_info = False
         # Unknown until this socket's serverInfo: be as careful as with CppComet.
-        self.server_supports_markers = False
+        self.server_is_comet_server = False
         nodes = self.options.nodes
         # Not the URL: it holds the user key, and state details end up in logs.
         return [StateChanged("connecting", {"node": nodes[self._node_index % len(nodes)]})]
@@ -420,7 +420,7 @@ class Session:
     def _start_catch_ups(self) -> list[Event]:
         events: list[Event] = []
         pending, self._pending_catch_ups = self._pending_catch_ups, []
-        if not self.server_supports_markers:
+        if not self.server_is_comet_server:
             return events
         for history_ids, token in pending:
             for pipe, history_id in sorted(history_ids.items()):
@@ -473,7 +473,7 @@ class Session:
                 and req.sent
                 and self._open
                 and self._got_info
-                and not self.server_supports_markers
+                and not self.server_is_comet_server
             ):
                 if req.activity or req.quiet_since is None:
                     req.activity = False
@@ -523,11 +523,11 @@ class Session:
         out: list[_Request] = []
         for req in queue:
             if req.sent:
-                if not self.server_supports_markers:
+                if not self.server_is_comet_server:
                     break
                 continue
             out.append(req)
-            if not self.server_supports_markers:
+            if not self.server_is_comet_server:
                 break
         return out
 
@@ -566,7 +566,7 @@ class Session:
         return events + self._pump_logs(req.pipe)
 
     def _handle(self, raw: dict[str, Any]) -> list[Event]:
-        c = classify(raw, mysql_escaped=not self.server_supports_markers)
+        c = classify(raw, mysql_escaped=not self.server_is_comet_server)
         if isinstance(c, AuthInfo):
             return self._on_auth(c)
         if isinstance(c, ChannelMessage):
@@ -586,7 +586,7 @@ class Session:
     def _on_auth(self, info: AuthInfo) -> list[Event]:
         self._got_info = True
         self.server = info.server
-        self.server_supports_markers = info.supports_markers
+        self.server_is_comet_server = info.is_comet_server
         self.real_user_key = info.user_key
         self.backoff.reset()
         self.state = "connected"
@@ -603,7 +603,7 @@ class Session:
         if self._recover_pending:
             self._recover_pending = False
             events.extend(self._start_recovery())
-        if self.server_supports_markers:
+        if self.server_is_comet_server:
             # Now known to end each history answer: send the queued ones too.
             for pipe in list(self._logs):
                 events.extend(self._pump_logs(pipe))
@@ -612,7 +612,7 @@ class Session:
     def _start_recovery(self) -> list[Event]:
         events: list[Event] = []
         gap: list[str] = []
-        if not self.server_supports_markers:
+        if not self.server_is_comet_server:
             gap = sorted(self._channels)
             for pipe in sorted(self._held):
                 events.extend(Deliver(m) for m in self._held.pop(pipe))

@@ -146,8 +146,8 @@ def test_server_info_auth_forms():
         c = one(text)
         assert isinstance(c, P.AuthInfo) and c.authorized is want
     c = one(F.CPP_INFO_AUTH)
-    assert c.user_key == "valid00000userHash" and not c.supports_markers
-    assert one(F.CS_INFO_AUTH).supports_markers
+    assert c.user_key == "valid00000userHash" and not c.is_comet_server
+    assert one(F.CS_INFO_AUTH).is_comet_server
     assert one(F.CS_INFO_AUTH.replace('"authorized":true', '"authorized":"false"')).authorized is False
 
 

@@ -68,7 +68,7 @@ def test_first_connect_subscribes_and_reports_state_and_auth():
     ev = s.received(F.CS_INFO_AUTH)
     assert [e for e in ev if isinstance(e, AuthChanged)] == [AuthChanged(True)]
     assert states(ev) == [("connected", {"server": "comet_server 0.1.0", "authorized": True})]
-    assert s.state == "connected" and s.authorized is True and s.server_supports_markers
+    assert s.state == "connected" and s.authorized is True and s.server_is_comet_server
     assert s.real_user_key == "hash4hash4"
 
 
