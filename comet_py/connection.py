@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any, Callable, Optional
 
-from .session import Answer, Reconnect, Send, Session
+from .session import Answer, Reconnect, Send, Session, State
 
 log = logging.getLogger("comet_py")
 TICK_SECONDS = 1.0
@@ -111,7 +111,7 @@ class Connection:
             self._schedule_tick()
 
     def _live(self) -> bool:
-        return self._socket is not None and self._socket.is_open and self.session.state == "connected"
+        return self._socket is not None and self._socket.is_open and self.session.state == State.CONNECTED
 
     def _probe(self, now: float) -> None:
         self._probe_at = now

@@ -21,7 +21,7 @@ from .connection import Connection
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
 from .errors import BAD_CALL, CallError, ConnectionLost
 from .options import Options
-from .session import Answer, AuthChanged, Deliver, Session, StateChanged
+from .session import Answer, AuthChanged, Dispatch, Gap, Session, State, StateChanged
 
 log = logging.getLogger("comet_py")
 
@@ -277,23 +277,26 @@ class Coordinator:
         master = self.master
         if master is None:
             return
-        if isinstance(event, Deliver):  # the hot path: no clock read
+        if isinstance(event, Dispatch):  # the hot path: no clock read
             self._run(master.route_deliver(event.message, event.to, event.exclude))
         elif isinstance(event, Answer):
             self._run(master.route_answer(event.token, event.value, event.error))
         elif isinstance(event, StateChanged):
-            if event.state == "closed":
+            if event.state == State.CLOSED:
                 # Only our own stop (this tab leaves or steps down) closes the session: the
                 # connection goes on in the next master, so no tab is told "closed".
-                return
-            if event.to is not None:  # one returning tab's gap
-                tab = event.to[0] if isinstance(event.to, tuple) else None
-                if isinstance(tab, str) and tab != self.tab_id:
-                    self._run(master.gap_for(tab, event.detail.get("pipes", []), self.p.now_ms()))
                 return
             authorized = self.connection.session.authorized if self.connection else None
             self._run(master.state_message(event.state, authorized, self.p.now_ms(), event.detail))
             self.tab._set_state(event.state, event.detail)
+        elif isinstance(event, Gap):
+            if event.to is None:
+                self._run(master.gap(event.pipes, self.p.now_ms()))
+                self.tab._set_state(relay.GAP, {"pipes": event.pipes})
+                return
+            tab = event.to[0] if isinstance(event.to, tuple) else None  # one returning tab's gap
+            if isinstance(tab, str) and tab != self.tab_id:
+                self._run(master.gap(event.pipes, self.p.now_ms(), to=tab))
         elif isinstance(event, AuthChanged):
             self._run(master.auth_message(event.authorized, self.p.now_ms()))
             self.tab._set_auth(event.authorized)
@@ -365,9 +368,9 @@ class Coordinator:
     def _act(self, a: Any) -> None:
         if isinstance(a, relay.Post):
             self._channel.post(relay.encode(a.message))
-        elif isinstance(a, (relay.LocalDeliver, relay.Deliver)):
+        elif isinstance(a, relay.Deliver):
             self.tab._deliver(a.message)
-        elif isinstance(a, (relay.LocalAnswer, relay.Resolve)):
+        elif isinstance(a, relay.Resolve):
             self._resolve(a.req, a.value, a.error)
         elif isinstance(a, relay.RemoteState):
             self.tab._set_state(a.state, a.detail)

@@ -3,9 +3,9 @@
 The I/O layer tells the session what happened (``connecting``, ``opened``,
 ``received``, ``closed``, ``tick``) and what the tabs want (``set_channels``,
 ``web_pipe``, ``request``, ``recover``, ``stop``); each call returns the events
-to act on: :class:`Send` a frame, :class:`Deliver` a message, :class:`Answer` a
-request, report :class:`StateChanged` / :class:`AuthChanged`, or
-:class:`Reconnect` after a delay. The session never reads a clock: time comes
+to act on: :class:`Send` a frame, :class:`Dispatch` a message to the tabs,
+:class:`Answer` a request, report :class:`StateChanged` / :class:`Gap` /
+:class:`AuthChanged`, or :class:`Reconnect` after a delay. The session never reads a clock: time comes
 in through ``tick(now)``, and deadlines start at the first tick after a
 request (so they last between 10 s and 10 s + one tick interval).
 """
@@ -13,6 +13,7 @@ request (so they last between 10 s and 10 s + one tick interval).
 from __future__ import annotations
 
 import copy
+import enum
 import itertools
 import logging
 import random
@@ -46,10 +47,12 @@ from .protocol import (
 
 __all__ = [
     "Session",
+    "State",
     "Send",
-    "Deliver",
+    "Dispatch",
     "Answer",
     "StateChanged",
+    "Gap",
     "AuthChanged",
     "Reconnect",
     "Event",
@@ -64,6 +67,16 @@ log = logging.getLogger("comet_py")
 REQUEST_KINDS = ("pipe_count", "pipe_log", "track_pipe_users")
 
 
+class State(enum.StrEnum):
+    """The connection's state, as every tab's ``on_state`` callbacks are told it."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # the first serverInfo arrived
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
 # -------------------------------------------------------------------- events
 
 
@@ -75,8 +88,11 @@ class Send:
 
 
 @dataclass(frozen=True)
-class Deliver:
-    """Hand a message dict to the tabs: every tab (``to=None``) or only the requester's.
+class Dispatch:
+    """Hand a server message dict to the tabs: every tab (``to=None``) or only the requester's.
+
+    Not yet a delivery: the relay routes it, then each tab's registry decides which callbacks
+    (if any) get it.
 
     ``exclude``: with ``to=None``, every tab but the one of this token (a tab's own send,
     shown to the browser's other tabs as the server shows it to other connections)."""
@@ -101,11 +117,19 @@ class Answer:
 
 @dataclass(frozen=True)
 class StateChanged:
-    """``connecting`` | ``connected`` | ``disconnected`` | ``closed`` | ``gap``."""
-
-    state: str
+    state: State
     detail: dict[str, Any] = field(default_factory=dict)
-    to: object = None  # a ``gap`` of one tab's catch-up: its token (None: every tab)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Messages on ``pipes`` may have been missed and could not be fetched again (no
+    history_ids, history off, or a log too short). Not a state: the connection state stays.
+
+    ``to``: the token of the one returning tab whose catch-up fell short (None: every tab)."""
+
+    pipes: list[str]
+    to: object = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +144,7 @@ class Reconnect:
     delay: float
 
 
-Event = Union[Send, Deliver, Answer, StateChanged, AuthChanged, Reconnect]
+Event = Union[Send, Dispatch, Answer, StateChanged, Gap, AuthChanged, Reconnect]
 
 
 # ------------------------------------------------------------ internal records
@@ -213,7 +237,7 @@ class Session:
         self._rng = rng or random.Random()
         self.backoff = backoff or Backoff(rng=self._rng)
 
-        self.state = "idle"
+        self.state = State.IDLE
         self.authorized: bool | None = None
         self.server_is_comet_server = False
         self.server = ""
@@ -253,18 +277,18 @@ class Session:
 
     def connecting(self) -> list[Event]:
         """The I/O layer starts opening a socket."""
-        self.state = "connecting"
+        self.state = State.CONNECTING
         self._open = False
         self._got_info = False
         # Unknown until this socket's serverInfo: be as careful as with CppComet.
         self.server_is_comet_server = False
         nodes = self.options.nodes
         # Not the URL: it holds the user key, and state details end up in logs.
-        return [StateChanged("connecting", {"node": nodes[self._node_index % len(nodes)]})]
+        return [StateChanged(State.CONNECTING, {"node": nodes[self._node_index % len(nodes)]})]
 
     def opened(self) -> list[Event]:
         """Socket open: send the subscription, then everything queued, in call order."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         self._open = True
         events: list[Event] = []
@@ -292,7 +316,7 @@ class Session:
 
     def closed(self) -> list[Event]:
         """The socket closed or failed to open: report it and schedule a reconnect."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         if self._got_info:
             self._recover_pending = True  # next connect is a reconnect
@@ -318,8 +342,8 @@ class Session:
         if self._reports:
             log.debug("connection lost with %d delivery reports pending", len(self._reports))
         self._reports.clear()
-        self.state = "disconnected"
-        return [StateChanged("disconnected", {}), Reconnect(self.backoff.next_delay())]
+        self.state = State.DISCONNECTED
+        return [StateChanged(State.DISCONNECTED, {}), Reconnect(self.backoff.next_delay())]
 
     def stop(self) -> list[Event]:
         """Close for good: fail every pending request and queued send."""
@@ -336,9 +360,9 @@ class Session:
         self._pending_catch_ups.clear()
         self._open = False
         self._got_info = False
-        if self.state != "closed":
-            self.state = "closed"
-            events.append(StateChanged("closed", {}))
+        if self.state != State.CLOSED:
+            self.state = State.CLOSED
+            events.append(StateChanged(State.CLOSED, {}))
         return events
 
     # ---------------------------------------------------------- tab wishes
@@ -364,7 +388,7 @@ class Session:
         """
         frame = web_pipe_frame(pipe, event, text)
         key = pipe.lstrip("@")
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return [Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped"))]
         anonymous = pipe.startswith("@")
         if self._open:
@@ -379,14 +403,14 @@ class Session:
     def request(self, kind: str, pipe: str, token: object) -> list[Event]:
         """``pipe_count`` | ``pipe_log`` | ``track_pipe_users``; the result comes as ``Answer``.
 
-        pipe_log items come as ``Deliver(msg, to=token)`` with history=True,
+        pipe_log items come as ``Dispatch(msg, to=token)`` with history=True,
         then ``Answer(token, number_of_items)``. Raises ``ValueError`` for a
         bad kind or pipe.
         """
         if kind not in REQUEST_KINDS:
             raise ValueError(f"unknown request kind {kind!r}; use one of {', '.join(REQUEST_KINDS)}")
         _Request(0, kind, pipe, "x", []).frame()  # validate before any change
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return [Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped"))]
         if kind == "pipe_log":
             for req in self._logs.get(pipe, []):
@@ -407,10 +431,10 @@ class Session:
 
     def catch_up(self, last_history_ids: dict[str, str], token: object) -> list[Event]:
         """One tab was away (back from the bfcache, say): fetch what it missed after its own
-        history_ids, as ``Deliver(msg, to=token)`` live messages for it alone (comet_server only:
+        history_ids, as ``Dispatch(msg, to=token)`` live messages for it alone (comet_server only:
         CppComet cannot ask from a history_id). Live messages of those pipes wait meanwhile, so
         the tab gets everything in order. Run at the next serverInfo when not connected."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         self._pending_catch_ups.append((dict(last_history_ids), token))
         if not (self._open and self._got_info):
@@ -447,7 +471,7 @@ class Session:
 
     def received(self, text: str) -> list[Event]:
         """One WebSocket text frame. Never raises: a bad frame is logged and skipped."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         events: list[Event] = []
         for raw in decode_frame(text):
@@ -589,13 +613,13 @@ class Session:
         self.server_is_comet_server = info.is_comet_server
         self.real_user_key = info.user_key
         self.backoff.reset()
-        self.state = "connected"
+        self.state = State.CONNECTED
         events: list[Event] = []
         if self.authorized is not info.authorized:
             self.authorized = info.authorized
             events.append(AuthChanged(info.authorized))
         events.append(
-            StateChanged("connected", {"server": info.server, "authorized": info.authorized})
+            StateChanged(State.CONNECTED, {"server": info.server, "authorized": info.authorized})
         )
         # Catch-ups first: the server answers in order, so a returning tab gets its older
         # messages before the newer ones every tab recovers (it would drop them after those).
@@ -615,7 +639,7 @@ class Session:
         if not self.server_is_comet_server:
             gap = sorted(self._channels)
             for pipe in sorted(self._held):
-                events.extend(Deliver(m) for m in self._held.pop(pipe))
+                events.extend(Dispatch(m) for m in self._held.pop(pipe))
         else:
             for pipe in sorted(self._channels):
                 base = self._last_history_ids.get(pipe)
@@ -628,10 +652,10 @@ class Session:
                 req.activity = True
                 events.append(Send(req.frame()))
             for pipe in sorted(set(self._held) - self._channels):
-                events.extend(Deliver(m) for m in self._held.pop(pipe))
+                events.extend(Dispatch(m) for m in self._held.pop(pipe))
         if gap:
             log.info("messages may have been missed on: %s", ", ".join(gap))
-            events.append(StateChanged("gap", {"pipes": gap}))
+            events.append(Gap(gap))
         return events
 
     def _finish_recovery(self, req: _Request, *, timed_out: bool = False) -> list[Event]:
@@ -666,12 +690,12 @@ class Session:
                 if last is not None and m <= last:
                     continue  # already delivered (or held and also in the log)
                 last = m
-            events.append(Deliver(msg))
+            events.append(Dispatch(msg))
         if last is not None:
             self._last_history_ids[pipe] = last
         if gap:
             log.info("could not fully recover %s", pipe)
-            events.append(StateChanged("gap", {"pipes": [pipe]}))
+            events.append(Gap([pipe]))
         return events
 
     def _finish_catch_up(self, req: _Request, held: list[dict[str, Any]]) -> list[Event]:
@@ -682,22 +706,22 @@ class Session:
         ids = [history_id_int(i["server_info"].get("history_id")) for i in req.items]
         if not any(m is not None and m <= req.base for m in ids):
             log.info("a returning tab may have missed messages on %s (history too short)", pipe)
-            events.append(StateChanged("gap", {"pipes": [pipe]}, to=req.catch_up))
+            events.append(Gap([pipe], to=req.catch_up))
         for item, m in zip(req.items, ids):
             if m is None or m <= req.base:
                 continue
             if last is not None and m <= last:
-                events.append(Deliver(_as_live(item), req.catch_up))
+                events.append(Dispatch(_as_live(item), req.catch_up))
             else:
                 last = m
-                events.append(Deliver(_as_live(item)))
+                events.append(Dispatch(_as_live(item)))
         for msg in held:
             m = history_id_int(msg["server_info"].get("history_id"))
             if m is not None:
                 if last is not None and m <= last:
                     continue
                 last = m
-            events.append(Deliver(msg))
+            events.append(Dispatch(msg))
         if last is not None:
             self._last_history_ids[pipe] = last
         return events
@@ -716,7 +740,7 @@ class Session:
                 log.debug("dropping a duplicate on %s (history_id %d <= %d)", pipe, m, last)
                 return []
             self._last_history_ids[pipe] = m
-        return [Deliver(message)]
+        return [Dispatch(message)]
 
     def _on_personal(self, message: dict[str, Any]) -> list[Event]:
         """comet_server delivers a personal message at least once, with the same id each time:
@@ -730,7 +754,7 @@ class Session:
             self._seen_personal[mid] = None
             if len(self._seen_personal) > self.SEEN_PERSONAL:
                 del self._seen_personal[next(iter(self._seen_personal))]
-        return [Deliver(message)]
+        return [Dispatch(message)]
 
     def _on_history_item(self, c: ChannelMessage) -> list[Event]:
         req = self._current_log(c.pipe)
@@ -754,7 +778,7 @@ class Session:
         events: list[Event] = []
         for i, token in enumerate(req.tokens):
             msg = c.message if i == 0 else copy.deepcopy(c.message)
-            events.append(Deliver(msg, token))
+            events.append(Dispatch(msg, token))
         return events
 
     def _on_answer(self, a: MarkerAnswer) -> list[Event]:
@@ -777,9 +801,9 @@ class Session:
         for rep in self._reports:
             if rep.pipe == r.pipe:
                 self._reports.remove(rep)
-                return [Deliver(r.message, rep.token), Deliver(self._echo(rep, r), None, rep.token)]
+                return [Dispatch(r.message, rep.token), Dispatch(self._echo(rep, r), None, rep.token)]
         # Not ours (e.g. sent before a reconnect): every tab may show it.
-        return [Deliver(r.message)]
+        return [Dispatch(r.message)]
 
     def _echo(self, rep: _AwaitReport, r: DeliveryReport) -> dict[str, Any]:
         """The message the server delivered to other connections, for this browser's other tabs
@@ -819,5 +843,5 @@ class Session:
                     self._drop_request(req)
                     events.extend(Answer(t, None, CallError(SERVER_ERROR, text)) for t in req.tokens)
                     break
-        events.append(Deliver(e.message))
+        events.append(Dispatch(e.message))
         return events
