@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
 from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
+from .session import State
 
 log = logging.getLogger("comet_py.relay")
 
@@ -351,7 +352,7 @@ class MasterRelay:
         self._tabs: dict = {}
         self._done: dict = {}          # tab -> OrderedDict of reqs seen (dedup)
         self._next_req = 1
-        self._state = "connecting"
+        self._state: str = State.CONNECTING
         self._authorized: Optional[bool] = None
         self._detail: dict = {}
         self._seq = 0
