@@ -150,6 +150,23 @@ Event = Union[Send, Dispatch, Answer, StateChanged, Gap, AuthChanged, Reconnect]
 # ------------------------------------------------------------ internal records
 
 
+class _Phase(enum.StrEnum):
+    """Where a request is. Every move is one method of ``_Request``:
+
+    - QUEUED --``send()``--> SENT
+    - SENT or ANSWERING --``item_arrived()``--> ANSWERING (pipe_log: its history items come)
+    - SENT or ANSWERING --``connection_lost()``--> QUEUED (sent again at the next connection;
+      a pipe_log then skips what its requesters already got)
+
+    An answer, a timeout or ``stop()`` drops the request in any phase; a recovery is dropped
+    when the connection is lost (it starts afresh at the next serverInfo).
+    """
+
+    QUEUED = "queued"  # not on the wire: no open socket, or a pipe_log waiting for its turn
+    SENT = "sent"  # on the wire, nothing back yet
+    ANSWERING = "answering"  # history items have arrived for it
+
+
 @dataclass
 class _Request:
     seq: int
@@ -157,19 +174,47 @@ class _Request:
     pipe: str
     marker: str
     tokens: list[object]
-    recovery: bool = False
+    recovery: bool = False  # fixed at creation, like kind: what the request is for
     base: int = 0  # recovery: the last history_id delivered on this pipe
     catch_up: object = None  # recovery for one tab only (its token): Session.catch_up
-    sent: bool = False
-    started: bool = False  # a history item arrived for it
+    phase: _Phase = _Phase.QUEUED
     items: list[dict[str, Any]] = field(default_factory=list)  # recovery only
     delivered: int = 0  # history items handed to the tokens
     last_item: int | None = None  # history_id of the last item handed over
     skip: int = 0  # after a resend: items already handed over (CppComet: no history_ids)
     skip_history_id: int | None = None  # after a resend: history_ids <= this were handed over
     deadline: float | None = None
-    quiet_since: float | None = None
+    quiet_since: float | None = None  # CppComet pipe_log: no end frame, so quiet means done
     activity: bool = True
+
+    @property
+    def on_the_wire(self) -> bool:
+        return self.phase is not _Phase.QUEUED
+
+    def send(self) -> str:
+        """QUEUED -> SENT; the frame to write."""
+        self.phase = _Phase.SENT
+        self.activity = True
+        return self.frame()
+
+    def item_arrived(self) -> None:
+        """A history item for this request: SENT or ANSWERING -> ANSWERING."""
+        self.phase = _Phase.ANSWERING
+        self.activity = True
+
+    def connection_lost(self) -> None:
+        """SENT or ANSWERING -> QUEUED. A pipe_log is sent again (requests are idempotent) and
+        skips what its requesters already got."""
+        if self.on_the_wire and self.kind == "pipe_log":
+            self.skip = self.delivered
+            self.skip_history_id = self.last_item
+        self.phase = _Phase.QUEUED
+
+    def can_take_more_tokens(self) -> bool:
+        """An identical pipe_log may ride along: this one has not started answering, and is
+        not a resumed one (the newcomer would miss the skipped items)."""
+        return (not self.recovery and self.phase is not _Phase.ANSWERING
+                and self.skip == 0 and self.skip_history_id is None)
 
     def frame(self) -> str:
         if self.kind == "pipe_count":
@@ -294,24 +339,18 @@ class Session:
         events: list[Event] = []
         if self._channels:
             events.append(Send(subscription_frame(self._channels)))
-        pending: list[tuple[int, str, _Outgoing | _Request]] = []
-        for out in self._outbox:
-            pending.append((out.seq, out.frame, out))
+        pending: list[_Outgoing | _Request] = list(self._outbox)
         self._outbox.clear()
-        for req in self._requests.values():
-            if req.kind != "pipe_log" and not req.sent:
-                pending.append((req.seq, req.frame(), req))
+        pending += [req for req in self._requests.values() if req.kind != "pipe_log" and not req.on_the_wire]
         for queue in self._logs.values():
-            for req in self._sendable_logs(queue):
-                pending.append((req.seq, req.frame(), req))
-        pending.sort(key=lambda p: p[0])
-        for _, frame, item in pending:
+            pending += self._sendable_logs(queue)
+        pending.sort(key=lambda item: item.seq)
+        for item in pending:
             if isinstance(item, _Outgoing):
                 self._reports.append(_AwaitReport(item.pipe, item.token, None, item.event, item.text, item.anonymous))
+                events.append(Send(item.frame))
             else:
-                item.sent = True
-                item.activity = True
-            events.append(Send(frame))
+                events.append(Send(item.send()))
         return events
 
     def closed(self) -> list[Event]:
@@ -332,13 +371,7 @@ class Session:
                 if req.catch_up is not None:
                     self._pending_catch_ups.append(({req.pipe: str(req.base)}, req.catch_up))
                 continue
-            if req.sent and req.kind == "pipe_log":
-                # Resent after reconnect (requests are idempotent): skip what
-                # this requester already got.
-                req.skip = req.delivered
-                req.skip_history_id = req.last_item
-                req.started = False
-            req.sent = False
+            req.connection_lost()
         if self._reports:
             log.debug("connection lost with %d delivery reports pending", len(self._reports))
         self._reports.clear()
@@ -415,7 +448,7 @@ class Session:
         if kind == "pipe_log":
             for req in self._logs.get(pipe, []):
                 # Ride along an identical request that has not started answering.
-                if not req.recovery and not req.started and req.skip == 0 and req.skip_history_id is None:
+                if req.can_take_more_tokens():
                     req.tokens.append(token)
                     return []
         if not self._open and self._queued() >= self.MAX_QUEUE:
@@ -425,8 +458,7 @@ class Session:
         if kind == "pipe_log":
             return self._pump_logs(pipe)
         if self._open:
-            req.sent = True
-            return [Send(req.frame())]
+            return [Send(req.send())]
         return []
 
     def catch_up(self, last_history_ids: dict[str, str], token: object) -> list[Event]:
@@ -454,9 +486,7 @@ class Session:
                 self._held.setdefault(pipe, [])
                 req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
                 req.catch_up = token
-                req.sent = True
-                req.activity = True
-                events.append(Send(req.frame()))
+                events.append(Send(req.send()))
         return events
 
     def recover(self, last_history_ids: dict[str, str]) -> None:
@@ -494,7 +524,7 @@ class Session:
                 continue
             if (
                 req.kind == "pipe_log"
-                and req.sent
+                and req.on_the_wire
                 and self._open
                 and self._got_info
                 and not self.server_is_comet_server
@@ -517,7 +547,7 @@ class Session:
 
     def _queued(self) -> int:
         return len(self._outbox) + sum(
-            1 for r in self._requests.values() if not r.sent and not r.recovery
+            1 for r in self._requests.values() if not r.on_the_wire and not r.recovery
         )
 
     def _new_request(
@@ -546,7 +576,7 @@ class Session:
         # frame, so several may be in flight; with CppComet only one at a time.
         out: list[_Request] = []
         for req in queue:
-            if req.sent:
+            if req.on_the_wire:
                 if not self.server_is_comet_server:
                     break
                 continue
@@ -560,14 +590,12 @@ class Session:
             return []
         events: list[Event] = []
         for req in self._sendable_logs(self._logs.get(pipe, [])):
-            req.sent = True
-            req.activity = True
-            events.append(Send(req.frame()))
+            events.append(Send(req.send()))
         return events
 
     def _current_log(self, pipe: str) -> _Request | None:
         for req in self._logs.get(pipe, []):
-            if req.sent:
+            if req.on_the_wire:
                 return req
         return None
 
@@ -648,9 +676,7 @@ class Session:
                     continue
                 self._held.setdefault(pipe, [])
                 req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
-                req.sent = True
-                req.activity = True
-                events.append(Send(req.frame()))
+                events.append(Send(req.send()))
             for pipe in sorted(set(self._held) - self._channels):
                 events.extend(Dispatch(m) for m in self._held.pop(pipe))
         if gap:
@@ -761,8 +787,7 @@ class Session:
         if req is None:
             log.debug("history item on %s that no request is waiting for", c.pipe)
             return []
-        req.started = True
-        req.activity = True
+        req.item_arrived()
         m = history_id_int(c.history_id)
         if req.skip_history_id is not None and m is not None:
             if m <= req.skip_history_id:
@@ -839,7 +864,7 @@ class Session:
         elif "pipe_count" in text or "track_pipe_users" in text:
             kind = "pipe_count" if "pipe_count" in text else "track_pipe_users"
             for req in self._requests.values():
-                if req.kind == kind and req.sent:
+                if req.kind == kind and req.on_the_wire:
                     self._drop_request(req)
                     events.extend(Answer(t, None, CallError(SERVER_ERROR, text)) for t in req.tokens)
                     break
