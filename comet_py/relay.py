@@ -127,7 +127,8 @@ class MasterChanged:
 
 @dataclass(frozen=True)
 class RemoteState:
-    """Follower: a connection state event from the master (Session StateChanged)."""
+    """Follower: a connection state event from the master (a Session StateChanged, or a Gap
+    as state ``gap``: what this tab's on_state callbacks are told)."""
     state: str
     detail: dict
 
