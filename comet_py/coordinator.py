@@ -62,6 +62,8 @@ class Coordinator:
                             steal=self._steal)
 
     def _master(self) -> Optional[MasterRole]:
+        """The one place that asks which role this is: to promote or demote, and for the
+        actions only a MasterRelay gives."""
         return self.role if isinstance(self.role, MasterRole) else None
 
     # -- lifecycle -----------------------------------------------------------------------------

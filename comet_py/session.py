@@ -618,21 +618,21 @@ class Session:
         return events + self._pump_logs(req.pipe)
 
     def _handle(self, raw: dict[str, Any]) -> list[Event]:
-        c = classify(raw, mysql_escaped=not self.server_is_comet_server)
-        if isinstance(c, AuthInfo):
-            return self._on_auth(c)
-        if isinstance(c, ChannelMessage):
-            if c.history:
+        match classify(raw, mysql_escaped=not self.server_is_comet_server):
+            case AuthInfo() as info:
+                return self._on_auth(info)
+            case ChannelMessage() as c if c.history:
                 return self._on_history_item(c)
-            return self._on_live(c.message)
-        if isinstance(c, MarkerAnswer):
-            return self._on_answer(c)
-        if isinstance(c, DeliveryReport):
-            return self._on_report(c)
-        if isinstance(c, SysError):
-            return self._on_sys_error(c)
-        if isinstance(c, Ignored):
-            log.debug("ignoring a frame (%s): %r", c.reason, raw)
+            case ChannelMessage(message):
+                return self._on_live(message)
+            case MarkerAnswer() as answer:
+                return self._on_answer(answer)
+            case DeliveryReport() as report:
+                return self._on_report(report)
+            case SysError() as error:
+                return self._on_sys_error(error)
+            case Ignored(reason):
+                log.debug("ignoring a frame (%s): %r", reason, raw)
         return []
 
     def _on_auth(self, info: AuthInfo) -> list[Event]:
