@@ -12,11 +12,11 @@ handler (``Coordinator._run``), which hands the actions only a MasterRelay gives
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Protocol, Union
+from typing import Any, Callable, Mapping, Protocol
 
-from .relay import GAP, HEARTBEAT_MS, Action, FollowerRelay, MasterRelay, PendingCall, Token
 from .connection import Connection
 from .errors import BAD_CALL, CallError
+from .relay import GAP, HEARTBEAT_MS, Action, FollowerRelay, MasterRelay, PendingCall, Token
 from .session import Answer, AuthChanged, Dispatch, Event, Gap, Session, State, StateChanged
 
 log = logging.getLogger("comet_py")
@@ -36,7 +36,7 @@ class TabSink(Protocol):
 
 class Role(Protocol):
     @property
-    def relay(self) -> Union[MasterRelay, FollowerRelay]: ...  # takes the channel's text
+    def relay(self) -> MasterRelay | FollowerRelay: ...  # takes the channel's text
     @property
     def highest_term(self) -> int: ...
     def pending_calls(self) -> list[PendingCall]: ...
