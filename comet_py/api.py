@@ -19,6 +19,8 @@ from .message import Message
 from .options import Options, parse_options
 from .protocol import web_pipe_frame
 from .registry import Registry
+from .relay import GAP
+from .session import State
 
 log = logging.getLogger("comet_py")
 
@@ -46,7 +48,7 @@ class CometApi:
         self._options: Optional[Options] = None
         self._coordinator: Any = None
         self._authorized: Optional[bool] = None
-        self._state = "idle"
+        self._state: str = State.IDLE.value
         self._is_master = False
         self._auth_callbacks: dict[bool, list[Callable[[], Any]]] = {True: [], False: []}
         self._state_callbacks: list[Callable[[str, dict], Any]] = []
@@ -87,7 +89,7 @@ class CometApi:
         if self._coordinator is not None:
             self._coordinator.close()
             self._coordinator = None
-        self._set_state("closed", {})
+        self.set_state(State.CLOSED, {})
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -279,7 +281,7 @@ class CometApi:
         return self._state
 
     def isConnected(self) -> bool:
-        return self._state == "connected"
+        return self._state == State.CONNECTED
 
     is_connected = isConnected
 
@@ -306,9 +308,9 @@ class CometApi:
 
     get_dev_id, get_user_id, get_user_key = getDevId, getUserId, getUserKey
 
-    # -- called by the coordinator -----------------------------------------------------------
+    # -- roles.TabSink: what the coordinator tells this page --------------------------------------
 
-    def _deliver(self, message: dict) -> None:
+    def deliver(self, message: dict) -> None:
         if not self._registry.accept(message):
             return  # already delivered (same history_id): never twice
         callbacks = self._registry.match(message)
@@ -318,15 +320,16 @@ class CometApi:
         for callback in callbacks:
             self._call_user(callback, event)
 
-    def _set_auth(self, authorized: bool) -> None:
+    def set_auth(self, authorized: bool) -> None:
         if authorized == self._authorized:
             return
         self._authorized = authorized
         for callback in list(self._auth_callbacks[authorized]):
             self._call_user(callback)
 
-    def _set_state(self, state: str, detail: dict) -> None:
-        if state == "gap":
+    def set_state(self, state: str, detail: dict) -> None:
+        state = str(state)  # a plain str in every tab: a follower's comes from JSON
+        if state == GAP:
             # An event, not a state: messages on these pipes may be lost for good, so their
             # history_ids start afresh (a restarted server may count from 1 again).
             self._registry.forget_history_ids(detail.get("pipes"))
@@ -337,14 +340,14 @@ class CometApi:
         for callback in list(self._state_callbacks):
             self._call_user(callback, state, detail)
 
-    def _set_master(self, is_master: bool) -> None:
+    def set_master(self, is_master: bool) -> None:
         if is_master == self._is_master:
             return
         self._is_master = is_master
         for callback in list(self._master_callbacks):
             self._call_user(callback, is_master)
 
-    def _last_history_ids(self) -> dict[str, str]:
+    def last_history_ids(self) -> dict[str, str]:
         return self._registry.last_history_ids()
 
     # -- helpers -----------------------------------------------------------------------------

@@ -19,7 +19,6 @@ __all__ = [
     "check_event",
     "check_send_pipe",
     "parse_target",
-    "report_pipe",
 ]
 
 log = logging.getLogger("comet_py")
@@ -83,11 +82,6 @@ def check_send_pipe(pipe: str) -> str:
             "channels (@web_* sends anonymously)"
         )
     return pipe
-
-
-def report_pipe(pipe: str) -> str:
-    """Local pipe of the delivery reports for a send into ``pipe`` (``@`` ignored)."""
-    return REPORT_PREFIX + pipe.lstrip("@")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Drives a sans-I/O Session over a browser WebSocket: connect, reconnect with backoff, tick.
 
 Only the master tab has one. It knows nothing of tabs: Session events other than Send and
-Reconnect go to ``on_event`` (the coordinator), which routes them to this tab or the others.
+Reconnect go to ``on_event`` (the master role), which routes them to this tab or the others.
 
 Liveness: with the network gone, a socket may stay "open" for minutes while nothing arrives.
 When nothing was received for IDLE_PROBE_MS while connected (or at once on ``offline``), a
@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any, Callable, Optional
 
-from .session import Answer, Reconnect, Send, Session
+from .session import Answer, Event, Reconnect, Send, Session, State
 
 log = logging.getLogger("comet_py")
 TICK_SECONDS = 1.0
@@ -29,7 +29,7 @@ _LIVENESS = ("comet_py:liveness", 0)  # the probe's token: its answer is ours, n
 
 
 class Connection:
-    def __init__(self, session: Session, platform: Any, on_event: Callable[[Any], None]) -> None:
+    def __init__(self, session: Session, platform: Any, on_event: Callable[[Event], None]) -> None:
         self.session = session
         self._platform = platform
         self._on_event = on_event
@@ -51,22 +51,22 @@ class Connection:
         self._reconnect = None
         if self._stopped:
             return
-        self._handle(self.session.connecting())
+        self.handle(self.session.connecting())
         url = self.session.url()
         try:
             self._socket = self._platform.Socket(url, self._opened, self._received, self._closed)
         except Exception as exc:  # e.g. a URL the browser refuses
             log.error("comet_py: cannot open %s: %s", url, exc)
             self._socket = None
-            self._handle(self.session.closed())
+            self.handle(self.session.closed())
 
     def _opened(self) -> None:
         self._heard()
-        self._handle(self.session.opened())
+        self.handle(self.session.opened())
 
     def _received(self, text: str) -> None:
         self._heard()
-        self._handle(self.session.received(text))
+        self.handle(self.session.received(text))
 
     def _heard(self) -> None:
         self._last_rx_ms = self._platform.now_ms()
@@ -78,20 +78,22 @@ class Connection:
         self._socket = None
         self._probe_at = None
         if not self._stopped:
-            self._handle(self.session.closed())
+            self.handle(self.session.closed())
 
-    def _handle(self, events: list) -> None:
+    def handle(self, events: list[Event]) -> None:
+        """Carry out Session events: its own methods' and what the tabs' calls returned."""
         for event in events:
-            if isinstance(event, Send):
-                if self._socket is None or not self._socket.send(event.frame):
-                    log.debug("comet_py: not sent, socket not open: %.60r", event.frame)
-            elif isinstance(event, Answer) and event.token == _LIVENESS:
-                pass  # any frame proved the connection alive; the value does not matter
-            elif isinstance(event, Reconnect):
-                if not self._stopped and self._reconnect is None:
-                    self._reconnect = asyncio.get_event_loop().call_later(event.delay, self._connect)
-            else:
-                self._on_event(event)
+            match event:
+                case Send(frame):
+                    if self._socket is None or not self._socket.send(frame):
+                        log.debug("comet_py: not sent, socket not open: %.60r", frame)
+                case Answer(token) if token == _LIVENESS:
+                    pass  # any frame proved the connection alive; the value does not matter
+                case Reconnect(delay):
+                    if not self._stopped and self._reconnect is None:
+                        self._reconnect = asyncio.get_event_loop().call_later(delay, self._connect)
+                case _:
+                    self._on_event(event)
 
     def _schedule_tick(self) -> None:
         self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
@@ -107,15 +109,15 @@ class Connection:
             self._skipped_ms += max(0.0, now - last - STALL_MS)
         self._check_alive(now, stalled)
         if not self._stopped:
-            self._handle(self.session.tick((now - self._skipped_ms) / 1000.0))
+            self.handle(self.session.tick((now - self._skipped_ms) / 1000.0))
             self._schedule_tick()
 
     def _live(self) -> bool:
-        return self._socket is not None and self._socket.is_open and self.session.state == "connected"
+        return self._socket is not None and self._socket.is_open and self.session.state == State.CONNECTED
 
     def _probe(self, now: float) -> None:
         self._probe_at = now
-        self._handle(self.session.request("pipe_count", LIVENESS_PIPE, _LIVENESS))
+        self.handle(self.session.request("pipe_count", LIVENESS_PIPE, _LIVENESS))
 
     def _check_alive(self, now: float, stalled: bool = False, force: bool = False) -> None:
         if not self._live():
@@ -141,7 +143,7 @@ class Connection:
             self._socket.close()
             self._socket = None
         self._probe_at = None
-        self._handle(self.session.closed())
+        self.handle(self.session.closed())
 
     def network_back(self) -> None:
         """``online``: a reconnect waiting for its backoff goes now; a live one is checked."""
@@ -157,10 +159,6 @@ class Connection:
         """``offline``: check the connection now rather than after IDLE_PROBE_MS."""
         if not self._stopped:
             self._check_alive(self._platform.now_ms(), force=True)
-
-    def call(self, events: list) -> None:
-        """Carry out what a Session method returned (set_channels, web_pipe, request...)."""
-        self._handle(events)
 
     def stop(self) -> None:
         if self._stopped:

@@ -5,9 +5,10 @@ its queue with no timeout), or, without Web Locks, the BroadcastChannel election
 ``election.py``. Each tab also holds ``comet_py:<key>:tab:<id>`` while it lives, so the master
 learns that a tab died (closed, crashed, navigated) when its request for that lock is granted.
 
-The master runs the Session (``connection.py``) and serves every tab through ``MasterRelay``;
-followers reach it through ``FollowerRelay``. Both are sans-I/O: this module only carries out
-their actions with the browser (``platform`` = ``comet_py.browser`` or a fake in tests).
+The role is an object (``roles.py``): ``MasterRole`` runs the Session (``connection.py``) and
+serves every tab through ``MasterRelay``; ``FollowerRole`` reaches it through ``FollowerRelay``.
+The relays are sans-I/O: this module carries out their actions with the browser (``platform`` =
+``comet_py.browser`` or a fake in tests), in one handler, ``_run``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import logging
 from typing import Any, Optional
 
 from . import relay
-from .connection import Connection
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
-from .errors import BAD_CALL, CallError, ConnectionLost
+from .errors import CallError, ConnectionLost
 from .options import Options
-from .session import Answer, AuthChanged, Deliver, Session, StateChanged
+from .roles import FollowerRole, MasterRole, Role, TabSink
+from .session import Session, State
 
 log = logging.getLogger("comet_py")
 
@@ -30,7 +31,7 @@ UUID_STORAGE_KEY = "comet_server_uuid"
 
 
 class Coordinator:
-    def __init__(self, options: Options, tab: Any, platform: Any) -> None:
+    def __init__(self, options: Options, tab: TabSink, platform: Any) -> None:
         self.options = options
         self.tab = tab
         self.p = platform
@@ -45,27 +46,25 @@ class Coordinator:
         """A fresh tab identity and role: at the start, and when a page comes back from the
         back/forward cache (the master it left may have forgotten it, or be another one)."""
         self.tab_id = self.p.random_id(16)
-        self.role = "follower"
-        self.follower = self._new_follower(highest_term)
-        self.master: Optional[relay.MasterRelay] = None
-        self.connection: Optional[Connection] = None
+        self.role: Role = self._new_follower(highest_term)
         self.election = None if self.locks else FallbackElection(self.tab_id)
         self._futures: dict[int, asyncio.Future] = {}
         self._own_calls: dict[int, tuple[str, dict]] = {}
-        self._tab_watches: dict[str, Any] = {}
         self._channel: Any = None
         self._tab_lock: Any = None
         self._master_lock: Any = None
         self._ticker: Optional[asyncio.TimerHandle] = None
-        self._last_beat = 0.0
-        self._stealing = False
         self._closed = False
 
-    def _new_follower(self, highest_term: int) -> relay.FollowerRelay:
-        follower = relay.FollowerRelay(self.tab_id, history_ids=self.tab._last_history_ids, keepalive=not self.locks)
-        follower.highest_term = highest_term
-        follower.set_channels(self.channels, self.p.now_ms())  # not started: only remembered
-        return follower
+    def _new_follower(self, highest_term: int) -> FollowerRole:
+        return FollowerRole(self.tab_id, self.p, self._run, history_ids=self.tab.last_history_ids,
+                            channels=self.channels, highest_term=highest_term, locks=self.locks,
+                            steal=self._steal)
+
+    def _master(self) -> Optional[MasterRole]:
+        """The one place that asks which role this is: to promote or demote, and for the
+        actions only a MasterRelay gives."""
+        return self.role if isinstance(self.role, MasterRole) else None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -81,15 +80,18 @@ class Coordinator:
     def _join(self) -> None:
         p = self.p
         self._channel = p.Channel(f"comet_py:{self.key}", self._on_channel_text)
-        if self.locks:
+        if self.election is None:
             # Announce this tab only once it holds its liveness lock: the master's request for
             # that lock must queue behind ours (IPC order across tabs is not guaranteed).
-            self._tab_lock = p.HeldLock(f"comet_py:{self.key}:tab:{self.tab_id}", self._announce)
+            self._tab_lock = p.HeldLock(self._tab_lock_name(self.tab_id), self._announce)
             self._request_master_lock()
         else:
             self._run(self.election.start(p.now_ms()))
             self._announce()
         self._schedule_tick()
+
+    def _tab_lock_name(self, tab_id: str) -> str:
+        return f"comet_py:{self.key}:tab:{tab_id}"
 
     def _on_pagehide(self) -> None:
         """Leave at once (this also lets the browser keep the page in its back/forward cache:
@@ -97,7 +99,7 @@ class Coordinator:
         if self._closed:
             return
         self._leave()
-        self.tab._set_state("closed", {})
+        self.tab.set_state(State.CLOSED, {})
 
     def _on_pageshow(self, persisted: Any = False) -> None:
         """Back from the back/forward cache: rejoin as a new tab (follower, or master if the
@@ -106,8 +108,8 @@ class Coordinator:
         if not persisted or not self._closed or self._stopped:
             return
         log.info("comet_py: page restored from the back/forward cache; rejoining")
-        self._reset(self.follower.highest_term)
-        self.tab._set_state("connecting", {})
+        self._reset(self.role.highest_term)
+        self.tab.set_state(State.CONNECTING, {})
         self._join()
 
     def close(self) -> None:
@@ -119,8 +121,8 @@ class Coordinator:
             self._events = None
 
     def _announce(self) -> None:
-        if not self._closed and self.role == "follower":
-            self._run(self.follower.start(self.p.now_ms()))
+        if not self._closed:
+            self.role.announce(self.p.now_ms())
 
     def _leave(self) -> None:
         """Hand the connection on at once and let go of every browser resource."""
@@ -128,19 +130,12 @@ class Coordinator:
             return
         self._closed = True
         now = self.p.now_ms()
-        if self.role == "master":
-            if self.election is None:
-                self._run(self.master.stop())  # bye; in fallback mode resign() says it
-            self.connection.stop()
-            self.connection = None
-        else:
-            self._run(self.follower.stop(now))
+        self.role.leave(now)
         if self.election is not None:
             self._run([a for a in self.election.resign(now) if not isinstance(a, StepDown)])
-        for lock in [self._master_lock, self._tab_lock, *self._tab_watches.values()]:
+        for lock in (self._master_lock, self._tab_lock):
             if lock is not None:
                 lock.release()
-        self._tab_watches.clear()
         if self._ticker is not None:
             self._ticker.cancel()
         if self._channel is not None:
@@ -149,36 +144,26 @@ class Coordinator:
             if not fut.done():
                 fut.set_exception(ConnectionLost("stopped"))
         self._futures.clear()
-        self.tab._set_master(False)
+        self.tab.set_master(False)
 
     # -- what the tab asks -----------------------------------------------------------------------
 
     def set_channels(self, channels: frozenset[str]) -> None:
         self.channels = frozenset(channels)
-        if self._closed:
-            return
-        if self.role == "master":
-            self._run(self.master.set_own_channels(self.channels))
-        self._run(self.follower.set_channels(self.channels, self.p.now_ms()))
+        if not self._closed:
+            self.role.set_channels(self.channels, self.p.now_ms())
 
     def web_pipe(self, pipe: str, event: str, text: str) -> None:
-        self._call("web_pipe", {"pipe": pipe, "event": event, "text": text})
+        """Success is silent (the report arrives on "#pipe"); a failure is only logged."""
+        _, actions = self.role.call("web_pipe", {"pipe": pipe, "event": event, "text": text}, self.p.now_ms())
+        self._run(actions)
 
     def request(self, kind: str, pipe: str) -> asyncio.Future:
-        return self._call(kind, {"pipe": pipe})
-
-    def _call(self, op: str, args: dict) -> asyncio.Future:
         fut: asyncio.Future = asyncio.get_event_loop().create_future()
-        if self.role == "master":
-            req, actions = self.master.call_local(op, args)
-        else:
-            req, actions = self.follower.call(op, args, self.p.now_ms())
-        if op == "web_pipe":
-            # Success is silent (the report arrives on "#pipe"); a failure is only logged.
-            fut.set_result(None)
-        else:
-            self._futures[req] = fut
-            self._own_calls[req] = (op, args)
+        args = {"pipe": pipe}
+        req, actions = self.role.call(kind, args, self.p.now_ms())
+        self._futures[req] = fut  # before the actions: a master's Session may answer at once
+        self._own_calls[req] = (kind, args)
         self._run(actions)
         return fut
 
@@ -188,9 +173,13 @@ class Coordinator:
         self._master_lock = self.p.HeldLock(
             f"comet_py:{self.key}", self._on_lock_granted, self._on_lock_lost, steal=steal)
 
+    def _steal(self) -> None:
+        if self._master_lock is not None:
+            self._master_lock.release()
+        self._request_master_lock(steal=True)
+
     def _on_lock_granted(self) -> None:
-        self._stealing = False
-        self._promote(next_term([self.follower.highest_term], self.p.now_ms()))
+        self._promote(next_term([self.role.highest_term], self.p.now_ms()))
 
     def _on_lock_lost(self, reason: str) -> None:
         log.warning("comet_py: this tab lost the master lock (%s); following the new master", reason)
@@ -199,56 +188,41 @@ class Coordinator:
             self._request_master_lock()
 
     def _promote(self, term: int) -> None:
-        if self._closed or self.role == "master":
+        follower = self.role
+        if self._closed or self._master() is not None:
             return
         log.info("comet_py: tab %s is now the master (term %d)", self.tab_id, term)
-        self.role = "master"
-        self.master = relay.MasterRelay(self.tab_id, term)
-        self.master.set_own_channels(self.channels)
         session = Session(self.options, uuid=self._uuid(), page_is_https=self.p.page_is_https())
-        if self.follower.highest_term or self.tab._last_history_ids():
+        if follower.highest_term or self.tab.last_history_ids():
             # A master came before us: fetch what the tabs missed while no one held the
             # connection (comet_server history_ids), or report the gap.
-            session.recover(self.tab._last_history_ids())
-        session.set_channels(self.master.union())
-        self.connection = Connection(session, self.p, self._on_session_event)
-        self.tab._set_master(True)
-        now = self.p.now_ms()
-        self._run(self.master.heartbeat(now))  # followers say hello to the new master
-        self.connection.start()
-        for call in self.follower.pending_calls():  # this tab's calls made while following
-            _, actions = self.master.call_local(call.op, call.args, call.req)
-            self._run(actions)
-        # A fresh follower side for a later demotion: nothing stale to resend from it.
-        self.follower = self._new_follower(self.follower.highest_term)
+            session.recover(self.tab.last_history_ids())
+        master = self.role = MasterRole(
+            self.tab_id, term, session, self.p, self.tab, self._run, channels=self.channels,
+            highest_term=follower.highest_term,
+            tab_lock=self._tab_lock_name if self.election is None else None)
+        master.start(follower.pending_calls())  # this tab's calls made while following
 
     def _demote(self) -> None:
-        if self.role != "master":
+        master = self._master()
+        if master is None:
             return
-        self.role = "follower"
-        if self.connection is not None:
-            self.connection.stop()
-            self.connection = None
-        for watch in self._tab_watches.values():
-            watch.release()
-        self._tab_watches.clear()
-        self.master = None
-        self.tab._set_master(False)
+        follower = self.role = self._new_follower(master.highest_term)
+        master.stop()
+        self.tab.set_master(False)
         # Our own reads in flight go through the new master; sends are not repeated.
         in_flight = [(op, args, self._futures.get(req)) for req, (op, args) in self._own_calls.items()]
         self._own_calls.clear()
         self._futures.clear()
+        now = self.p.now_ms()
         for op, args, fut in in_flight:
             if fut is None or fut.done():
                 continue
-            if op == "web_pipe":
-                fut.set_exception(ConnectionLost("the master changed while sending"))
-                continue
-            new_req, actions = self.follower.call(op, args, self.p.now_ms())
+            new_req, actions = follower.call(op, args, now)
             self._futures[new_req] = fut
             self._own_calls[new_req] = (op, args)
             self._run(actions)
-        self._run(self.follower.start(self.p.now_ms()))
+        follower.announce(now)
 
     def _uuid(self) -> str:
         if self.options.uuid:
@@ -268,55 +242,21 @@ class Coordinator:
         now = self.p.now_ms()
         if self.election is not None:
             self._run(self.election.on_message(text, now))
-        if self.role == "master":
-            self._run(self.master.on_message(text, now))
-        else:
-            self._run(self.follower.on_message(text, now))
-
-    def _on_session_event(self, event: Any) -> None:
-        master = self.master
-        if master is None:
-            return
-        if isinstance(event, Deliver):  # the hot path: no clock read
-            self._run(master.route_deliver(event.message, event.to, event.exclude))
-        elif isinstance(event, Answer):
-            self._run(master.route_answer(event.token, event.value, event.error))
-        elif isinstance(event, StateChanged):
-            if event.state == "closed":
-                # Only our own stop (this tab leaves or steps down) closes the session: the
-                # connection goes on in the next master, so no tab is told "closed".
-                return
-            if event.to is not None:  # one returning tab's gap
-                tab = event.to[0] if isinstance(event.to, tuple) else None
-                if isinstance(tab, str) and tab != self.tab_id:
-                    self._run(master.gap_for(tab, event.detail.get("pipes", []), self.p.now_ms()))
-                return
-            authorized = self.connection.session.authorized if self.connection else None
-            self._run(master.state_message(event.state, authorized, self.p.now_ms(), event.detail))
-            self.tab._set_state(event.state, event.detail)
-        elif isinstance(event, AuthChanged):
-            self._run(master.auth_message(event.authorized, self.p.now_ms()))
-            self.tab._set_auth(event.authorized)
+        self._run(self.role.relay.on_message(text, now))
 
     def _on_visibility(self) -> None:
-        if self._closed or self.role == "master" or not self.p.page_visible():
-            return
-        now = self.p.now_ms()
-        if self.locks:
-            # A steal is decided by asking the master, never by its heartbeats' age: the probe
-            # is answered at once by a live master, even one whose timers are throttled.
-            self._run(self.follower.probe(now))
-        self._check_steal(now)
+        if not self._closed:
+            self.role.page_became_visible(self.p.now_ms())
 
     def _on_online(self) -> None:
         """The network is back: reconnect now rather than at the end of the backoff wait."""
-        if not self._closed and self.connection is not None:
-            self.connection.network_back()
+        if not self._closed:
+            self.role.network_back()
 
     def _on_offline(self) -> None:
         """The network may be gone while the socket still looks open: check it at once."""
-        if not self._closed and self.connection is not None:
-            self.connection.network_lost()
+        if not self._closed:
+            self.role.network_lost()
 
     def _schedule_tick(self) -> None:
         self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
@@ -328,101 +268,47 @@ class Coordinator:
         try:
             if self.election is not None:
                 self._run(self.election.tick(now))
-            if self.role == "master":
-                if now - self._last_beat >= relay.HEARTBEAT_MS:
-                    self._last_beat = now
-                    self._run(self.master.heartbeat(now))
-                if not self.locks:
-                    self._run(self.master.expire(now))
-            else:
-                self._run(self.follower.tick(now))
-                self._check_steal(now)
+            self.role.tick(now)
         finally:
             self._schedule_tick()
-
-    def _check_steal(self, now: float) -> None:
-        """A master that holds the lock but is silent (frozen): a visible tab takes over."""
-        if not self.locks or self.role == "master" or self._closed or self._stealing:
-            return
-        # Visibility asked last: in a worker it is a call to the main thread.
-        if self.follower.should_steal(now, True) and self.p.page_visible():
-            self._stealing = True  # one steal at a time: it is granted at once
-            log.warning("comet_py: the master tab is silent for %.0f ms; taking over",
-                        self.follower.master_silent_for(now))
-            if self._master_lock is not None:
-                self._master_lock.release()
-            self._request_master_lock(steal=True)
 
     # -- actions -------------------------------------------------------------------------------
 
     def _run(self, actions: list) -> None:
+        """Carry out relay and election actions, in order; one that fails is logged and skipped."""
         for action in actions:
+            master = self._master()
             try:
-                self._act(action)
+                match action:
+                    case relay.Post(message):
+                        self._channel.post(relay.encode(message))
+                    case relay.Deliver(message):
+                        self.tab.deliver(message)
+                    case relay.Resolve(req, value, error):
+                        self._resolve(req, value, error)
+                    case relay.RemoteState(state, detail):
+                        self.tab.set_state(state, detail)
+                    case relay.RemoteAuth(authorized):
+                        self.tab.set_auth(authorized)
+                    # Only a MasterRelay asks these, so only while this tab is the master:
+                    case relay.RunCall(token, op, args) if master is not None:
+                        master.run_call(token, op, args)
+                    case relay.ChannelsChanged(channels) if master is not None:
+                        master.set_session_channels(channels)
+                    case relay.CatchUp(tab_id, history_ids) if master is not None:
+                        master.catch_up(tab_id, history_ids)
+                    case relay.TabJoined(tab_id) if master is not None:
+                        master.watch(tab_id)
+                    case relay.TabLeft(tab_id) if master is not None:
+                        master.unwatch(tab_id)
+                    case BecomeMaster(term):
+                        self._promote(term)
+                    case StepDown():
+                        self._demote()
+                    case _:  # MasterChanged, RivalMaster: nothing to do
+                        log.debug("comet_py: %r", action)
             except Exception:
                 log.exception("comet_py: failed to carry out %r", action)
-
-    def _act(self, a: Any) -> None:
-        if isinstance(a, relay.Post):
-            self._channel.post(relay.encode(a.message))
-        elif isinstance(a, (relay.LocalDeliver, relay.Deliver)):
-            self.tab._deliver(a.message)
-        elif isinstance(a, (relay.LocalAnswer, relay.Resolve)):
-            self._resolve(a.req, a.value, a.error)
-        elif isinstance(a, relay.RemoteState):
-            self.tab._set_state(a.state, a.detail)
-        elif isinstance(a, relay.RemoteAuth):
-            self.tab._set_auth(a.authorized)
-        elif isinstance(a, relay.RunCall):
-            self._run_call(a)
-        elif isinstance(a, relay.ChannelsChanged):
-            if self.connection is not None:
-                self.connection.call(self.connection.session.set_channels(a.channels))
-        elif isinstance(a, relay.CatchUp):
-            if self.connection is not None:
-                session = self.connection.session
-                self.connection.call(session.catch_up(a.history_ids, (a.tab_id, 0)))
-        elif isinstance(a, relay.TabJoined):
-            self._watch_tab(a.tab_id)
-        elif isinstance(a, relay.TabLeft):
-            watch = self._tab_watches.pop(a.tab_id, None)
-            if watch is not None:
-                watch.release()
-        elif isinstance(a, BecomeMaster):
-            self._promote(a.term)
-        elif isinstance(a, StepDown):
-            self._demote()
-        elif isinstance(a, (relay.MasterChanged, relay.RivalMaster)):
-            log.debug("comet_py: %r", a)
-
-    def _run_call(self, a: relay.RunCall) -> None:
-        if self.connection is None:
-            return
-        session = self.connection.session
-        try:
-            if a.op == "web_pipe":
-                events = session.web_pipe(a.args["pipe"], a.args["event"], a.args["text"], a.token)
-            else:
-                events = session.request(a.op, a.args["pipe"], a.token)
-        except (ValueError, KeyError) as exc:  # a bad call from another tab
-            self._run(self.master.route_answer(a.token, None, CallError(BAD_CALL, str(exc))))
-            return
-        self.connection.call(events)
-
-    def _watch_tab(self, tab_id: str) -> None:
-        """Learn when a follower dies: its tab lock is granted to us only then."""
-        if not self.locks or tab_id in self._tab_watches:
-            return
-
-        def died() -> None:
-            watch = self._tab_watches.pop(tab_id, None)
-            if watch is not None:
-                watch.release()
-            if self.master is not None:
-                log.info("comet_py: tab %s is gone", tab_id)
-                self._run(self.master.forget(tab_id))
-
-        self._tab_watches[tab_id] = self.p.HeldLock(f"comet_py:{self.key}:tab:{tab_id}", died)
 
     def _resolve(self, req: int, value: Any, error: Optional[CallError]) -> None:
         self._own_calls.pop(req, None)

@@ -17,6 +17,7 @@ briefly, and the weaker one steps down as soon as it hears the other.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ LEADER_TIMEOUT_MS = 1_500
 APPLY_WAIT_MS = 300
 REPLY_GAP_MS = 50         # immediate leader replies at most this often: no storm, whatever comes in
 
-__all__ = ["FallbackElection", "BecomeMaster", "StepDown", "Post", "next_term"]
+__all__ = ["FallbackElection", "ElectionRole", "BecomeMaster", "StepDown", "Post", "next_term"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ class StepDown:
 Action = Union[Post, BecomeMaster, StepDown]
 
 
+class ElectionRole(enum.StrEnum):
+    """Where this tab is in the election: STOPPED -> start() -> APPLYING -> MASTER | FOLLOWER."""
+
+    STOPPED = "stopped"
+    APPLYING = "applying"
+    MASTER = "master"
+    FOLLOWER = "follower"
+
+
 def next_term(seen_terms: Iterable[int], now_ms: Optional[float] = None) -> int:
     """A term higher than any seen. With ``now_ms`` (wall clock) it is also at least now, so a
     tab that never heard the previous master (it was frozen, say) still outranks it."""
@@ -58,11 +68,11 @@ def next_term(seen_terms: Iterable[int], now_ms: Optional[float] = None) -> int:
 
 
 class FallbackElection:
-    """Roles: "stopped" -> start() -> "applying" -> "master" | "follower"."""
+    """One tab's side of the election (its ``role``: see ElectionRole)."""
 
     def __init__(self, tab_id: str) -> None:
         self.tab_id = tab_id
-        self.role = "stopped"
+        self.role = ElectionRole.STOPPED
         self.term = 0                       # own term while applying / master
         self.highest_term = 0               # highest term heard from anyone
         self.leader: Optional[str] = None   # the master this tab believes in (itself included)
@@ -73,19 +83,19 @@ class FallbackElection:
 
     @property
     def is_master(self) -> bool:
-        return self.role == "master"
+        return self.role == ElectionRole.MASTER
 
     # transitions ------------------------------------------------------------------------------
     def _apply(self, now_ms: float) -> list[Action]:
         self.term = next_term([self.highest_term, self.term], now_ms)
         self.highest_term = max(self.highest_term, self.term)
-        self.role = "applying"
+        self.role = ElectionRole.APPLYING
         self._apply_started = now_ms
         log.debug("election: %s applies with term %d", self.tab_id, self.term)
         return [Post(make_apply(self.tab_id, self.term))]
 
     def _follow(self, leader: Optional[str], term: int, now_ms: float) -> None:
-        self.role = "follower"
+        self.role = ElectionRole.FOLLOWER
         if leader is not None:
             self.leader, self.leader_term = leader, term
         self._last_leader_ms = now_ms
@@ -103,25 +113,25 @@ class FallbackElection:
     def start(self, now_ms: float) -> list[Action]:
         """Apply at once: a live master answers within ms, so a new tab never waits for a timeout,
         and with no master the first tab connects after APPLY_WAIT_MS."""
-        if self.role != "stopped":
+        if self.role != ElectionRole.STOPPED:
             return []
         self.leader = None
         return self._apply(now_ms)
 
     def on_message(self, msg: Union[str, Mapping[str, Any]], now_ms: float) -> list[Action]:
         m = parse(msg)
-        if m is None or m["from"] == self.tab_id or self.role == "stopped":
+        if m is None or m["from"] == self.tab_id or self.role == ElectionRole.STOPPED:
             return []
         kind, sender, term = m["k"], m["from"], m["term"]
         if kind == "leader":
             self.highest_term = max(self.highest_term, term)
-            if self.role == "master":
+            if self.role == ElectionRole.MASTER:
                 if beats(term, sender, self.term, self.tab_id):
                     log.debug("election: %s steps down for %s (term %d)", self.tab_id, sender, term)
                     self._follow(sender, term, now_ms)
                     return [StepDown()]
                 return self._reply(now_ms)  # let the weaker one hear us and step down
-            if self.role == "applying":
+            if self.role == ElectionRole.APPLYING:
                 log.debug("election: %s backs off, %s leads", self.tab_id, sender)
                 self._follow(sender, term, now_ms)
                 return []
@@ -134,9 +144,9 @@ class FallbackElection:
             return []
         if kind == "apply":
             self.highest_term = max(self.highest_term, term)
-            if self.role == "master":
+            if self.role == ElectionRole.MASTER:
                 return self._reply(now_ms)
-            if self.role == "applying":
+            if self.role == ElectionRole.APPLYING:
                 if beats(term, sender, self.term, self.tab_id):
                     log.debug("election: %s backs off for applicant %s", self.tab_id, sender)
                     self._follow(None, term, now_ms)
@@ -147,7 +157,7 @@ class FallbackElection:
             # follower: someone is electing; give it time before applying ourselves
             self._last_leader_ms = max(self._last_leader_ms, now_ms)
             return []
-        if kind == "bye" and sender == self.leader and self.role == "follower":
+        if kind == "bye" and sender == self.leader and self.role == ElectionRole.FOLLOWER:
             log.debug("election: leader %s left, %s applies", sender, self.tab_id)
             self.leader = None
             return self._apply(now_ms)
@@ -155,26 +165,26 @@ class FallbackElection:
 
     def tick(self, now_ms: float) -> list[Action]:
         """Call every 100-250 ms."""
-        if self.role == "master":
+        if self.role == ElectionRole.MASTER:
             if now_ms - self._last_leader_post >= LEADER_EVERY_MS:
                 return [self._lead_post(now_ms)]
             return []
-        if self.role == "applying":
+        if self.role == ElectionRole.APPLYING:
             if now_ms - self._apply_started >= APPLY_WAIT_MS:
-                self.role = "master"
+                self.role = ElectionRole.MASTER
                 self.leader, self.leader_term = self.tab_id, self.term
                 log.debug("election: %s is master (term %d)", self.tab_id, self.term)
                 return [BecomeMaster(self.term), self._lead_post(now_ms)]
             return []
-        if self.role == "follower" and now_ms - self._last_leader_ms >= LEADER_TIMEOUT_MS:
+        if self.role == ElectionRole.FOLLOWER and now_ms - self._last_leader_ms >= LEADER_TIMEOUT_MS:
             return self._apply(now_ms)
         return []
 
     def resign(self, now_ms: float) -> list[Action]:
         """Leave the election (pagehide, stop). A master posts ``bye`` so the others apply at
         once, and gets StepDown. start() joins again."""
-        was_master = self.role == "master"
-        self.role = "stopped"
+        was_master = self.role == ElectionRole.MASTER
+        self.role = ElectionRole.STOPPED
         self.leader = None
         if was_master:
             return [Post(make_bye(self.tab_id, self.term)), StepDown()]

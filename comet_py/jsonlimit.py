@@ -6,6 +6,9 @@ the caller already is. A frame that decodes in the master tab must also decode i
 follower, inside a relay envelope a few levels deeper. So depth is checked before decoding,
 against fixed numbers: a server frame (and a message's JSON data) may nest ``MAX_DEPTH``
 levels, a relay envelope ``MAX_DEPTH + ENVELOPE_DEPTH``, since it wraps one such message.
+
+NaN and Infinity are refused too: they are not JSON, and ``relay.encode`` could not pass them on
+to the other tabs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ class TooDeep(ValueError):
     """JSON nested deeper than allowed (a ValueError, like any other undecodable text)."""
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-JSON constant {name}")
+
+
+# Built once: json.loads with options builds a new decoder per call (a hot path).
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 # A JSON string (escapes included), so brackets inside strings do not count.
 _STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 # Bytes: opening brackets -> +1, closing -> -1 (as signed bytes), everything else deleted.
@@ -46,11 +57,12 @@ def depth_exceeds(text: str, limit: int) -> bool:
     return max(accumulate(array("b", steps))) > limit
 
 
-def loads(text: str, decoder: json.JSONDecoder, limit: int = MAX_DEPTH) -> Any:
-    """``decoder.decode(text)``, refusing (``TooDeep``) text nested more than ``limit`` deep."""
+def loads(text: str, limit: int = MAX_DEPTH) -> Any:
+    """Decode JSON ``text``, refusing (``TooDeep``) text nested more than ``limit`` deep and
+    (``ValueError``) NaN/Infinity."""
     if depth_exceeds(text, limit):
         raise TooDeep(f"JSON nested more than {limit} levels deep")
     try:
-        return decoder.decode(text)
+        return _DECODER.decode(text)
     except RecursionError as exc:  # cannot happen under the cap; a ValueError all the same
         raise TooDeep(str(exc)) from None

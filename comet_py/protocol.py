@@ -12,7 +12,6 @@ its apostrophe bug.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
-from .jsonlimit import TooDeep, loads as _loads_capped
+from .jsonlimit import TooDeep
+from .jsonlimit import loads as _loads
 from .message import make_message_dict
 from .options import Options
 
@@ -155,7 +155,7 @@ def web_pipe_frame(pipe: str, event: str, text: str) -> str:
 def pipe_log_frame(pipe: str, marker: str, since: int | None = None) -> str:
     """``pipe_log\\n<pipe>\\n<marker>\\n``: ask for the channel's history.
 
-    ``since`` (comet_server only): just the items with a marker above it, so recovering a
+    ``since`` (comet_server only): just the items with a history_id above it, so recovering a
     gap fetches the gap, not the whole log."""
     frame = f"pipe_log\n{check_name(pipe)}\n{_check_marker(marker)}\n"
     if since is not None:
@@ -187,20 +187,6 @@ def user_data_frame(marker: str, user_id: int) -> str:
 
 
 # ---------------------------------------------------------------------- decoding
-
-
-def _no_constants(name: str) -> Any:
-    # NaN/Infinity are not JSON: they would not survive the relay to other tabs.
-    raise ValueError(f"non-JSON constant {name}")
-
-
-# One decoder for every frame: json.loads with options builds a new decoder per call.
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-
-
-def _loads(text: str) -> Any:
-    # Capped nesting (jsonlimit.MAX_DEPTH): what decodes here also decodes in every other tab.
-    return _loads_capped(text, _DECODER)
 
 
 def decode_frame(text: str) -> list[dict[str, Any]]:
@@ -287,8 +273,10 @@ class AuthInfo:
     server: str
 
     @property
-    def supports_markers(self) -> bool:
-        """comet_server sends history_ids, pipe_log end frames, exact reports."""
+    def is_comet_server(self) -> bool:
+        """comet_server, not CppComet: it sends history_ids (and answers ``pipe_log`` from one),
+        ends each pipe_log answer with a marked frame, reports exactly, and does not mysql-escape
+        message text."""
         return self.server.startswith("comet_server")
 
 
@@ -414,13 +402,13 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     time = t if isinstance(t, int) and not isinstance(t, bool) else None
     user_id = max(_as_int(raw.get("user_id")), 0)
 
-    def message(history: bool = False, msg_marker: str | None = marker) -> dict[str, Any]:
+    def message(history: bool = False, info_marker: str | None = marker) -> dict[str, Any]:
         return make_message_dict(
             data,
             pipe=pipe,
             event=event,
             history=history,
-            marker=msg_marker,
+            marker=info_marker,
             user_id=user_id,
             uuid=uuid,
             time=time,
@@ -468,4 +456,4 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     history = raw.get("history") is True or (raw.get("fromQueue") is True and pipe != "msg")
     # server_info.marker of a history item is its position (the seed's API); on the wire that
     # is history_id, as "marker" only ever means a request marker.
-    return ChannelMessage(message(history=history, msg_marker=history_id if history else marker))
+    return ChannelMessage(message(history=history, info_marker=history_id if history else marker))

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
 from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
+from .session import State
 
 log = logging.getLogger("comet_py.relay")
 
@@ -42,6 +43,8 @@ STEAL_AFTER_MS = 3_000    # a visible follower steals the lock after this much m
 PROBE_WAIT_MS = 1_000     # ...and once a probe has gone unanswered this long (no stall of ours)
 STALL_MS = 2_000          # a gap this long between our own inputs means *we* were frozen/throttled
 DEDUP_PER_TAB = 1_000     # call ids remembered per tab for deduplication
+
+GAP = "gap"               # the state a gap travels as in a ``state`` message (api: on_state)
 
 TIMEOUT_ERROR = CallError(REQUEST_TIMEOUT, "comet_py: no master tab answered the call in time")
 STOPPED_ERROR = CallError(CONNECTION_LOST, "comet_py: tab stopped")
@@ -94,20 +97,6 @@ class TabLeft:
 
 
 @dataclass(frozen=True)
-class LocalDeliver:
-    """Master: deliver this message dict to this tab's own callbacks."""
-    message: dict
-
-
-@dataclass(frozen=True)
-class LocalAnswer:
-    """Master: the answer to one of this tab's own calls (see MasterRelay.call_local)."""
-    req: int
-    value: Any
-    error: Optional[CallError]
-
-
-@dataclass(frozen=True)
 class RivalMaster:
     """Master: another tab claims mastership with a stronger (term, id). Fallback mode: the
     election decides; Web Locks mode: the lock holder is right, the other one will step down."""
@@ -117,13 +106,13 @@ class RivalMaster:
 
 @dataclass(frozen=True)
 class Deliver:
-    """Follower: deliver this message dict to this tab's callbacks."""
+    """Give this message dict to this tab's callbacks (master or follower)."""
     message: dict
 
 
 @dataclass(frozen=True)
 class Resolve:
-    """Follower: call ``req`` finished (error None on success)."""
+    """This tab's call ``req`` finished (error None on success), whichever tab ran it."""
     req: int
     value: Any
     error: Optional[CallError]
@@ -138,7 +127,8 @@ class MasterChanged:
 
 @dataclass(frozen=True)
 class RemoteState:
-    """Follower: a connection state event from the master (Session StateChanged)."""
+    """Follower: a connection state event from the master (a Session StateChanged, or a Gap
+    as state ``gap``: what this tab's on_state callbacks are told)."""
     state: str
     detail: dict
 
@@ -156,8 +146,8 @@ class PendingCall:
     args: dict
 
 
-Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, LocalDeliver,
-               LocalAnswer, RivalMaster, Deliver, Resolve, MasterChanged, RemoteState, RemoteAuth]
+Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, RivalMaster, Deliver,
+               Resolve, MasterChanged, RemoteState, RemoteAuth]
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -246,13 +236,6 @@ def encode(message: Message) -> str:
 
 # -- parsing -------------------------------------------------------------------------------------
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError("non-JSON constant " + name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def _str_id(x: Any) -> bool:
     return isinstance(x, str) and 0 < len(x) <= 64
 
@@ -312,7 +295,7 @@ def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
     if isinstance(data, str):
         try:
             # The frame cap plus the envelope's own levels: a message the master decoded fits.
-            obj = jsonlimit.loads(data, _DECODER, jsonlimit.MAX_DEPTH + jsonlimit.ENVELOPE_DEPTH)
+            obj = jsonlimit.loads(data, jsonlimit.MAX_DEPTH + jsonlimit.ENVELOPE_DEPTH)
         except (ValueError, RecursionError) as exc:
             log.debug("relay: ignored non-JSON message: %s", exc)
             return None
@@ -360,7 +343,7 @@ class MasterRelay:
     """The master's view of the tabs: their channels and calls; routes Session output.
 
     The master's own tab takes part directly: ``set_own_channels``, ``call_local``, and the
-    ``LocalDeliver`` / ``LocalAnswer`` actions.
+    ``Deliver`` / ``Resolve`` actions, the same a follower's relay gives its tab.
     """
 
     def __init__(self, tab_id: str, term: int) -> None:
@@ -370,7 +353,7 @@ class MasterRelay:
         self._tabs: dict = {}
         self._done: dict = {}          # tab -> OrderedDict of reqs seen (dedup)
         self._next_req = 1
-        self._state = "connecting"
+        self._state: str = State.CONNECTING
         self._authorized: Optional[bool] = None
         self._detail: dict = {}
         self._seq = 0
@@ -380,12 +363,6 @@ class MasterRelay:
     def followers(self) -> frozenset:
         """Tab ids of the live tabs other than the master's own."""
         return frozenset(self._tabs)
-
-    def channels_of(self, tab_id: str) -> frozenset:
-        if tab_id == self.tab_id:
-            return self._own_channels
-        tab = self._tabs.get(tab_id)
-        return tab.channels if tab else frozenset()
 
     def union(self) -> frozenset:
         """Server channels to hold: a channel goes only when no live tab listens to it."""
@@ -501,17 +478,17 @@ class MasterRelay:
                 # A lone tab: nobody to relay to. Its own send is not given back to it, as with
                 # two or more tabs (and as the server never echoes a send to its connection).
                 own_send = but is not None and but[0] == self.tab_id
-                return [] if own_send else [LocalDeliver(message)]
+                return [] if own_send else [Deliver(message)]
             if but is not None:
                 post = Post(make_msg(self.tab_id, BROADCAST, self.term, message, but=but[0]))
-                return [post] if but[0] == self.tab_id else [post, LocalDeliver(message)]
-            return [Post(make_msg(self.tab_id, BROADCAST, self.term, message)), LocalDeliver(message)]
+                return [post] if but[0] == self.tab_id else [post, Deliver(message)]
+            return [Post(make_msg(self.tab_id, BROADCAST, self.term, message)), Deliver(message)]
         token = _token_tab(to)
         if token is None:
             log.debug("relay: deliver with a foreign token %r dropped", to)
             return []
         if token[0] == self.tab_id:
-            return [LocalDeliver(message)]
+            return [Deliver(message)]
         return [Post(make_msg(self.tab_id, token[0], self.term, message))]
 
     def route_answer(self, token: Any, value: Any, error: Optional[CallError]) -> list[Action]:
@@ -521,7 +498,7 @@ class MasterRelay:
             log.debug("relay: answer with a foreign token %r dropped", token)
             return []
         if tok[0] == self.tab_id:
-            return [LocalAnswer(tok[1], value, error)]
+            return [Resolve(tok[1], value, error)]
         return [Post(make_answer(self.tab_id, tok[0], self.term, tok[1], value, error))]
 
     def _state_msg(self, now_ms: float, to: str = BROADCAST) -> Message:
@@ -530,21 +507,17 @@ class MasterRelay:
 
     def state_message(self, state: str, authorized: Optional[bool], now_ms: float,
                       detail: Optional[dict] = None) -> list[Action]:
-        """A Session ``StateChanged``: every tab gets it as one state event (even a repeat).
-
-        ``gap`` is an event, not a state: it is sent once and the heartbeats keep the state."""
+        """A Session ``StateChanged``: every tab gets it as one state event (even a repeat)."""
         self._seq += 1
-        if state == "gap":
-            return [Post(make_state(self.tab_id, self.term, state, authorized, now_ms, self._seq,
-                                    dict(detail or {})))]
         self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
         return [Post(self._state_msg(now_ms))]
 
-    def gap_for(self, tab_id: str, pipes: list, now_ms: float) -> list[Action]:
-        """A ``gap`` event for one tab only (what it missed while away could not all be fetched)."""
+    def gap(self, pipes: list, now_ms: float, to: str = BROADCAST) -> list[Action]:
+        """A Session ``Gap``, for every tab or for one returning tab only. On the channel it is a
+        one-off ``state`` message with state ``gap``; the heartbeats keep the connection state."""
         self._seq += 1
-        return [Post(make_state(self.tab_id, self.term, "gap", self._authorized, now_ms, self._seq,
-                                {"pipes": list(pipes)}, to=tab_id))]
+        return [Post(make_state(self.tab_id, self.term, GAP, self._authorized, now_ms, self._seq,
+                                {"pipes": list(pipes)}, to=to))]
 
     def auth_message(self, authorized: bool, now_ms: float) -> list[Action]:
         """A Session ``AuthChanged``: same state event, new authorized status."""

@@ -3,9 +3,9 @@
 The I/O layer tells the session what happened (``connecting``, ``opened``,
 ``received``, ``closed``, ``tick``) and what the tabs want (``set_channels``,
 ``web_pipe``, ``request``, ``recover``, ``stop``); each call returns the events
-to act on: :class:`Send` a frame, :class:`Deliver` a message, :class:`Answer` a
-request, report :class:`StateChanged` / :class:`AuthChanged`, or
-:class:`Reconnect` after a delay. The session never reads a clock: time comes
+to act on: :class:`Send` a frame, :class:`Dispatch` a message to the tabs,
+:class:`Answer` a request, report :class:`StateChanged` / :class:`Gap` /
+:class:`AuthChanged`, or :class:`Reconnect` after a delay. The session never reads a clock: time comes
 in through ``tick(now)``, and deadlines start at the first tick after a
 request (so they last between 10 s and 10 s + one tick interval).
 """
@@ -13,6 +13,7 @@ request (so they last between 10 s and 10 s + one tick interval).
 from __future__ import annotations
 
 import copy
+import enum
 import itertools
 import logging
 import random
@@ -46,10 +47,12 @@ from .protocol import (
 
 __all__ = [
     "Session",
+    "State",
     "Send",
-    "Deliver",
+    "Dispatch",
     "Answer",
     "StateChanged",
+    "Gap",
     "AuthChanged",
     "Reconnect",
     "Event",
@@ -64,6 +67,16 @@ log = logging.getLogger("comet_py")
 REQUEST_KINDS = ("pipe_count", "pipe_log", "track_pipe_users")
 
 
+class State(enum.StrEnum):
+    """The connection's state, as every tab's ``on_state`` callbacks are told it."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # the first serverInfo arrived
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
 # -------------------------------------------------------------------- events
 
 
@@ -75,8 +88,11 @@ class Send:
 
 
 @dataclass(frozen=True)
-class Deliver:
-    """Hand a message dict to the tabs: every tab (``to=None``) or only the requester's.
+class Dispatch:
+    """Hand a server message dict to the tabs: every tab (``to=None``) or only the requester's.
+
+    Not yet a delivery: the relay routes it, then each tab's registry decides which callbacks
+    (if any) get it.
 
     ``exclude``: with ``to=None``, every tab but the one of this token (a tab's own send,
     shown to the browser's other tabs as the server shows it to other connections)."""
@@ -101,11 +117,19 @@ class Answer:
 
 @dataclass(frozen=True)
 class StateChanged:
-    """``connecting`` | ``connected`` | ``disconnected`` | ``closed`` | ``gap``."""
-
-    state: str
+    state: State
     detail: dict[str, Any] = field(default_factory=dict)
-    to: object = None  # a ``gap`` of one tab's catch-up: its token (None: every tab)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Messages on ``pipes`` may have been missed and could not be fetched again (no
+    history_ids, history off, or a log too short). Not a state: the connection state stays.
+
+    ``to``: the token of the one returning tab whose catch-up fell short (None: every tab)."""
+
+    pipes: list[str]
+    to: object = None
 
 
 @dataclass(frozen=True)
@@ -120,10 +144,27 @@ class Reconnect:
     delay: float
 
 
-Event = Union[Send, Deliver, Answer, StateChanged, AuthChanged, Reconnect]
+Event = Union[Send, Dispatch, Answer, StateChanged, Gap, AuthChanged, Reconnect]
 
 
 # ------------------------------------------------------------ internal records
+
+
+class _Phase(enum.StrEnum):
+    """Where a request is. Every move is one method of ``_Request``:
+
+    - QUEUED --``send()``--> SENT
+    - SENT or ANSWERING --``item_arrived()``--> ANSWERING (pipe_log: its history items come)
+    - SENT or ANSWERING --``connection_lost()``--> QUEUED (sent again at the next connection;
+      a pipe_log then skips what its requesters already got)
+
+    An answer, a timeout or ``stop()`` drops the request in any phase; a recovery is dropped
+    when the connection is lost (it starts afresh at the next serverInfo).
+    """
+
+    QUEUED = "queued"  # not on the wire: no open socket, or a pipe_log waiting for its turn
+    SENT = "sent"  # on the wire, nothing back yet
+    ANSWERING = "answering"  # history items have arrived for it
 
 
 @dataclass
@@ -133,19 +174,47 @@ class _Request:
     pipe: str
     marker: str
     tokens: list[object]
-    recovery: bool = False
+    recovery: bool = False  # fixed at creation, like kind: what the request is for
     base: int = 0  # recovery: the last history_id delivered on this pipe
     catch_up: object = None  # recovery for one tab only (its token): Session.catch_up
-    sent: bool = False
-    started: bool = False  # a history item arrived for it
+    phase: _Phase = _Phase.QUEUED
     items: list[dict[str, Any]] = field(default_factory=list)  # recovery only
     delivered: int = 0  # history items handed to the tokens
     last_item: int | None = None  # history_id of the last item handed over
     skip: int = 0  # after a resend: items already handed over (CppComet: no history_ids)
     skip_history_id: int | None = None  # after a resend: history_ids <= this were handed over
     deadline: float | None = None
-    quiet_since: float | None = None
+    quiet_since: float | None = None  # CppComet pipe_log: no end frame, so quiet means done
     activity: bool = True
+
+    @property
+    def on_the_wire(self) -> bool:
+        return self.phase is not _Phase.QUEUED
+
+    def send(self) -> str:
+        """QUEUED -> SENT; the frame to write."""
+        self.phase = _Phase.SENT
+        self.activity = True
+        return self.frame()
+
+    def item_arrived(self) -> None:
+        """A history item for this request: SENT or ANSWERING -> ANSWERING."""
+        self.phase = _Phase.ANSWERING
+        self.activity = True
+
+    def connection_lost(self) -> None:
+        """SENT or ANSWERING -> QUEUED. A pipe_log is sent again (requests are idempotent) and
+        skips what its requesters already got."""
+        if self.on_the_wire and self.kind == "pipe_log":
+            self.skip = self.delivered
+            self.skip_history_id = self.last_item
+        self.phase = _Phase.QUEUED
+
+    def can_take_more_tokens(self) -> bool:
+        """An identical pipe_log may ride along: this one has not started answering, and is
+        not a resumed one (the newcomer would miss the skipped items)."""
+        return (not self.recovery and self.phase is not _Phase.ANSWERING
+                and self.skip == 0 and self.skip_history_id is None)
 
     def frame(self) -> str:
         if self.kind == "pipe_count":
@@ -213,9 +282,9 @@ class Session:
         self._rng = rng or random.Random()
         self.backoff = backoff or Backoff(rng=self._rng)
 
-        self.state = "idle"
+        self.state = State.IDLE
         self.authorized: bool | None = None
-        self.server_supports_markers = False
+        self.server_is_comet_server = False
         self.server = ""
         self.real_user_key = ""
 
@@ -253,46 +322,40 @@ class Session:
 
     def connecting(self) -> list[Event]:
         """The I/O layer starts opening a socket."""
-        self.state = "connecting"
+        self.state = State.CONNECTING
         self._open = False
         self._got_info = False
         # Unknown until this socket's serverInfo: be as careful as with CppComet.
-        self.server_supports_markers = False
+        self.server_is_comet_server = False
         nodes = self.options.nodes
         # Not the URL: it holds the user key, and state details end up in logs.
-        return [StateChanged("connecting", {"node": nodes[self._node_index % len(nodes)]})]
+        return [StateChanged(State.CONNECTING, {"node": nodes[self._node_index % len(nodes)]})]
 
     def opened(self) -> list[Event]:
         """Socket open: send the subscription, then everything queued, in call order."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         self._open = True
         events: list[Event] = []
         if self._channels:
             events.append(Send(subscription_frame(self._channels)))
-        pending: list[tuple[int, str, _Outgoing | _Request]] = []
-        for out in self._outbox:
-            pending.append((out.seq, out.frame, out))
+        pending: list[_Outgoing | _Request] = list(self._outbox)
         self._outbox.clear()
-        for req in self._requests.values():
-            if req.kind != "pipe_log" and not req.sent:
-                pending.append((req.seq, req.frame(), req))
+        pending += [req for req in self._requests.values() if req.kind != "pipe_log" and not req.on_the_wire]
         for queue in self._logs.values():
-            for req in self._sendable_logs(queue):
-                pending.append((req.seq, req.frame(), req))
-        pending.sort(key=lambda p: p[0])
-        for _, frame, item in pending:
+            pending += self._sendable_logs(queue)
+        pending.sort(key=lambda item: item.seq)
+        for item in pending:
             if isinstance(item, _Outgoing):
                 self._reports.append(_AwaitReport(item.pipe, item.token, None, item.event, item.text, item.anonymous))
+                events.append(Send(item.frame))
             else:
-                item.sent = True
-                item.activity = True
-            events.append(Send(frame))
+                events.append(Send(item.send()))
         return events
 
     def closed(self) -> list[Event]:
         """The socket closed or failed to open: report it and schedule a reconnect."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         if self._got_info:
             self._recover_pending = True  # next connect is a reconnect
@@ -308,18 +371,12 @@ class Session:
                 if req.catch_up is not None:
                     self._pending_catch_ups.append(({req.pipe: str(req.base)}, req.catch_up))
                 continue
-            if req.sent and req.kind == "pipe_log":
-                # Resent after reconnect (requests are idempotent): skip what
-                # this requester already got.
-                req.skip = req.delivered
-                req.skip_history_id = req.last_item
-                req.started = False
-            req.sent = False
+            req.connection_lost()
         if self._reports:
             log.debug("connection lost with %d delivery reports pending", len(self._reports))
         self._reports.clear()
-        self.state = "disconnected"
-        return [StateChanged("disconnected", {}), Reconnect(self.backoff.next_delay())]
+        self.state = State.DISCONNECTED
+        return [StateChanged(State.DISCONNECTED, {}), Reconnect(self.backoff.next_delay())]
 
     def stop(self) -> list[Event]:
         """Close for good: fail every pending request and queued send."""
@@ -336,9 +393,9 @@ class Session:
         self._pending_catch_ups.clear()
         self._open = False
         self._got_info = False
-        if self.state != "closed":
-            self.state = "closed"
-            events.append(StateChanged("closed", {}))
+        if self.state != State.CLOSED:
+            self.state = State.CLOSED
+            events.append(StateChanged(State.CLOSED, {}))
         return events
 
     # ---------------------------------------------------------- tab wishes
@@ -364,7 +421,7 @@ class Session:
         """
         frame = web_pipe_frame(pipe, event, text)
         key = pipe.lstrip("@")
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return [Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped"))]
         anonymous = pipe.startswith("@")
         if self._open:
@@ -379,19 +436,19 @@ class Session:
     def request(self, kind: str, pipe: str, token: object) -> list[Event]:
         """``pipe_count`` | ``pipe_log`` | ``track_pipe_users``; the result comes as ``Answer``.
 
-        pipe_log items come as ``Deliver(msg, to=token)`` with history=True,
+        pipe_log items come as ``Dispatch(msg, to=token)`` with history=True,
         then ``Answer(token, number_of_items)``. Raises ``ValueError`` for a
         bad kind or pipe.
         """
         if kind not in REQUEST_KINDS:
             raise ValueError(f"unknown request kind {kind!r}; use one of {', '.join(REQUEST_KINDS)}")
         _Request(0, kind, pipe, "x", []).frame()  # validate before any change
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return [Answer(token, None, CallError(CONNECTION_LOST, "the connection was stopped"))]
         if kind == "pipe_log":
             for req in self._logs.get(pipe, []):
                 # Ride along an identical request that has not started answering.
-                if not req.recovery and not req.started and req.skip == 0 and req.skip_history_id is None:
+                if req.can_take_more_tokens():
                     req.tokens.append(token)
                     return []
         if not self._open and self._queued() >= self.MAX_QUEUE:
@@ -401,16 +458,15 @@ class Session:
         if kind == "pipe_log":
             return self._pump_logs(pipe)
         if self._open:
-            req.sent = True
-            return [Send(req.frame())]
+            return [Send(req.send())]
         return []
 
     def catch_up(self, last_history_ids: dict[str, str], token: object) -> list[Event]:
         """One tab was away (back from the bfcache, say): fetch what it missed after its own
-        history_ids, as ``Deliver(msg, to=token)`` live messages for it alone (comet_server only:
+        history_ids, as ``Dispatch(msg, to=token)`` live messages for it alone (comet_server only:
         CppComet cannot ask from a history_id). Live messages of those pipes wait meanwhile, so
         the tab gets everything in order. Run at the next serverInfo when not connected."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         self._pending_catch_ups.append((dict(last_history_ids), token))
         if not (self._open and self._got_info):
@@ -420,7 +476,7 @@ class Session:
     def _start_catch_ups(self) -> list[Event]:
         events: list[Event] = []
         pending, self._pending_catch_ups = self._pending_catch_ups, []
-        if not self.server_supports_markers:
+        if not self.server_is_comet_server:
             return events
         for history_ids, token in pending:
             for pipe, history_id in sorted(history_ids.items()):
@@ -430,9 +486,7 @@ class Session:
                 self._held.setdefault(pipe, [])
                 req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
                 req.catch_up = token
-                req.sent = True
-                req.activity = True
-                events.append(Send(req.frame()))
+                events.append(Send(req.send()))
         return events
 
     def recover(self, last_history_ids: dict[str, str]) -> None:
@@ -447,7 +501,7 @@ class Session:
 
     def received(self, text: str) -> list[Event]:
         """One WebSocket text frame. Never raises: a bad frame is logged and skipped."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return []
         events: list[Event] = []
         for raw in decode_frame(text):
@@ -470,10 +524,10 @@ class Session:
                 continue
             if (
                 req.kind == "pipe_log"
-                and req.sent
+                and req.on_the_wire
                 and self._open
                 and self._got_info
-                and not self.server_supports_markers
+                and not self.server_is_comet_server
             ):
                 if req.activity or req.quiet_since is None:
                     req.activity = False
@@ -493,7 +547,7 @@ class Session:
 
     def _queued(self) -> int:
         return len(self._outbox) + sum(
-            1 for r in self._requests.values() if not r.sent and not r.recovery
+            1 for r in self._requests.values() if not r.on_the_wire and not r.recovery
         )
 
     def _new_request(
@@ -522,12 +576,12 @@ class Session:
         # frame, so several may be in flight; with CppComet only one at a time.
         out: list[_Request] = []
         for req in queue:
-            if req.sent:
-                if not self.server_supports_markers:
+            if req.on_the_wire:
+                if not self.server_is_comet_server:
                     break
                 continue
             out.append(req)
-            if not self.server_supports_markers:
+            if not self.server_is_comet_server:
                 break
         return out
 
@@ -536,14 +590,12 @@ class Session:
             return []
         events: list[Event] = []
         for req in self._sendable_logs(self._logs.get(pipe, [])):
-            req.sent = True
-            req.activity = True
-            events.append(Send(req.frame()))
+            events.append(Send(req.send()))
         return events
 
     def _current_log(self, pipe: str) -> _Request | None:
         for req in self._logs.get(pipe, []):
-            if req.sent:
+            if req.on_the_wire:
                 return req
         return None
 
@@ -566,36 +618,36 @@ class Session:
         return events + self._pump_logs(req.pipe)
 
     def _handle(self, raw: dict[str, Any]) -> list[Event]:
-        c = classify(raw, mysql_escaped=not self.server_supports_markers)
-        if isinstance(c, AuthInfo):
-            return self._on_auth(c)
-        if isinstance(c, ChannelMessage):
-            if c.history:
+        match classify(raw, mysql_escaped=not self.server_is_comet_server):
+            case AuthInfo() as info:
+                return self._on_auth(info)
+            case ChannelMessage() as c if c.history:
                 return self._on_history_item(c)
-            return self._on_live(c.message)
-        if isinstance(c, MarkerAnswer):
-            return self._on_answer(c)
-        if isinstance(c, DeliveryReport):
-            return self._on_report(c)
-        if isinstance(c, SysError):
-            return self._on_sys_error(c)
-        if isinstance(c, Ignored):
-            log.debug("ignoring a frame (%s): %r", c.reason, raw)
+            case ChannelMessage(message):
+                return self._on_live(message)
+            case MarkerAnswer() as answer:
+                return self._on_answer(answer)
+            case DeliveryReport() as report:
+                return self._on_report(report)
+            case SysError() as error:
+                return self._on_sys_error(error)
+            case Ignored(reason):
+                log.debug("ignoring a frame (%s): %r", reason, raw)
         return []
 
     def _on_auth(self, info: AuthInfo) -> list[Event]:
         self._got_info = True
         self.server = info.server
-        self.server_supports_markers = info.supports_markers
+        self.server_is_comet_server = info.is_comet_server
         self.real_user_key = info.user_key
         self.backoff.reset()
-        self.state = "connected"
+        self.state = State.CONNECTED
         events: list[Event] = []
         if self.authorized is not info.authorized:
             self.authorized = info.authorized
             events.append(AuthChanged(info.authorized))
         events.append(
-            StateChanged("connected", {"server": info.server, "authorized": info.authorized})
+            StateChanged(State.CONNECTED, {"server": info.server, "authorized": info.authorized})
         )
         # Catch-ups first: the server answers in order, so a returning tab gets its older
         # messages before the newer ones every tab recovers (it would drop them after those).
@@ -603,7 +655,7 @@ class Session:
         if self._recover_pending:
             self._recover_pending = False
             events.extend(self._start_recovery())
-        if self.server_supports_markers:
+        if self.server_is_comet_server:
             # Now known to end each history answer: send the queued ones too.
             for pipe in list(self._logs):
                 events.extend(self._pump_logs(pipe))
@@ -612,10 +664,10 @@ class Session:
     def _start_recovery(self) -> list[Event]:
         events: list[Event] = []
         gap: list[str] = []
-        if not self.server_supports_markers:
+        if not self.server_is_comet_server:
             gap = sorted(self._channels)
             for pipe in sorted(self._held):
-                events.extend(Deliver(m) for m in self._held.pop(pipe))
+                events.extend(Dispatch(m) for m in self._held.pop(pipe))
         else:
             for pipe in sorted(self._channels):
                 base = self._last_history_ids.get(pipe)
@@ -624,14 +676,12 @@ class Session:
                     continue
                 self._held.setdefault(pipe, [])
                 req = self._new_request("pipe_log", pipe, [], recovery=True, base=base)
-                req.sent = True
-                req.activity = True
-                events.append(Send(req.frame()))
+                events.append(Send(req.send()))
             for pipe in sorted(set(self._held) - self._channels):
-                events.extend(Deliver(m) for m in self._held.pop(pipe))
+                events.extend(Dispatch(m) for m in self._held.pop(pipe))
         if gap:
             log.info("messages may have been missed on: %s", ", ".join(gap))
-            events.append(StateChanged("gap", {"pipes": gap}))
+            events.append(Gap(gap))
         return events
 
     def _finish_recovery(self, req: _Request, *, timed_out: bool = False) -> list[Event]:
@@ -666,12 +716,12 @@ class Session:
                 if last is not None and m <= last:
                     continue  # already delivered (or held and also in the log)
                 last = m
-            events.append(Deliver(msg))
+            events.append(Dispatch(msg))
         if last is not None:
             self._last_history_ids[pipe] = last
         if gap:
             log.info("could not fully recover %s", pipe)
-            events.append(StateChanged("gap", {"pipes": [pipe]}))
+            events.append(Gap([pipe]))
         return events
 
     def _finish_catch_up(self, req: _Request, held: list[dict[str, Any]]) -> list[Event]:
@@ -682,22 +732,22 @@ class Session:
         ids = [history_id_int(i["server_info"].get("history_id")) for i in req.items]
         if not any(m is not None and m <= req.base for m in ids):
             log.info("a returning tab may have missed messages on %s (history too short)", pipe)
-            events.append(StateChanged("gap", {"pipes": [pipe]}, to=req.catch_up))
+            events.append(Gap([pipe], to=req.catch_up))
         for item, m in zip(req.items, ids):
             if m is None or m <= req.base:
                 continue
             if last is not None and m <= last:
-                events.append(Deliver(_as_live(item), req.catch_up))
+                events.append(Dispatch(_as_live(item), req.catch_up))
             else:
                 last = m
-                events.append(Deliver(_as_live(item)))
+                events.append(Dispatch(_as_live(item)))
         for msg in held:
             m = history_id_int(msg["server_info"].get("history_id"))
             if m is not None:
                 if last is not None and m <= last:
                     continue
                 last = m
-            events.append(Deliver(msg))
+            events.append(Dispatch(msg))
         if last is not None:
             self._last_history_ids[pipe] = last
         return events
@@ -716,7 +766,7 @@ class Session:
                 log.debug("dropping a duplicate on %s (history_id %d <= %d)", pipe, m, last)
                 return []
             self._last_history_ids[pipe] = m
-        return [Deliver(message)]
+        return [Dispatch(message)]
 
     def _on_personal(self, message: dict[str, Any]) -> list[Event]:
         """comet_server delivers a personal message at least once, with the same id each time:
@@ -730,15 +780,14 @@ class Session:
             self._seen_personal[mid] = None
             if len(self._seen_personal) > self.SEEN_PERSONAL:
                 del self._seen_personal[next(iter(self._seen_personal))]
-        return [Deliver(message)]
+        return [Dispatch(message)]
 
     def _on_history_item(self, c: ChannelMessage) -> list[Event]:
         req = self._current_log(c.pipe)
         if req is None:
             log.debug("history item on %s that no request is waiting for", c.pipe)
             return []
-        req.started = True
-        req.activity = True
+        req.item_arrived()
         m = history_id_int(c.history_id)
         if req.skip_history_id is not None and m is not None:
             if m <= req.skip_history_id:
@@ -754,7 +803,7 @@ class Session:
         events: list[Event] = []
         for i, token in enumerate(req.tokens):
             msg = c.message if i == 0 else copy.deepcopy(c.message)
-            events.append(Deliver(msg, token))
+            events.append(Dispatch(msg, token))
         return events
 
     def _on_answer(self, a: MarkerAnswer) -> list[Event]:
@@ -777,9 +826,9 @@ class Session:
         for rep in self._reports:
             if rep.pipe == r.pipe:
                 self._reports.remove(rep)
-                return [Deliver(r.message, rep.token), Deliver(self._echo(rep, r), None, rep.token)]
+                return [Dispatch(r.message, rep.token), Dispatch(self._echo(rep, r), None, rep.token)]
         # Not ours (e.g. sent before a reconnect): every tab may show it.
-        return [Deliver(r.message)]
+        return [Dispatch(r.message)]
 
     def _echo(self, rep: _AwaitReport, r: DeliveryReport) -> dict[str, Any]:
         """The message the server delivered to other connections, for this browser's other tabs
@@ -815,9 +864,9 @@ class Session:
         elif "pipe_count" in text or "track_pipe_users" in text:
             kind = "pipe_count" if "pipe_count" in text else "track_pipe_users"
             for req in self._requests.values():
-                if req.kind == kind and req.sent:
+                if req.kind == kind and req.on_the_wire:
                     self._drop_request(req)
                     events.extend(Answer(t, None, CallError(SERVER_ERROR, text)) for t in req.tokens)
                     break
-        events.append(Deliver(e.message))
+        events.append(Dispatch(e.message))
         return events

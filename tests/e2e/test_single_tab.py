@@ -82,7 +82,7 @@ def test_web_pipe_send_between_two_users_with_delivery_report_and_anonymous_send
     alice.run("me.subscription('#web_talk', rec('report'))")
     alice.wait("me.isAuthorized() is True")
     bob.wait("len(me._registry.server_channels()) == 1")
-    bob.wait("me._coordinator.connection.session._channels == frozenset({'web_talk'})")
+    bob.wait("me._coordinator.role.session._channels == frozenset({'web_talk'})")
     alice.run("me.web_pipe_send('web_talk', 'hello', {'t': 'hi bob'})")
     got = bob.wait("tagged('talk')")
     assert got[0]["data"] == {"t": "hi bob"} and got[0]["server_info"]["user_id"] == 11

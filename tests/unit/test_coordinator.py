@@ -172,6 +172,33 @@ def test_three_tabs_one_master_one_connection_union_of_channels():
     run(scenario)
 
 
+def test_every_tab_is_told_its_states_as_plain_strings():
+    """The master's states come from the Session's State enum, a follower's from JSON: a page
+    sees the same plain str in both."""
+    async def scenario(o: Origin) -> None:
+        t1, t2 = await start_tabs(o, ["web_chat"], ["web_chat"])
+        for t in (t1, t2):
+            assert t.states[-1] == "connected" and type(t.states[-1]) is str, t
+            assert type(t.api.state) is str
+
+    run(scenario)
+
+
+def test_subscription_once_in_a_follower_takes_one_message_then_releases_the_channel():
+    async def scenario(o: Origin) -> None:
+        t1, t2 = await start_tabs(o, ["web_chat"], [])
+        once: list = []
+        t2.do(t2.api.subscription_once, "web_once", once.append)
+        await o.until(lambda: "web_once" in o.server.conns[0].pipes, what="web_once subscribed")
+        publish(o, "web_once", "e", 1)
+        publish(o, "web_once", "e", 2)
+        await o.settle()
+        assert [(e.server_info.event, e.data) for e in once] == [("e", 1)]
+        await o.until(lambda: "web_once" not in o.server.conns[0].pipes, what="web_once released")
+
+    run(scenario)
+
+
 def test_follower_subscription_reaches_the_server_through_the_union():
     async def scenario(o: Origin) -> None:
         t1, t2, t3 = await start_tabs(o, ["web_chat"], ["web_chat"], [])

@@ -15,7 +15,7 @@ import pytest
 
 from comet_py.options import parse_options
 from comet_py.protocol import decode_frame
-from comet_py.session import Deliver, Send, Session
+from comet_py.session import Dispatch, Send, Session
 from comet_server import ws, wire
 from comet_server.hub import Client, Hub
 from comet_server.store import Store
@@ -96,7 +96,7 @@ def _pump(hub: Hub, s: Session, c: Client, t: RecordingTransport, events: list) 
         for e in pending:
             if isinstance(e, Send):
                 ws.handle_command(hub, c, e.frame)
-            elif isinstance(e, Deliver) and e.to is None:
+            elif isinstance(e, Dispatch) and e.to is None:
                 out.append(e.message)
         pending = []
         for text in t.take():
@@ -136,7 +136,7 @@ def test_comet_py_recovers_and_dedups_by_history_id_from_real_frames(hub):
     # a live copy of an already delivered position is dropped
     dup = wire.dumps({"data": "m4", "event": "e", "history_id": after[-1]["server_info"]["history_id"],
                       "message_send_time": wire.now(), "pipe": "web_log"})
-    assert [e for e in s.received(dup) if isinstance(e, Deliver)] == []
+    assert [e for e in s.received(dup) if isinstance(e, Dispatch)] == []
 
 
 def test_server_info_marker_of_a_history_item_is_its_history_id(hub):
@@ -150,7 +150,7 @@ def test_server_info_marker_of_a_history_item_is_its_history_id(hub):
         if isinstance(e, Send):
             ws.handle_command(hub, c, e.frame)
     for text in t.take():
-        items += [e.message for e in s.received(text) if isinstance(e, Deliver) and e.to is token]
+        items += [e.message for e in s.received(text) if isinstance(e, Dispatch) and e.to is token]
     (item,) = items
     info = item["server_info"]
     assert info["history"] is True and info["marker"] == info["history_id"] == hub.store.get_history(1, "web_log")[0].history_id

@@ -146,8 +146,8 @@ def test_server_info_auth_forms():
         c = one(text)
         assert isinstance(c, P.AuthInfo) and c.authorized is want
     c = one(F.CPP_INFO_AUTH)
-    assert c.user_key == "valid00000userHash" and not c.supports_markers
-    assert one(F.CS_INFO_AUTH).supports_markers
+    assert c.user_key == "valid00000userHash" and not c.is_comet_server
+    assert one(F.CS_INFO_AUTH).is_comet_server
     assert one(F.CS_INFO_AUTH.replace('"authorized":true', '"authorized":"false"')).authorized is False
 
 
@@ -245,7 +245,7 @@ def test_frames_without_pipe_or_data_are_ignored():
 
 from comet_py import jsonlimit  # noqa: E402
 from comet_py import relay as R  # noqa: E402
-from comet_py.session import Deliver as SessionDeliver, Session  # noqa: E402
+from comet_py.session import Dispatch, Session  # noqa: E402
 
 
 def _nested(depth: int, inner: str = "1") -> str:
@@ -275,10 +275,10 @@ def _through_tabs(session, text):
     follower.on_message(R.encode(R.make_state("M" * 16, 1, "connected", True, 0, 1)), 0)
     in_master, in_follower = [], []
     for ev in session.received(text):
-        if not isinstance(ev, SessionDeliver):
+        if not isinstance(ev, Dispatch):
             continue
         for act in master.route_deliver(ev.message, ev.to, ev.exclude):
-            if isinstance(act, R.LocalDeliver):
+            if isinstance(act, R.Deliver):
                 in_master.append(act.message)
             elif isinstance(act, R.Post):
                 for got in follower.on_message(R.encode(act.message), 1):
@@ -324,17 +324,17 @@ def test_relay_envelope_parser_refuses_deep_nesting_without_raising():
 def test_redelivered_personal_message_is_dropped_by_its_id():
     s = _session()
     frame = '{"data":"hi","event":"e","fromQueue":true,"message_send_time":1,"pipe":"msg","uuid":"%s"}'
-    first = [e for e in s.received(frame % "41") if isinstance(e, SessionDeliver)]
-    again = [e for e in s.received(frame % "41") if isinstance(e, SessionDeliver)]
-    other = [e for e in s.received(frame % "42") if isinstance(e, SessionDeliver)]
+    first = [e for e in s.received(frame % "41") if isinstance(e, Dispatch)]
+    again = [e for e in s.received(frame % "41") if isinstance(e, Dispatch)]
+    other = [e for e in s.received(frame % "42") if isinstance(e, Dispatch)]
     assert [e.message["data"] for e in first] == ["hi"] and again == [] and len(other) == 1
     # a server with a fresh store counts from 1 again: a lower id is a new message, not a repeat
-    fresh = [e for e in s.received(frame % "1") if isinstance(e, SessionDeliver)]
+    fresh = [e for e in s.received(frame % "1") if isinstance(e, Dispatch)]
     assert len(fresh) == 1
 
 
 def test_personal_messages_without_id_are_all_delivered():
     s = _session()
     frame = '{"data":"hi","event":"e","pipe":"msg"}'  # CppComet: no id to deduplicate on
-    got = [e for _ in range(3) for e in s.received(frame) if isinstance(e, SessionDeliver)]
+    got = [e for _ in range(3) for e in s.received(frame) if isinstance(e, Dispatch)]
     assert len(got) == 3

@@ -99,9 +99,9 @@ class Tab:
             if isinstance(a, r.Post):
                 assert a.message["from"] == self.tab_id
                 self.bus.post(self.tab_id, a.message)
-            elif isinstance(a, (r.Deliver, r.LocalDeliver)):
+            elif isinstance(a, r.Deliver):
                 self.delivered.append(a.message)
-            elif isinstance(a, (r.Resolve, r.LocalAnswer)):
+            elif isinstance(a, r.Resolve):
                 self.resolved[a.req] = (a.value, a.error)
                 self.resolve_count[a.req] = self.resolve_count.get(a.req, 0) + 1
             elif isinstance(a, r.RunCall):
@@ -368,8 +368,8 @@ def test_a_lone_master_tab_is_not_given_its_own_send_but_is_given_the_others():
     own, echo = ("M" * 16, 3), message(event="mine")
     assert mr.route_deliver(echo, None, own) == []
     # A send of a tab that has gone since (its echo still comes back): this tab shows it.
-    assert mr.route_deliver(echo, None, ("F" * 16, 1)) == [r.LocalDeliver(echo)]
-    assert mr.route_deliver(echo, None) == [r.LocalDeliver(echo)]
+    assert mr.route_deliver(echo, None, ("F" * 16, 1)) == [r.Deliver(echo)]
+    assert mr.route_deliver(echo, None) == [r.Deliver(echo)]
 
 
 def test_history_items_go_to_the_asking_tab_only(world):
@@ -608,8 +608,8 @@ def test_state_events_reach_every_follower_once_heartbeats_do_not_repeat_them(wo
         m.handle(m.master.heartbeat(t))
         bus.flush(t)
     m.handle(m.master.auth_message(True, T0 + 2_100))
-    m.handle(m.master.state_message("gap", True, T0 + 2_200, {"pipes": ["web_a"]}))
-    m.handle(m.master.state_message("gap", True, T0 + 2_300, {"pipes": ["web_a"]}))
+    m.handle(m.master.gap(["web_a"], T0 + 2_200))
+    m.handle(m.master.gap(["web_a"], T0 + 2_300))
     bus.flush(T0 + 2_300)
     for f in (f1, f2):
         assert f.states == [("connecting", {}), ("connected", {}), ("gap", {"pipes": ["web_a"]}),
