@@ -99,7 +99,8 @@ class CometApi:
         ``subscription(callback)`` alone (or ``name=""``) receives every message of this tab.
         """
         if callback is None and callable(name):
-            name, callback = "", name
+            callback = name
+            name = ""
         if not callable(callback):
             raise TypeError("subscription() needs a callable callback")
         if name is not None and not isinstance(name, str):

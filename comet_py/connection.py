@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .session import Answer, Event, Reconnect, Send, Session, State
+
+if TYPE_CHECKING:  # only for annotations: not imported in the browser
+    from .platform import Platform
 
 log = logging.getLogger("comet_py")
 TICK_SECONDS = 1.0
@@ -29,7 +32,7 @@ _LIVENESS = ("comet_py:liveness", 0)  # the probe's token: its answer is ours, n
 
 
 class Connection:
-    def __init__(self, session: Session, platform: Any, on_event: Callable[[Event], None]) -> None:
+    def __init__(self, session: Session, platform: Platform, on_event: Callable[[Event], None]) -> None:
         self.session = session
         self._platform = platform
         self._on_event = on_event

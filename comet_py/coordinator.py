@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import relay
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
@@ -24,6 +24,9 @@ from .options import Options
 from .roles import FollowerRole, MasterRole, Role, TabSink
 from .session import Session, State
 
+if TYPE_CHECKING:  # only for annotations: not imported in the browser
+    from .platform import Platform
+
 log = logging.getLogger("comet_py")
 
 TICK_SECONDS = 0.25
@@ -31,7 +34,7 @@ UUID_STORAGE_KEY = "comet_server_uuid"
 
 
 class Coordinator:
-    def __init__(self, options: Options, tab: TabSink, platform: Any) -> None:
+    def __init__(self, options: Options, tab: TabSink, platform: Platform) -> None:
         self.options = options
         self.tab = tab
         self.p = platform

@@ -12,12 +12,15 @@ handler (``Coordinator._run``), which hands the actions only a MasterRelay gives
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from .connection import Connection
 from .errors import BAD_CALL, CallError
 from .relay import GAP, HEARTBEAT_MS, Action, FollowerRelay, MasterRelay, PendingCall, Token
 from .session import Answer, AuthChanged, Dispatch, Event, Gap, Session, State, StateChanged
+
+if TYPE_CHECKING:  # only for annotations: not imported in the browser
+    from .platform import Platform
 
 log = logging.getLogger("comet_py")
 
@@ -27,8 +30,8 @@ Run = Callable[[list[Action]], None]   # the Coordinator's action handler
 class TabSink(Protocol):
     """This tab's page: its callbacks, its state and its remembered history positions."""
 
-    def deliver(self, message: dict) -> None: ...
-    def set_state(self, state: str, detail: dict) -> None: ...   # a State, or GAP
+    def deliver(self, message: dict[str, Any]) -> None: ...
+    def set_state(self, state: str, detail: dict[str, Any]) -> None: ...   # a State, or GAP
     def set_auth(self, authorized: bool) -> None: ...
     def set_master(self, is_master: bool) -> None: ...
     def last_history_ids(self) -> dict[str, str]: ...
@@ -41,7 +44,7 @@ class Role(Protocol):
     def highest_term(self) -> int: ...
     def pending_calls(self) -> list[PendingCall]: ...
     def announce(self, now_ms: float) -> None: ...
-    def call(self, op: str, args: dict, now_ms: float) -> tuple[int, list[Action]]: ...
+    def call(self, op: str, args: dict[str, Any], now_ms: float) -> tuple[int, list[Action]]: ...
     def set_channels(self, channels: frozenset[str], now_ms: float) -> None: ...
     def tick(self, now_ms: float) -> None: ...
     def page_became_visible(self, now_ms: float) -> None: ...
@@ -55,7 +58,7 @@ class MasterRole:
     every tab, and what only a master keeps: the watches on the other tabs' locks and the time
     of its last heartbeat."""
 
-    def __init__(self, tab_id: str, term: int, session: Session, platform: Any, tab: TabSink,
+    def __init__(self, tab_id: str, term: int, session: Session, platform: Platform, tab: TabSink,
                  run: Run, *, channels: frozenset[str], highest_term: int,
                  tab_lock: Callable[[str], str] | None) -> None:
         """``tab_lock``: Web Locks mode, a tab id's lock name (the master watches each tab's
@@ -95,7 +98,7 @@ class MasterRole:
     def pending_calls(self) -> list[PendingCall]:
         return []  # a master runs each call at once
 
-    def call(self, op: str, args: dict, now_ms: float) -> tuple[int, list[Action]]:
+    def call(self, op: str, args: dict[str, Any], now_ms: float) -> tuple[int, list[Action]]:
         return self.relay.call_local(op, args)
 
     def set_channels(self, channels: frozenset[str], now_ms: float) -> None:
@@ -133,7 +136,7 @@ class MasterRole:
 
     # -- the actions only a MasterRelay gives ----------------------------------------------------
 
-    def run_call(self, token: Token, op: str, args: dict) -> None:
+    def run_call(self, token: Token, op: str, args: dict[str, Any]) -> None:
         if self._stopped:
             return
         try:
@@ -202,7 +205,7 @@ class FollowerRole:
     """This tab follows the master over the channel: a FollowerRelay, and (Web Locks mode) the
     decision to steal the lock from a master that holds it but stays silent."""
 
-    def __init__(self, tab_id: str, platform: Any, run: Run, *,
+    def __init__(self, tab_id: str, platform: Platform, run: Run, *,
                  history_ids: Callable[[], Mapping[str, str]], channels: frozenset[str],
                  highest_term: int, locks: bool, steal: Callable[[], None]) -> None:
         self.relay = FollowerRelay(tab_id, history_ids=history_ids, keepalive=not locks)
@@ -226,7 +229,7 @@ class FollowerRole:
         """Calls not answered yet: a promoted tab runs them itself."""
         return self.relay.pending_calls()
 
-    def call(self, op: str, args: dict, now_ms: float) -> tuple[int, list[Action]]:
+    def call(self, op: str, args: dict[str, Any], now_ms: float) -> tuple[int, list[Action]]:
         return self.relay.call(op, args, now_ms)
 
     def set_channels(self, channels: frozenset[str], now_ms: float) -> None:
