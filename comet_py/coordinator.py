@@ -52,7 +52,6 @@ class Coordinator:
         self.role: Role = self._new_follower(highest_term)
         self.election = None if self.locks else FallbackElection(self.tab_id)
         self._futures: dict[int, asyncio.Future] = {}
-        self._own_calls: dict[int, tuple[str, dict]] = {}
         self._channel: Any = None
         self._tab_lock: Any = None
         self._master_lock: Any = None
@@ -163,10 +162,8 @@ class Coordinator:
 
     def request(self, kind: str, pipe: str) -> asyncio.Future:
         fut: asyncio.Future = asyncio.get_event_loop().create_future()
-        args = {"pipe": pipe}
-        req, actions = self.role.call(kind, args, self.p.now_ms())
+        req, actions = self.role.call(kind, {"pipe": pipe}, self.p.now_ms())
         self._futures[req] = fut  # before the actions: a master's Session may answer at once
-        self._own_calls[req] = (kind, args)
         self._run(actions)
         return fut
 
@@ -213,18 +210,9 @@ class Coordinator:
         follower = self.role = self._new_follower(master.highest_term)
         master.stop()
         self.tab.set_master(False)
-        # Our own reads in flight go through the new master; sends are not repeated.
-        in_flight = [(op, args, self._futures.get(req)) for req, (op, args) in self._own_calls.items()]
-        self._own_calls.clear()
-        self._futures.clear()
+        # Our own reads in flight were answered ConnectionLost by the Session's stop (api.md §8):
+        # the caller decides whether to ask again, now through the new master.
         now = self.p.now_ms()
-        for op, args, fut in in_flight:
-            if fut is None or fut.done():
-                continue
-            new_req, actions = follower.call(op, args, now)
-            self._futures[new_req] = fut
-            self._own_calls[new_req] = (op, args)
-            self._run(actions)
         follower.announce(now)
 
     def _uuid(self) -> str:
@@ -314,7 +302,6 @@ class Coordinator:
                 log.exception("comet_py: failed to carry out %r", action)
 
     def _resolve(self, req: int, value: Any, error: Optional[CallError]) -> None:
-        self._own_calls.pop(req, None)
         fut = self._futures.pop(req, None)
         if fut is None or fut.done():
             if error:  # a web_pipe_send the server or the master refused

@@ -16,6 +16,7 @@ import pytest
 
 from comet_py.api import CometApi
 from comet_py.coordinator import UUID_STORAGE_KEY
+from comet_py.errors import ConnectionLost
 from tests.support.fake_browser import DEFAULT_HOST, Origin, run
 
 DEV = 7
@@ -466,6 +467,27 @@ def test_frozen_master_is_replaced_by_a_visible_follower_and_steps_down_on_thaw(
         assert [len(t.got["web_chat"]) - b for t, b in zip((t1, t2, t3), before)] == [1, 1, 1]
         await o.settle(10)
         assert masters([t1, t2, t3]) == [t3] and len(browser_conns(o)) == 1
+
+    run(scenario)
+
+
+def test_a_read_in_flight_in_a_robbed_master_fails_connection_lost_and_asking_again_works():
+    async def scenario(o: Origin) -> None:
+        t1, t2 = await start_tabs(o, ["web_chat"], ["web_chat"])
+        o.server.unanswered.add("pipe_count")
+        fut = t1.do(t1.api.count_users_in_pipe, "web_chat")
+        await o.settle()
+        t1.page.freeze()
+        await o.until(lambda: t2.is_master and t2.api.state == "connected", 10, what="t2 steals")
+        t1.page.thaw()
+        await o.until(lambda: not t1.is_master, 2, what="the robbed master steps down")
+        await o.until(fut.done, 2, what="the read in flight is answered")
+        with pytest.raises(ConnectionLost):
+            fut.result()
+        o.server.unanswered.clear()
+        again = await asyncio.wait_for(t1.do(t1.api.count_users_in_pipe, "web_chat"), 5)
+        assert again == 1  # the new master's connection, which carries both tabs' channels
+        assert [page for page, _ in o.server.received("pipe_count")] == [t1.page.name, t2.page.name]
 
     run(scenario)
 
