@@ -14,9 +14,10 @@ What 50k connections from one address need (the bench sets all three):
 
 * descriptors: the server and the load generator each hold one per connection. The bench lifts its
   soft RLIMIT_NOFILE to the hard limit, and the hard limit itself when it is too low and the
-  process may (root / CAP_SYS_RESOURCE). The server is started with a soft limit of 1,024, as
-  many service managers do, to check that it lifts it to the hard limit itself
-  (comet_server.limits.raise_fd_limit); its "limits:" log line is recorded.
+  process may (CAP_SYS_RESOURCE). A step the limit still cannot hold runs at the largest size it
+  can (hard limit - 1,024) and the table says so. The server is started with a soft limit of
+  1,024, as many service managers do, to check that it lifts it to the hard limit itself
+  (comet_server.limits.raise_fd_limit); the limit it logged is recorded.
 * server caps: by default at most (soft fd limit - 64) / 2 connections, and a quarter of that,
   at most 4,096, per IP address. Every step passes --max-connections N+100
   --max-connections-per-ip 0.
@@ -83,10 +84,12 @@ def server_fd_limit(server: ServerProcess) -> str:
     return m.group(1) if m else "?"
 
 
-def run_step(step: int, kind: str, conns: int, args, fd_soft: int) -> dict:
-    """One cometload run against a fresh server; its result with the server's limits line."""
-    if conns + FD_MARGIN > fd_soft:
-        return {"skipped": f"needs an fd limit of {conns + FD_MARGIN}, have {fd_soft}"}
+def run_step(step: int, kind: str, asked: int, args, fd_soft: int) -> dict:
+    """One cometload run against a fresh server; its result with the server's fd limit. A step
+    the descriptor limit cannot hold runs at the largest size it can, and says so."""
+    conns = min(asked, fd_soft - FD_MARGIN)
+    if conns < 1:
+        return {"skipped": f"fd limit {fd_soft} leaves no room"}
     ips = source_ips(step, conns)
     server = ServerProcess(cometql=False, fd_limit=(SERVER_START_SOFT_FD, fd_soft), extra_args=[
         "--max-connections", str(conns + 100), "--max-connections-per-ip", "0"]).start()
@@ -100,6 +103,8 @@ def run_step(step: int, kind: str, conns: int, args, fd_soft: int) -> dict:
                      "--duration", str(args.duration), *extra]
         res = cometload(server, extra, f"{kind} {conns:,}", max_runtime=args.max_runtime)
         res["_server_fd_limit"] = server_fd_limit(server)
+        if conns < asked:
+            res["_capped"] = f"{asked:,} asked: fd limit {fd_soft:,}"
         return res
     finally:
         server.close()
@@ -129,7 +134,8 @@ def row(kind: str, conns: int, res: dict) -> list:
         problems = (f"{dig(res, 'connect', 'fail')} failed; lost/dups {dig(res, 'delivery', 'lost')}/"
                     f"{dig(res, 'delivery', 'duplicates')}, {dig(res, 'delivery', 'disconnects')} dropped")
     busy = dig(res, "config", "pre_run_busy_pct")
-    return [kind, fmt(ok), fmt(rate, 0), f"{fmt(rss0)} → {fmt(rss1)}", fmt(per_1k, 2),
+    capped = f" ({res['_capped']})" if "_capped" in res else ""
+    return [kind, fmt(ok) + capped, fmt(rate, 0), f"{fmt(rss0)} → {fmt(rss1)}", fmt(per_1k, 2),
             "—" if kind == "idle" else f"{fmt(dps, 0)} ({fmt(cpu, 0)} %, {fmt(us, 1)} µs)",
             problems, "n/a" if busy is None else f"{busy:.0f} %"]
 
@@ -137,16 +143,16 @@ def row(kind: str, conns: int, res: dict) -> list:
 def growth_note(idle: dict, fan: dict) -> str:
     """What the table shows about growth, in one sentence per kind (computed, not claimed)."""
     out = []
-    per = [(n, dig(r, "server_rss_mib_per_1k_conns")) for n, r in idle.items()]
+    per = [(dig(r, "connect", "ok"), dig(r, "server_rss_mib_per_1k_conns")) for r in idle.values()]
     per = [(n, v) for n, v in per if v is not None]
     if len(per) >= 2:
         out.append("Idle RSS per 1,000 connections: " + ", ".join(f"{v:.2f} MiB at {n:,}" for n, v in per)
                    + f" (last ÷ first {per[-1][1] / per[0][1]:.2f}).")
-    rates = [(n, dig(r, "connect", "conns_per_s")) for n, r in idle.items()]
+    rates = [(dig(r, "connect", "ok"), dig(r, "connect", "conns_per_s")) for r in idle.values()]
     rates = [(n, v) for n, v in rates if v]
     if len(rates) >= 2:
         out.append("Connect rate: " + ", ".join(f"{v:,.0f}/s at {n:,}" for n, v in rates) + ".")
-    dps = [(n, dig(r, "delivery", "delivered_per_s")) for n, r in fan.items()]
+    dps = [(dig(r, "connect", "ok"), dig(r, "delivery", "delivered_per_s")) for r in fan.values()]
     dps = [(n, v) for n, v in dps if v]
     if len(dps) >= 2:
         out.append("Fan-out deliveries/s: " + ", ".join(f"{v:,.0f} at {n:,} subscribers ({v / n:,.1f} msgs/s)"
