@@ -84,6 +84,16 @@ def server_fd_limit(server: ServerProcess) -> str:
     return m.group(1) if m else "?"
 
 
+#: what the server logs when it closes a connection itself (comet_server.hub), by reason
+SERVER_CLOSE_LOGS = {"no answer to a ping": "ping timeout", "closing slow client": "slow client"}
+
+
+def server_closes(server: ServerProcess) -> list[str]:
+    """The reasons the server logged for closing connections itself (rate-limited log: no counts)."""
+    text = server.log()
+    return [reason for needle, reason in SERVER_CLOSE_LOGS.items() if needle in text]
+
+
 def run_step(step: int, kind: str, asked: int, args, fd_soft: int) -> dict:
     """One cometload run against a fresh server; its result with the server's fd limit. A step
     the descriptor limit cannot hold runs at the largest size it can, and says so."""
@@ -103,6 +113,7 @@ def run_step(step: int, kind: str, asked: int, args, fd_soft: int) -> dict:
                      "--duration", str(args.duration), *extra]
         res = cometload(server, extra, f"{kind} {conns:,}", max_runtime=args.max_runtime)
         res["_server_fd_limit"] = server_fd_limit(server)
+        res["_server_closes"] = server_closes(server)
         if conns < asked:
             res["_capped"] = f"{asked:,} asked: fd limit {fd_soft:,}"
         return res
@@ -133,6 +144,8 @@ def row(kind: str, conns: int, res: dict) -> list:
         us = cpu_s / got * 1e6 if cpu_s is not None and got else None
         problems = (f"{dig(res, 'connect', 'fail')} failed; lost/dups {dig(res, 'delivery', 'lost')}/"
                     f"{dig(res, 'delivery', 'duplicates')}, {dig(res, 'delivery', 'disconnects')} dropped")
+    if res.get("_server_closes"):
+        problems += "; the server logged closes for: " + ", ".join(res["_server_closes"])
     busy = dig(res, "config", "pre_run_busy_pct")
     capped = f" ({res['_capped']})" if "_capped" in res else ""
     return [kind, fmt(ok) + capped, fmt(rate, 0), f"{fmt(rss0)} → {fmt(rss1)}", fmt(per_1k, 2),
