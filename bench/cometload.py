@@ -3,9 +3,10 @@
 
 Part of comet_py's benchmarks: bench/server_fanout.py and bench/cometql.py run it as a separate
 process (``python bench/cometload.py ...``) against a fresh comet_server. It was adapted from the
-load generator supplied with the project's brief; its command line and JSON output are unchanged,
-so the commands recorded in bench/results/*.json run as they are. It needs ``websockets`` (and
-``PyMySQL`` for ``--cometql``), both pinned in requirements-dev.txt.
+load generator supplied with the project's brief; its command line only gained options
+(--source-ips) and its JSON output is unchanged, so the commands recorded in bench/results/*.json
+run as they are. It needs ``websockets`` (and ``PyMySQL`` for ``--cometql``), both pinned in
+requirements-dev.txt.
 
 It speaks only the client wire protocol, so it can be pointed at any compatible server:
 
@@ -54,6 +55,7 @@ Example:
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import math
 import multiprocessing as mp
@@ -62,6 +64,7 @@ import random
 import re
 import resource
 import signal
+import socket
 import sys
 import time
 
@@ -399,9 +402,10 @@ class WSConn(asyncio.Protocol):
 class LibConn:
     """Same interface as WSConn, on websockets.asyncio.client.connect (ping_interval=None)."""
 
-    def __init__(self, url, on_frame):
+    def __init__(self, url, on_frame, local_addr=None):
         self.url = url
         self.on_frame = on_frame
+        self.local_addr = local_addr
         self.ws = None
         self.task = None
         self.t_start = self.t_open = self.t_first = 0
@@ -416,9 +420,10 @@ class LibConn:
 
     async def open(self, timeout):
         from websockets.asyncio.client import connect
+        extra = {"local_addr": self.local_addr} if self.local_addr else {}
         self.ws = await connect(self.url, ping_interval=None, compression=None,
                                 open_timeout=timeout, close_timeout=1, user_agent_header=None,
-                                max_size=1 << 20)
+                                max_size=1 << 20, **extra)
         self.t_open = time.time_ns()
         self.task = asyncio.get_running_loop().create_task(self._reader())
 
@@ -447,18 +452,53 @@ class LibConn:
             self.ws.transport.abort()   # TCP close, no close frame
 
 
-async def open_conn(cfg, url, on_frame, timeout):
+#: Linux's IP_BIND_ADDRESS_NO_PORT (not in every Python's socket module)
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def bound_socket(local_addr):
+    """A non-blocking TCP socket bound to ``local_addr`` whose port connect() chooses. A plain
+    bind() to port 0 must find a port free for every destination, and on Linux that takes
+    milliseconds per socket once about half of ip_local_port_range is in use."""
+    family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if sys.platform.startswith("linux"):
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind(local_addr)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def source_addr(cfg, i):
+    """(address, 0) to bind subscriber ``i`` to, round-robin over --source-ips; None = any."""
+    return (cfg.source_ips[i % len(cfg.source_ips)], 0) if cfg.source_ips else None
+
+
+async def open_conn(cfg, url, on_frame, timeout, local_addr=None):
     loop = asyncio.get_running_loop()
     t0 = time.time_ns()
     if cfg.client == "lib":
-        c = LibConn(url, on_frame)
+        c = LibConn(url, on_frame, local_addr)
         c.t_start = t0
         await c.open(timeout)
         return c
     host, port = cfg.host, cfg.port
 
     async def _go():
-        _, proto = await loop.create_connection(lambda: WSConn(url, on_frame), host, port)
+        if local_addr is None:
+            _, proto = await loop.create_connection(lambda: WSConn(url, on_frame), host, port)
+        else:
+            sock = bound_socket(local_addr)
+            try:
+                await loop.sock_connect(sock, (host, port))
+            except BaseException:
+                sock.close()
+                raise
+            _, proto = await loop.create_connection(lambda: WSConn(url, on_frame), sock=sock)
         proto.t_start = t0
         try:
             await proto.open_fut
@@ -652,7 +692,7 @@ async def worker_async(widx, cfg, ctl, sub_ids):
         async with sem:
             url = build_url(cfg, cfg.uid, make_uuid(cfg.run_id, "s", j))
             try:
-                c = await open_conn(cfg, url, on_frame, cfg.connect_timeout)
+                c = await open_conn(cfg, url, on_frame, cfg.connect_timeout, source_addr(cfg, j))
             except Exception as e:  # noqa: BLE001 - count every failure kind
                 name = type(e).__name__
                 fails[name] = fails.get(name, 0) + 1
@@ -1463,6 +1503,13 @@ def print_report(cfg, res):
         P("note: " + n)
 
 
+def _ip_list(text):
+    try:
+        return [str(ipaddress.ip_address(a.strip())) for a in text.split(",") if a.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1518,6 +1565,11 @@ def parse_args(argv=None):
                          "receiver CPU; keep the burst small enough for socket buffers. Caveat: "
                          "unread loopback sockets make the kernel collapse receive queues, which "
                          "is charged to the sender, so this can read lower than normal delivery")
+    ap.add_argument("--source-ips", type=_ip_list, default=[], metavar="IP[,IP...]",
+                    help="bind subscriber connections to these local addresses, round-robin "
+                         "(e.g. 127.0.0.1,127.0.0.2): each (source IP, server) pair has only "
+                         "net.ipv4.ip_local_port_range ports (~28k by default), so more "
+                         "connections need more source addresses. Default: the kernel's choice")
     ap.add_argument("--connect-concurrency", type=int, default=200,
                     help="connection attempts in flight per process")
     ap.add_argument("--connect-timeout", type=float, default=15.0)
