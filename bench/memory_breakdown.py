@@ -50,8 +50,8 @@ OWNERS = {
     "asyncio": "asyncio transport, socket, selector",
     "tasks": "asyncio tasks, futures and coroutines (by type, wherever created)",
     "comet": "comet_server Client, Hub, connection gate",
-    "lean": "lean protocol (experiment: websockets Protocol + adapter)",
-    "wslib": "websockets library (experiment: websockets.asyncio.server)",
+    "lean": "experiment's LeanConnection and handshake glue",
+    "wslib": "websockets (sans-I/O Protocol; or its asyncio server)",
     "other": "other",
 }
 #: object types counted as "tasks" whatever code created them
@@ -79,14 +79,14 @@ def _site_group(filename: str) -> str | None:
 
 
 def owner_of(frames) -> str:
-    """Owner of an allocation from its frames (most recent first).
+    """Owner of an allocation from its (filename, lineno) frames, most recent first.
 
     The first frame in a known component decides, except that an aiohttp HTTP frame (e.g.
     web_response.py) reached from aiohttp's WebSocket code belongs to the WebSocket side: scan
     on through aiohttp frames and let a web_ws.py frame win."""
     found = None
-    for fr in frames:
-        g = _site_group(fr.filename)
+    for filename, _lineno in frames:
+        g = _site_group(filename)
         if g is None:
             if found is not None:
                 return found
@@ -105,12 +105,17 @@ def owner_of(frames) -> str:
 _owner_cache: dict = {}
 
 
-def owner_of_traceback(tb) -> str:
-    """owner_of for a tracemalloc.Traceback (ordered oldest -> most recent), memoized."""
-    g = _owner_cache.get(tb)
+def owner_of_frames(raw: tuple) -> str:
+    """owner_of, memoized, for _tracemalloc's raw frame tuples (most recent first)."""
+    g = _owner_cache.get(raw)
     if g is None:
-        g = _owner_cache[tb] = owner_of(reversed(list(tb)))
+        g = _owner_cache[raw] = owner_of(raw)
     return g
+
+
+def owner_of_traceback(tb) -> str:
+    """owner_of for a tracemalloc.Traceback (its frames are stored oldest first)."""
+    return owner_of_frames(tuple(reversed(tb._frames)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -229,33 +234,33 @@ def rss_run(n: int, hold: float) -> dict:
 # In-process child: tracemalloc breakdown (or RSS of a prototype server without tracemalloc)
 
 class Census:
-    """The objects made since tracemalloc started (they have an allocation traceback) and after
-    this baseline; the baseline's objects are kept alive so their ids are not reused."""
+    """Objects made after this baseline: new gc objects and the untracked objects (str, bytes,
+    int, atomic tuples) they refer to, with their raw allocation frames. The baseline objects are
+    kept alive so that their ids are not reused."""
 
     def __init__(self) -> None:
-        self.keep = [o for o, _tb in self._traced()]
+        gc.collect()
+        self.keep = gc.get_objects()
         self.ids = {id(o) for o in self.keep}
 
-    @staticmethod
-    def _traced():
-        import tracemalloc
+    def new_objects(self):
+        from _tracemalloc import _get_object_traceback  # raw frames: no Traceback object per call
 
         gc.collect()
         objs = gc.get_objects()
-        seen = set()  # made after get_objects: not in the list
+        seen = set(self.ids)
+        seen.update((id(objs), id(seen), id(self.keep), id(self.ids)))
         for o in objs:
+            if id(o) in seen:
+                continue
+            seen.add(id(o))
             for x in (o, *gc.get_referents(o)):
-                if id(x) in seen or (x is not o and gc.is_tracked(x)):
+                if x is not o and (gc.is_tracked(x) or id(x) in seen):
                     continue
                 seen.add(id(x))
-                tb = tracemalloc.get_object_traceback(x)
+                tb = _get_object_traceback(x)
                 if tb is not None:
                     yield x, tb
-
-    def new_objects(self):
-        for o, tb in self._traced():
-            if id(o) not in self.ids and o is not self.keep and o is not self.ids:
-                yield o, tb
 
 
 def breakdown(snap0, snap1, census: Census, n: int) -> dict:
@@ -284,7 +289,7 @@ def breakdown(snap0, snap1, census: Census, n: int) -> dict:
         t = type(o)
         name = t.__name__ if t.__module__ in ("builtins", None) else f"{t.__module__}.{t.__qualname__}"
         size = sys.getsizeof(o)
-        site = owner_of_traceback(tb)
+        site = owner_of_frames(tb)
         g = "tasks" if t.__name__ in TASK_TYPES else site
         if g == "tasks":  # one block each
             moved[site] += size
@@ -409,7 +414,11 @@ def run_child(kind: str, n: int, hold: float, trace: bool) -> dict:
             "--hold", str(hold), "--json-out", out] + (["--trace"] if trace else [])
     label = "tracemalloc" if trace else "RSS"
     print(f"\n### {kind}: {label}, {n:,} idle connections (in-process server)", flush=True)
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=hold + 900)
+    try:
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=hold + 600 + n / 10)
+    except subprocess.TimeoutExpired:
+        read_json(out)
+        return {"error": "timed out"}
     if proc.returncode:
         print(proc.stdout[-2000:], proc.stderr[-4000:], flush=True)
     res = read_json(out)
@@ -451,6 +460,8 @@ def type_table(tr: dict, k: int = 15) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conns", type=int, nargs="+", default=[2000, 10000])
+    ap.add_argument("--trace-conns", type=int, nargs="*", default=[2000],
+                    help="connection counts of the tracemalloc breakdown (default 2000; 10000 takes many minutes)")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds cometload holds the connections")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -467,7 +478,7 @@ def main() -> None:
     load_before = load_average()
     rss = {n: rss_run(n, args.hold) for n in args.conns}
     inproc = {n: run_child("comet", n, args.hold, trace=False) for n in args.conns}
-    traced = {n: run_child("comet", n, args.hold, trace=True) for n in args.conns}
+    traced = {n: run_child("comet", n, args.hold, trace=True) for n in args.trace_conns}
     elapsed = time.monotonic() - t0
 
     rss_rows = []
@@ -480,7 +491,7 @@ def main() -> None:
                          fnum((pk["anon"] - b["anon"]) / ok * 1000 / 1024, 2),
                          fnum(r.get("conns_per_s"), 0)])
     md = [f"Command: `.venv/bin/python bench/memory_breakdown.py --conns {' '.join(map(str, args.conns))} "
-          f"--hold {args.hold:g}` (took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}; "
+          f"--trace-conns {' '.join(map(str, args.trace_conns))} --hold {args.hold:g}` (took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}; "
           f"fd limit {soft}/{hard}). Each run is a fresh server; the connections were opened with:\n",
           "\n".join(f"    {rss[n]['cmd']}" for n in args.conns[:1]) + "\n",
           "**RSS per 1,000 idle subscribed connections** (no tracemalloc; `[heap]` and anonymous-mapping "
@@ -488,12 +499,12 @@ def main() -> None:
           table(["connections", "opened", "comet_server process, MiB/1k", "same code in-process, MiB/1k",
                  "of which [heap] (malloc)", "of which anon mappings (pymalloc arenas)", "connect rate (conn/s, not a result)"],
                 rss_rows) + "\n"]
-    for n in args.conns:
+    for n in args.trace_conns:
         tr = traced[n]
         if "owners" not in tr:
             md.append(f"tracemalloc run with {n:,} connections failed: {tr.get('error')}\n")
             continue
-        c = inproc[n]
+        c = inproc.get(n) or {}
         md.append(f"**Where it goes, {n:,} connections** (tracemalloc, {TRACE_FRAMES} frames per trace, fresh "
                   f"in-process server; {tr['subscribed']:,} subscribed):\n")
         md.append(owner_table(tr, c.get("rss_kib_per_conn")) + "\n")
