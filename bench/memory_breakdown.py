@@ -466,6 +466,7 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json-out", help=argparse.SUPPRESS)
+    ap.add_argument("--from-json", help="record the figures saved in this results file again (no new runs)")
     args = ap.parse_args()
     if args.child:
         res = asyncio.run(child_main(args.child, args.conns[0], args.hold, args.trace))
@@ -473,32 +474,44 @@ def main() -> None:
             json.dump(res, f, default=str)
         return
 
+    if args.from_json:
+        saved = json.loads(open(args.from_json).read())
+        ints = lambda d: {int(k): v for k, v in d.items()}  # noqa: E731 - JSON keys are strings
+        meta = {k: saved[k] for k in ("elapsed_s", "load", "fd_limit")}
+        meta["measured"] = saved.get("measured") or saved.get("recorded")
+        report(args, ints(saved["rss"]), ints(saved["in_process"]), ints(saved["traced"]), meta)
+        return
     soft, hard = raise_fd_limit()
     t0 = time.monotonic()
     load_before = load_average()
     rss = {n: rss_run(n, args.hold) for n in args.conns}
     inproc = {n: run_child("comet", n, args.hold, trace=False) for n in args.conns}
     traced = {n: run_child("comet", n, args.hold, trace=True) for n in args.trace_conns}
-    elapsed = time.monotonic() - t0
+    report(args, rss, inproc, traced, {"elapsed_s": time.monotonic() - t0, "load": [load_before, load_average()],
+                                       "fd_limit": [soft, hard]})
 
+
+def report(args, rss: dict, inproc: dict, traced: dict, meta: dict) -> None:
     rss_rows = []
     for n in args.conns:
-        r, c = rss[n], inproc[n]
+        r, c = rss[n], inproc.get(n) or {}
         pk, b = r["smaps_peak"], r["smaps_before"]
-        ok = r["ok"] or 1
+        grown = max(1, (pk["heap"] - b["heap"]) + (pk["anon"] - b["anon"]))
         rss_rows.append([f"{n:,}", f"{r['ok']:,}", fnum(r["mib_per_1k"], 2), fnum(c.get("mib_per_1k"), 2),
-                         fnum((pk["heap"] - b["heap"]) / ok * 1000 / 1024, 2),
-                         fnum((pk["anon"] - b["anon"]) / ok * 1000 / 1024, 2),
-                         fnum(r.get("conns_per_s"), 0)])
+                         f"{100 * (pk['heap'] - b['heap']) / grown:.0f} % / {100 * (pk['anon'] - b['anon']) / grown:.0f} %"])
+    (load_before, load_after), (soft, hard) = meta["load"], meta["fd_limit"]
     md = [f"Command: `.venv/bin/python bench/memory_breakdown.py --conns {' '.join(map(str, args.conns))} "
-          f"--trace-conns {' '.join(map(str, args.trace_conns))} --hold {args.hold:g}` (took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}; "
-          f"fd limit {soft}/{hard}). Each run is a fresh server; the connections were opened with:\n",
+          f"--trace-conns {' '.join(map(str, args.trace_conns))} --hold {args.hold:g}` (took {meta['elapsed_s']:.0f} s; "
+          f"load average before/after {load_before} / {load_after}; fd limit {soft}/{hard}). Each run is a fresh "
+          "server; the connections were opened with:\n",
+          *([f"(Measured {meta['measured']}; this block was rendered again from the saved results with `--from-json`.)\n"]
+            if meta.get("measured") else []),
           "\n".join(f"    {rss[n]['cmd']}" for n in args.conns[:1]) + "\n",
-          "**RSS per 1,000 idle subscribed connections** (no tracemalloc; `[heap]` and anonymous-mapping "
-          "growth from /proc/PID/smaps at the peak):\n",
+          "**RSS per 1,000 idle subscribed connections** (no tracemalloc). The last column splits the growth "
+          "between the malloc heap (`[heap]`: objects over 512 bytes, C allocations) and anonymous mappings "
+          "(pymalloc's arenas), from /proc/PID/smaps at the run's peak:\n",
           table(["connections", "opened", "comet_server process, MiB/1k", "same code in-process, MiB/1k",
-                 "of which [heap] (malloc)", "of which anon mappings (pymalloc arenas)", "connect rate (conn/s, not a result)"],
-                rss_rows) + "\n"]
+                 "growth in [heap] / anon mappings"], rss_rows) + "\n"]
     for n in args.trace_conns:
         tr = traced[n]
         if "owners" not in tr:
@@ -511,7 +524,7 @@ def main() -> None:
         md.append(f"Largest object types ({n:,} connections):\n")
         md.append(type_table(tr) + "\n")
     record("memory_breakdown", "\n".join(md), {"args": vars(args), "rss": rss, "in_process": inproc,
-                                               "traced": traced, "elapsed_s": elapsed})
+                                               "traced": traced, **meta})
 
 
 if __name__ == "__main__":

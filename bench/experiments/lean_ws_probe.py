@@ -266,10 +266,14 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=10.0)
     ap.add_argument("--kinds", nargs="+", default=["comet", *START])
     ap.add_argument("--from-json", help="record the runs saved in this JSON file again (no new runs)")
+    ap.add_argument("--measured", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(pathlib.Path(args.from_json).read_text())
-        common.record("lean_ws_probe", report(args, saved.get("runs", saved)), {"args": vars(args), "runs": saved.get("runs", saved)})
+        runs = saved.get("runs", saved)
+        measured = saved.get("measured") or saved.get("recorded") or args.measured
+        note = f"\n\n(Measured {measured}; rendered again from the saved results with `--from-json`.)" if measured else ""
+        common.record("lean_ws_probe", report(args, runs) + note, {"args": vars(args), "runs": runs, "measured": measured})
         return
     mb.raise_fd_limit()
     out = {}
@@ -285,7 +289,7 @@ def main() -> None:
 
 LABELS = {
     "comet": "comet_server today (aiohttp WebSocketResponse, handler task per connection)",
-    "lean": "**lean**: aiohttp handshake route, then LeanConnection (websockets sans-I/O Protocol, OPEN)",
+    "lean": "**lean**: aiohttp routes /ws/, websockets ServerProtocol answers the upgrade, then LeanConnection (websockets sans-I/O Protocol, OPEN) owns the transport",
     "wslib": "websockets.asyncio.server, comet's settings (no library pings, no compression)",
     "wslib_defaults": "websockets.asyncio.server, library defaults (20 s pings, permessage-deflate)",
 }
