@@ -335,8 +335,9 @@ def short_path(p: str) -> str:
     return p
 
 
-async def start_comet(n: int):
-    """comet_server in this process (as ``serve`` runs it). Returns (port, count, stop)."""
+async def start_comet(n: int, **config):
+    """comet_server in this process (as ``serve`` runs it; ``config``: more Config fields).
+    Returns (port, count, stop)."""
     from tests.support.server import free_port
     from comet_server.app import Config, serve
     from comet_server.hub import Hub
@@ -344,7 +345,7 @@ async def start_comet(n: int):
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix="memchild_")
     cfg = Config(port=port, db=os.path.join(tmp.name, "comet.db"), cometql_port=0,
-                 max_connections=n + 1000, max_connections_per_ip=0)
+                 max_connections=n + 1000, max_connections_per_ip=0, **config)
     stop = asyncio.Event()
     ready = asyncio.get_running_loop().create_future()
     task = asyncio.ensure_future(serve(cfg, ready=ready, stop=stop))

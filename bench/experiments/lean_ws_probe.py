@@ -45,6 +45,9 @@ from comet_server.hub import HUB_KEY, Client, Hub  # noqa: E402
 from comet_server.ws import MAX_MSG_SIZE, handle_command  # noqa: E402
 
 PIPE = "web_idle"
+#: lean_trimmed: what the small trims of the notes would save (no per-Client keepalive timer, as
+#: with one Hub-wide sweep; no per-connection uuid in websockets' Protocol; shared header strings)
+TRIM = {"on": False}
 #: websockets rejects a message *longer* than max_size; aiohttp (today) one of MAX_MSG_SIZE or more
 WS_MAX_SIZE = MAX_MSG_SIZE - 1
 
@@ -57,6 +60,8 @@ class LeanConnection(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport, hub: Hub) -> None:
         self.p = Protocol(Side.SERVER, state=State.OPEN, max_size=WS_MAX_SIZE)
+        if TRIM["on"]:
+            self.p.id = None  # only used in websockets' log lines
         self.transport = transport
         self.hub = hub
         self.client: Client | None = None
@@ -178,10 +183,11 @@ async def lean_handle_ws(request: web.Request) -> web.StreamResponse:
     tr.write(accept)
     login = auth.authenticate(hub.store, hub.password, parsed.dev_id, parsed.user_id, parsed.session)
     headers = request.headers
+    shared = sys.intern if TRIM["on"] else str
     client = Client(hub, conn, tr, dev_id=parsed.dev_id, user_id=parsed.user_id if login.authorized else 0,
-                    authorized=login.authorized, uuid=parsed.uuid, user_agent=headers.get("User-Agent", "")[:250],
-                    ip=request.remote or "", origin=headers.get("Origin", "")[:250],
-                    language=headers.get("Accept-Language", "")[:64], legacy=parsed.major < 4)
+                    authorized=login.authorized, uuid=parsed.uuid, user_agent=shared(headers.get("User-Agent", "")[:250]),
+                    ip=shared(request.remote or ""), origin=shared(headers.get("Origin", "")[:250]),
+                    language=shared(headers.get("Accept-Language", "")[:64]), legacy=parsed.major < 4)
     conn.client = client
     client.send_obj({"authorized": login.authorized, "data": login.key, "event": "serverInfo",
                      "message_send_time": wire.now(), "pipe": "sys", "server": hub.server_name})
@@ -191,13 +197,18 @@ async def lean_handle_ws(request: web.Request) -> web.StreamResponse:
     return _Detached()
 
 
-async def start_lean(n: int):
+async def start_lean(n: int, **config):
     """comet_server's serve() with the /ws/ handler swapped for lean_handle_ws."""
     import comet_server.app
     import memory_breakdown
 
     comet_server.app.handle_ws = lean_handle_ws
-    return await memory_breakdown.start_comet(n)
+    return await memory_breakdown.start_comet(n, **config)
+
+
+async def start_lean_trimmed(n: int):
+    TRIM["on"] = True
+    return await start_lean(n, ping_interval=0)
 
 
 def _start_wslib(**options):
@@ -249,6 +260,7 @@ def _start_wslib(**options):
 
 START = {
     "lean": start_lean,
+    "lean_trimmed": start_lean_trimmed,
     "wslib": _start_wslib(ping_interval=None, compression=None,
                           select_subprotocol=lambda _c, offered: offered[0] if offered else None),
     "wslib_defaults": _start_wslib(),
@@ -290,6 +302,7 @@ def main() -> None:
 LABELS = {
     "comet": "comet_server today (aiohttp WebSocketResponse, handler task per connection)",
     "lean": "**lean**: aiohttp routes /ws/, websockets ServerProtocol answers the upgrade, then LeanConnection (websockets sans-I/O Protocol, OPEN) owns the transport",
+    "lean_trimmed": "lean, trimmed: no per-Client keepalive timer (ping_interval 0, as with one Hub-wide sweep), no Protocol uuid, interned header strings",
     "wslib": "websockets.asyncio.server, comet's settings (no library pings, no compression)",
     "wslib_defaults": "websockets.asyncio.server, library defaults (20 s pings, permessage-deflate)",
 }
