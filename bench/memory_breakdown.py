@@ -179,8 +179,6 @@ def shown(argv: list[str]) -> str:
             continue
         out.append(os.path.relpath(a, ROOT) if a == str(COMETLOAD) else a)
         skip = {"--url-base": "ws://127.0.0.1:PORT", "--server-pid": "PID", "--json-out": "OUT.json"}.get(a)
-        if skip:
-            continue
     return "python " + " ".join(out)
 
 
@@ -266,8 +264,6 @@ class Census:
 def breakdown(snap0, snap1, census: Census, n: int) -> dict:
     """Traced bytes by owner (allocation site; task/future/coroutine objects in their own row)
     and new objects by type."""
-    import tracemalloc
-
     t0 = time.monotonic()
 
     by_owner = collections.Counter()

@@ -7,6 +7,9 @@ and command handlers (comet_server.ws.handle_command), so only the connection la
   the transport to ``LeanConnection`` (an ``asyncio.Protocol`` around a
   ``websockets.protocol.Protocol`` in the OPEN state) and returns: aiohttp's request, handler
   task, parser and RequestHandler are freed. See ``detach`` for the aiohttp 3.14.5 details.
+* ``lean_trimmed``: the same with the small trims the notes name (no per-Client keepalive
+  timer, i.e. ``ping_interval=0`` standing in for one Hub-wide sweep; no uuid in websockets'
+  Protocol; interned header strings).
 * ``wslib`` / ``wslib_defaults``: websockets' own server (``websockets.asyncio.server.serve``),
   one handler coroutine per connection; with comet's settings (no pings of its own, no
   compression) and with the library's defaults (20 s keepalive pings, permessage-deflate).
