@@ -63,6 +63,14 @@ def loads(text: str, limit: int = MAX_DEPTH) -> Any:
     if depth_exceeds(text, limit):
         raise TooDeep(f"JSON nested more than {limit} levels deep")
     try:
-        return _DECODER.decode(text)
+        try:
+            # decode() is raw_decode() plus two whitespace regex matches: skip them for text
+            # that starts and ends with its value (a stripped frame line, a message's data).
+            value, end = _DECODER.raw_decode(text)
+        except ValueError:
+            end = -1
+        if end == len(text):
+            return value
+        return _DECODER.decode(text)  # leading or trailing whitespace; or its error
     except RecursionError as exc:  # cannot happen under the cap; a ValueError all the same
         raise TooDeep(str(exc)) from None
