@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
@@ -76,6 +76,18 @@ def make_message_dict(
     }
 
 
+_T = TypeVar("_T")
+
+
+def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """``cls(**fields)`` for a frozen dataclass without __post_init__ or slots, as fast as a
+    plain object: its __init__ sets each field through ``object.__setattr__`` (several times
+    slower, and this runs for every message in every tab). ``fields`` must be all of them."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
 @dataclass(frozen=True)
 class ServerInfo(Mapping[str, Any]):
     """``e.server_info``: where a message came from."""
@@ -110,16 +122,16 @@ class ServerInfo(Mapping[str, Any]):
         get = d.get
         event, pipe, marker, uuid, history_id, user_id, t = (
             get("event"), get("pipe"), get("marker"), get("uuid"), get("history_id"), get("user_id"), get("time"))
-        return cls(
-            event=event if type(event) is str else str(event or ""),
-            history=get("history") is True,
-            marker=marker if marker is None or type(marker) is str else _opt_str(marker),
-            pipe=pipe if type(pipe) is str else str(pipe or ""),
-            user_id=user_id if type(user_id) is int else _int(user_id),
-            uuid=uuid if uuid is None or type(uuid) is str else _opt_str(uuid),
-            time=t if type(t) is int or (isinstance(t, int) and not isinstance(t, bool)) else None,
-            history_id=history_id if history_id is None or type(history_id) is str else _opt_str(history_id),
-        )
+        return _frozen(cls, {
+            "event": event if type(event) is str else str(event or ""),
+            "history": get("history") is True,
+            "marker": marker if marker is None or type(marker) is str else _opt_str(marker),
+            "pipe": pipe if type(pipe) is str else str(pipe or ""),
+            "user_id": user_id if type(user_id) is int else _int(user_id),
+            "uuid": uuid if uuid is None or type(uuid) is str else _opt_str(uuid),
+            "time": t if type(t) is int or (isinstance(t, int) and not isinstance(t, bool)) else None,
+            "history_id": history_id if history_id is None or type(history_id) is str else _opt_str(history_id),
+        })
 
 
 @dataclass(frozen=True, eq=True)
@@ -150,7 +162,7 @@ class Message(Mapping[str, Any]):
         info = d.get("server_info")
         if type(info) is not dict and not isinstance(info, Mapping):  # the abc test is slow
             info = {}
-        return cls(data=d.get("data"), server_info=ServerInfo.from_dict(info))
+        return _frozen(cls, {"data": d.get("data"), "server_info": ServerInfo.from_dict(info)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (data is whatever JSON decoding gave, or a str)."""
