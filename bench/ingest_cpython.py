@@ -14,7 +14,7 @@ Then one cProfile pass counts, per message, the calls of the builtins the issue 
 (``isinstance``, ``dict.get``) and of the platform clock (``now_ms``: a JS FFI call in the
 browser). ``--two-tabs`` adds a follower tab, so the master also encodes and posts each message.
 
-    .venv/bin/python bench/ingest_cpython.py [--n 20000] [--rounds 5] [--two-tabs]
+    .venv/bin/python bench/ingest_cpython.py [--n 20000] [--rounds 5] [--two-tabs] [--against main]
 """
 
 from __future__ import annotations
@@ -23,12 +23,20 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any, Callable
 
 import common  # noqa: F401  (sets sys.path)
+
+if os.environ.get("COMET_PY_PATH"):  # --against: another comet_py/ first (the rest is this tree's)
+    sys.path.insert(0, os.environ["COMET_PY_PATH"])
 
 from comet_server import wire
 from tests.support.fake_browser import Origin, run
@@ -122,23 +130,61 @@ def measure(n: int, rounds: int, *, history: bool, two_tabs: bool) -> dict[str, 
     return result
 
 
+def _checkout(ref: str) -> str:
+    """comet_py/ of a git ref, in a temporary directory (the tests and server stay this tree's)."""
+    out = tempfile.mkdtemp(prefix="ingest_ref_")
+    archive = subprocess.run(["git", "-C", str(common.ROOT), "archive", ref, "comet_py"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", out], input=archive, check=True)
+    return out
+
+
+def _rows(results: list[tuple[str, dict[str, Any]]]) -> None:
+    print(f"{'comet_py / frames':<34} {'CPU µs/msg median':>17} {'min-max':>13} {'calls':>6} "
+          f"{'isinstance':>10} {'dict.get':>8} {'now_ms':>6}")
+    for name, r in results:
+        print(f"{name:<34} {r['us_per_message']:>17.2f} {r['us_min']:>6.2f}-{r['us_max']:<6.2f} "
+              f"{r['function_calls_per_message']:>6.0f} {r['isinstance_per_message']:>10.1f} "
+              f"{r['dict_get_per_message']:>8.1f} {r['now_ms_per_message']:>6.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="messages per round (default 20000)")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5); the median is shown")
     ap.add_argument("--two-tabs", action="store_true", help="a follower tab too: the master relays each message")
+    ap.add_argument("--against", metavar="REF", help="also measure comet_py/ of this git ref (e.g. main), "
+                    "alternating with this tree's, one process per round: a before/after on one loaded machine")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one side of --against
     args = ap.parse_args()
+    if args.json:
+        print(json.dumps({str(h): measure(args.n, args.rounds, history=h, two_tabs=args.two_tabs)
+                          for h in (False, True)}))
+        return
+    if not args.against:
+        _rows([("with history_id" if h else "no history_id",
+                measure(args.n, args.rounds, history=h, two_tabs=args.two_tabs)) for h in (False, True)])
+        return
+    sides = {"this tree": None, args.against: _checkout(args.against)}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name, path in sides.items():
+            env = dict(os.environ, COMET_PY_PATH=path or "")
+            cmd = [sys.executable, __file__, "--json", "--n", str(args.n), "--rounds", "1"]
+            if args.two_tabs:
+                cmd.append("--two-tabs")
+            runs[name].append(json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True,
+                                                        text=True).stdout))
+    shutil.rmtree(sides[args.against] or "", ignore_errors=True)
     rows = []
-    for history in (False, True):
-        r = measure(args.n, args.rounds, history=history, two_tabs=args.two_tabs)
-        rows.append((history, r))
-    print(f"{'frames':<24} {'µs/msg median':>14} {'min-max':>14} {'calls':>6} {'isinstance':>10} "
-          f"{'dict.get':>8} {'now_ms':>6}")
-    for history, r in rows:
-        name = "with history_id" if history else "no history_id"
-        print(f"{name:<24} {r['us_per_message']:>14.2f} {r['us_min']:>6.2f}-{r['us_max']:<7.2f} "
-              f"{r['function_calls_per_message']:>6.0f} {r['isinstance_per_message']:>10.1f} "
-              f"{r['dict_get_per_message']:>8.1f} {r['now_ms_per_message']:>6.2f}")
+    for name in sides:
+        for h in ("False", "True"):
+            per_round = [r[h] for r in runs[name]]
+            us = [r["us_per_message"] for r in per_round]
+            rows.append((f"{name}, {'with' if h == 'True' else 'no'} history_id",
+                         {**per_round[0], "us_per_message": statistics.median(us), "us_min": min(us),
+                          "us_max": max(us)}))
+    _rows(rows)
 
 
 if __name__ == "__main__":
