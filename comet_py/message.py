@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
 _INFO_KEYS = ("event", "history", "marker", "pipe", "user_id", "uuid", "time", "history_id")
 _MSG_KEYS = ("data", "server_info")
+_INFO_VALUES = itemgetter(*_INFO_KEYS)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -118,13 +120,15 @@ class ServerInfo(Mapping[str, Any]):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ServerInfo":
-        # Per message, in every tab: each value's usual type is tested first, inline.
-        get = d.get
-        event, pipe, marker, uuid, history_id, user_id, t = (
-            get("event"), get("pipe"), get("marker"), get("uuid"), get("history_id"), get("user_id"), get("time"))
+        # Per message, in every tab: all keys at once (a dict of ours or a relayed one has all),
+        # and each value's usual type tested first, inline.
+        try:
+            event, history, marker, pipe, user_id, uuid, t, history_id = _INFO_VALUES(d)
+        except KeyError:
+            event, history, marker, pipe, user_id, uuid, t, history_id = map(d.get, _INFO_KEYS)
         return _frozen(cls, {
             "event": event if type(event) is str else str(event or ""),
-            "history": get("history") is True,
+            "history": history is True,
             "marker": marker if marker is None or type(marker) is str else _opt_str(marker),
             "pipe": pipe if type(pipe) is str else str(pipe or ""),
             "user_id": user_id if type(user_id) is int else _int(user_id),

@@ -387,7 +387,6 @@ def _opt_str(value: Any) -> str | None:
 
 # The keys of an ordinary channel message (comet_server's and CppComet's v4 form).
 _PLAIN_KEYS = frozenset(("data", "event", "message_send_time", "pipe", "user_id", "history_id"))
-_MISSING: Any = object()
 
 
 def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[str, Any] | None:
@@ -400,13 +399,13 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
     """
     if not raw.keys() <= _PLAIN_KEYS:
         return None
-    pipe = raw.get("pipe")
-    event = raw.get("event")
-    data = raw.get("data", _MISSING)
+    try:
+        pipe, event, data = raw["pipe"], raw["event"], raw["data"]
+    except KeyError:
+        return None
     if (
         type(pipe) is not str
         or type(event) is not str
-        or data is _MISSING
         or not pipe
         or pipe[0] == "_"  # "_answer*": reports and answers
         or pipe == "sys"
