@@ -12,7 +12,8 @@ so the figure is comet_py's own work per message (in the browser add the JS→Py
 
 Then one cProfile pass counts, per message, the calls of the builtins the issue named
 (``isinstance``, ``dict.get``) and of the platform clock (``now_ms``: a JS FFI call in the
-browser). ``--two-tabs`` adds a follower tab, so the master also encodes and posts each message.
+browser). ``--two-tabs`` adds a follower tab, so the master also encodes and posts each message
+(the figure then includes the fake BroadcastChannel's own work: it decodes each post to record it).
 
     .venv/bin/python bench/ingest_cpython.py [--n 20000] [--rounds 5] [--two-tabs] [--against main]
 """
