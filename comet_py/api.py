@@ -357,7 +357,7 @@ class CometApi:
         """Run page code; a raise is logged and never stops the next delivery."""
         try:
             result = callback(*args)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # most callbacks return None
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)

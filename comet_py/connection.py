@@ -40,7 +40,8 @@ class Connection:
         self._reconnect: Optional[asyncio.TimerHandle] = None
         self._ticker: Optional[asyncio.TimerHandle] = None
         self._stopped = False
-        self._last_rx_ms = platform.now_ms()
+        self._last_rx_ms = platform.now_ms()    # a frame was last received then (or we started)
+        self._heard_since_tick = False           # one was received since the last tick
         self._last_tick_ms: Optional[float] = None
         self._probe_at: Optional[float] = None   # a liveness probe is out since then
         self._probe_restarted = False            # its wait was restarted after a stall of ours
@@ -72,7 +73,10 @@ class Connection:
         self.handle(self.session.received(text))
 
     def _heard(self) -> None:
-        self._last_rx_ms = self._platform.now_ms()
+        # No clock read per frame (a JS call in the browser): the next tick stamps the time.
+        # Liveness is only checked on ticks, so a probe goes out on the same tick as with the
+        # exact time (with ticks 1 s apart; one tick later at most when they drift).
+        self._heard_since_tick = True
         self._probe_at = None
         self._probe_restarted = False
 
@@ -105,6 +109,9 @@ class Connection:
         if self._stopped:
             return
         now = self._platform.now_ms()
+        if self._heard_since_tick:
+            self._heard_since_tick = False
+            self._last_rx_ms = now
         last, self._last_tick_ms = self._last_tick_ms, now
         stalled = last is not None and not 0 <= now - last <= STALL_MS
         if stalled and last is not None:

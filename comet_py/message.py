@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
 _INFO_KEYS = ("event", "history", "marker", "pipe", "user_id", "uuid", "time", "history_id")
 _MSG_KEYS = ("data", "server_info")
+_INFO_VALUES = itemgetter(*_INFO_KEYS)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -76,6 +78,18 @@ def make_message_dict(
     }
 
 
+_T = TypeVar("_T")
+
+
+def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """``cls(**fields)`` for a frozen dataclass without __post_init__ or slots, as fast as a
+    plain object: its __init__ sets each field through ``object.__setattr__`` (several times
+    slower, and this runs for every message in every tab). ``fields`` must be all of them."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
 @dataclass(frozen=True)
 class ServerInfo(Mapping[str, Any]):
     """``e.server_info``: where a message came from."""
@@ -106,17 +120,22 @@ class ServerInfo(Mapping[str, Any]):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ServerInfo":
-        t = d.get("time")
-        return cls(
-            event=str(d.get("event") or ""),
-            history=d.get("history") is True,
-            marker=_opt_str(d.get("marker")),
-            pipe=str(d.get("pipe") or ""),
-            user_id=_int(d.get("user_id")),
-            uuid=_opt_str(d.get("uuid")),
-            time=t if isinstance(t, int) and not isinstance(t, bool) else None,
-            history_id=_opt_str(d.get("history_id")),
-        )
+        # Per message, in every tab: all keys at once (a dict of ours or a relayed one has all),
+        # and each value's usual type tested first, inline.
+        try:
+            event, history, marker, pipe, user_id, uuid, t, history_id = _INFO_VALUES(d)
+        except KeyError:
+            event, history, marker, pipe, user_id, uuid, t, history_id = map(d.get, _INFO_KEYS)
+        return _frozen(cls, {
+            "event": event if type(event) is str else str(event or ""),
+            "history": history is True,
+            "marker": marker if marker is None or type(marker) is str else _opt_str(marker),
+            "pipe": pipe if type(pipe) is str else str(pipe or ""),
+            "user_id": user_id if type(user_id) is int else _int(user_id),
+            "uuid": uuid if uuid is None or type(uuid) is str else _opt_str(uuid),
+            "time": t if type(t) is int or (isinstance(t, int) and not isinstance(t, bool)) else None,
+            "history_id": history_id if history_id is None or type(history_id) is str else _opt_str(history_id),
+        })
 
 
 @dataclass(frozen=True, eq=True)
@@ -145,7 +164,9 @@ class Message(Mapping[str, Any]):
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Message":
         info = d.get("server_info")
-        return cls(data=d.get("data"), server_info=ServerInfo.from_dict(info if isinstance(info, Mapping) else {}))
+        if type(info) is not dict and not isinstance(info, Mapping):  # the abc test is slow
+            info = {}
+        return _frozen(cls, {"data": d.get("data"), "server_info": ServerInfo.from_dict(info)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (data is whatever JSON decoding gave, or a str)."""

@@ -41,6 +41,7 @@ __all__ = [
     "decode_data",
     "mysql_unescape",
     "classify",
+    "plain_message",
     "AuthInfo",
     "SysError",
     "MarkerAnswer",
@@ -247,12 +248,16 @@ def decode_data(value: Any, *, mysql_escaped: bool = True) -> Any:
     """
     if not isinstance(value, str):
         return value
+    if not mysql_escaped or "\\" not in value:  # the usual case: one candidate
+        try:
+            return _loads(value)
+        except ValueError:
+            return value
     candidates = [value]
-    if mysql_escaped and "\\" in value:
-        once = mysql_unescape(value)
-        candidates.append(once)
-        if "\\" in once:
-            candidates.append(mysql_unescape(once))
+    once = mysql_unescape(value)
+    candidates.append(once)
+    if "\\" in once:
+        candidates.append(mysql_unescape(once))
     for cand in candidates:
         try:
             return _loads(cand)
@@ -380,8 +385,58 @@ def _opt_str(value: Any) -> str | None:
     return None
 
 
+# The keys of an ordinary channel message (comet_server's and CppComet's v4 form).
+_PLAIN_KEYS = frozenset(("data", "event", "message_send_time", "pipe", "user_id", "history_id"))
+
+
+def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[str, Any] | None:
+    """The message dict of an ordinary live channel message, or None for anything else.
+
+    The fast path of ``classify`` (the same dict its ``ChannelMessage`` would hold): one key
+    set test and a type test per value, for a frame with only the keys of ``_PLAIN_KEYS``,
+    each of the usual type, on a pipe that is not ``sys`` nor ``_answer*``. Everything else
+    (legacy frames, history items, answers, odd types) returns None and takes the full rules.
+    """
+    if not raw.keys() <= _PLAIN_KEYS:
+        return None
+    try:
+        pipe, event, data = raw["pipe"], raw["event"], raw["data"]
+    except KeyError:
+        return None
+    if (
+        type(pipe) is not str
+        or type(event) is not str
+        or not pipe
+        or pipe[0] == "_"  # "_answer*": reports and answers
+        or pipe == "sys"
+    ):
+        return None
+    t = raw.get("message_send_time")
+    user_id = raw.get("user_id", 0)
+    history_id = raw.get("history_id")
+    if (
+        (t is not None and type(t) is not int)
+        or type(user_id) is not int
+        or (history_id is not None and type(history_id) is not str)
+    ):
+        return None
+    if type(data) is str:
+        data = decode_data(data, mysql_escaped=mysql_escaped)
+    # No uuid on the wire: server_info.uuid gives the history_id, as in _classify.
+    return make_message_dict(data, pipe=pipe, event=event, user_id=user_id if user_id > 0 else 0,
+                             uuid=history_id, time=t, history_id=history_id)
+
+
 def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     """Classify one decoded server object (v4 or legacy v3 form)."""
+    plain = plain_message(raw, mysql_escaped=mysql_escaped)
+    if plain is not None:
+        return ChannelMessage(plain)
+    return _classify(raw, mysql_escaped=mysql_escaped)
+
+
+def _classify(raw: dict[str, Any], *, mysql_escaped: bool) -> Classified:
+    """``classify`` by the full rules, for every frame (tests compare the fast path with it)."""
     pipe = raw.get("pipe")
     if not isinstance(pipe, str) or not pipe:
         return Ignored("no pipe")

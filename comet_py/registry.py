@@ -99,10 +99,8 @@ class Registry:
         items (explicitly asked for with get_pipe_log), are always accepted.
         """
         info = message.get("server_info") or {}
-        if info.get("history") is True:
-            return True
         m = history_id_int(info.get("history_id"))
-        if m is None:
+        if m is None or info.get("history") is True:
             return True
         pipe = info.get("pipe") or ""
         last = self._last.get(pipe)

@@ -473,7 +473,7 @@ class MasterRelay:
         """Session ``Deliver(message, to, exclude)``: once to every tab (but the tab of
         ``exclude``), or only to the tab of ``to``."""
         if to is None:
-            but = _token_tab(exclude)
+            but = None if exclude is None else _token_tab(exclude)  # None: the usual case
             if not self._tabs:
                 # A lone tab: nobody to relay to. Its own send is not given back to it, as with
                 # two or more tabs (and as the server never echoes a send to its connection).

@@ -38,6 +38,7 @@ from .protocol import (
     decode_data,
     decode_frame,
     new_marker,
+    plain_message,
     pipe_count_frame,
     pipe_log_frame,
     subscription_frame,
@@ -618,7 +619,11 @@ class Session:
         return events + self._pump_logs(req.pipe)
 
     def _handle(self, raw: dict[str, Any]) -> list[Event]:
-        match classify(raw, mysql_escaped=not self.server_is_comet_server):
+        mysql_escaped = not self.server_is_comet_server
+        message = plain_message(raw, mysql_escaped=mysql_escaped)
+        if message is not None:  # the hot path: an ordinary message on a channel
+            return self._on_live(message)
+        match classify(raw, mysql_escaped=mysql_escaped):
             case AuthInfo() as info:
                 return self._on_auth(info)
             case ChannelMessage() as c if c.history:

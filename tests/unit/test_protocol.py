@@ -338,3 +338,65 @@ def test_personal_messages_without_id_are_all_delivered():
     frame = '{"data":"hi","event":"e","pipe":"msg"}'  # CppComet: no id to deduplicate on
     got = [e for _ in range(3) for e in s.received(frame) if isinstance(e, Dispatch)]
     assert len(got) == 3
+
+
+# ------------------------------------------- the fast path for ordinary messages (issue 13)
+
+_ABSENT = object()
+# Per key: the usual value(s), then what must not take the fast path (or must give the same).
+_FIELD_VALUES = {
+    "pipe": ["web_chat", "msg", "sys", "_answer_to_web_x", "_answer_pipe_log", "_answer", "_x", "", 1, None, True,
+             _ABSENT],
+    "event": ["m", "", "serverInfo", "error", 5, None, True, ["e"], _ABSENT],
+    "data": ['{"i":1}', r'{\"a\":1}', r'\"plain string\"', r'{"t":"it\'s"}', r'{"a":"\\\\"}', '"s"', "plain",
+             "NaN", "[1,Infinity]", "[" * 150 + "]" * 150, "", 1, 2.5, None, {"i": 1}, [1], True, _ABSENT],
+    "message_send_time": [_ABSENT, 1795823348, 0, "1795823348", True, None, 1.5],
+    "user_id": [_ABSENT, 0, 3, -2, "3", " 4", True, None, 2.0],
+    "history_id": [_ABSENT, "43", "", 43, True, False, None, "x", 1.5],
+}
+_EXTRAS = [None, ("marker", "Mrk1"), ("marker", 5), ("uuid", "u1"), ("history", True), ("history", False),
+           ("fromQueue", True), ("event_name", "legacy"), ("authorized", True), ("_info", "track_pipe_users"),
+           ("server", "comet_server 1")]
+
+
+def _frames(count, seed=13):
+    rng = random.Random(seed)
+    for _ in range(count):
+        raw = {}
+        for key, values in _FIELD_VALUES.items():
+            # Mostly the usual value, so that most frames are ordinary ones.
+            value = values[0] if rng.random() < 0.6 else rng.choice(values)
+            if value is not _ABSENT:
+                raw[key] = value
+        extra = _EXTRAS[0] if rng.random() < 0.6 else rng.choice(_EXTRAS)
+        if extra is not None:
+            raw[extra[0]] = extra[1]
+        yield raw
+
+
+def test_the_fast_path_gives_what_the_full_rules_give():
+    """plain_message is only a shortcut: wherever it answers, the full rules give the same
+    ChannelMessage (live, same dict); everywhere else it declines."""
+    fast = 0
+    for raw in _frames(20_000):
+        for escaped in (True, False):
+            plain = P.plain_message(raw, mysql_escaped=escaped)
+            full = P._classify(raw, mysql_escaped=escaped)
+            if plain is not None:
+                fast += 1
+                assert full == P.ChannelMessage(plain) and not full.history, raw
+            assert P.classify(raw, mysql_escaped=escaped) == full, raw
+    assert 4_000 < fast < 36_000  # both paths were exercised
+
+
+@pytest.mark.parametrize("text", [F.CPP_WEB_PIPE, F.CPP_WEB_PIPE_STRING, F.cs_live("web_h", 43), F.cs_live("web_h", None)])
+def test_ordinary_messages_take_the_fast_path(text):
+    (obj,) = P.decode_frame(text)
+    assert P.plain_message(obj) == P._classify(obj, mysql_escaped=True).message
+
+
+@pytest.mark.parametrize("text", [F.CPP_LOG_ITEMS[0], F.V3_LOG_ITEM, F.CPP_PERSONAL_QUEUED, F.CPP_REPORT,
+                                  F.CPP_ERR_WEB_ONLY, F.cs_history_item("web_h", 42), F.V3_PRESENCE])
+def test_other_frames_take_the_full_rules(text):
+    (obj,) = P.decode_frame(text)
+    assert P.plain_message(obj) is None
