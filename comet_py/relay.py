@@ -470,7 +470,7 @@ class MasterRelay:
 
     # Session output ---------------------------------------------------------------------------
     def route_deliver(self, message: dict, to: Any = None, exclude: Any = None) -> list[Action]:
-        """Session ``Deliver(message, to, exclude)``: once to every tab (but the tab of
+        """Session ``Dispatch(message, to, exclude)``: once to every tab (but the tab of
         ``exclude``), or only to the tab of ``to``."""
         if to is None:
             but = None if exclude is None else _token_tab(exclude)  # None: the usual case
