@@ -107,7 +107,7 @@ def main() -> None:
         + table(["page", "ready median (ms since navigation)", "min–max", "fastest 3 (mean)", "Python started (median)",
                  "wall from goto (median)", "ratio of medians", "ratio of fastest 3"], rows)
         + f"\n\nGoal ≤ 1.02: **{'met' if ratio <= 1.02 else 'not met'}** (ratio of medians {ratio:.3f}, "
-        f"+{c[0] - h[0]:.0f} ms; median of the {args.n} per-round ratios {pair_ratio:.3f}). In the comet_py page, "
+        f"{c[0] - h[0]:+.0f} ms; median of the {args.n} per-round ratios {pair_ratio:.3f}). In the comet_py page, "
         f"`import comet_py` took {median(imports):.1f} ms (median; fastest {min(imports):.1f}) "
         f"and start → connected {median(starts):.1f} ms (fastest {min(starts):.1f})."
     )
