@@ -9,7 +9,10 @@ Both pages use the same /pyscript.toml (so both fetch Pyodide, PyScript and come
 Every sample is a fresh page in a fresh browser context (offline: non-loopback requests are
 aborted and counted), in one headless Chromium; the two pages alternate (ABAB.., the order
 swapped every round), after one unrecorded warm-up load of each. performance.now() is ms since
-navigation start. Goal: connect median <= 1.05 x hello median.
+navigation start. Goal (issue 13): connect median <= 1.02 x hello median. On shared cores a
+single load varies by 30-200 ms, so the table also gives the mean of the fastest three loads of
+each page and the median of the per-round ratios (the two loads of a round are neighbours in
+time, so they share the machine's load).
 
     .venv/bin/python bench/page_load.py [--n 7]
 """
@@ -79,25 +82,37 @@ def main() -> None:
     def stats(name, key="ready"):
         return spread(s[key] for s in samples[name] if s[key] is not None)
 
+    def fastest3(name):
+        values = sorted(s["ready"] for s in samples[name])[:3]
+        return sum(values) / len(values)
+
     h, c = stats("hello"), stats("connect")
     ratio = c[0] / h[0]
+    h3, c3 = fastest3("hello"), fastest3("connect")
+    pair_ratio = median([cs["ready"] / hs["ready"] for hs, cs in zip(samples["hello"], samples["connect"])])
+    imports = [s["imported"] - s["py_start"] for s in samples["connect"]]
+    starts = [s["ready"] - s["imported"] for s in samples["connect"]]
     hw, cw = stats("hello", "wall"), stats("connect", "wall")
     hp, cp = stats("hello", "py_start"), stats("connect", "py_start")
     ci = stats("connect", "imported")
     rows = [
-        ["bare PyScript hello (baseline)", f"{h[0]:.0f}", f"{h[1]:.0f}–{h[2]:.0f}", f"{hp[0]:.0f}", f"{hw[0]:.0f}", "1.000"],
-        ["comet_py connected", f"{c[0]:.0f}", f"{c[1]:.0f}–{c[2]:.0f}", f"{cp[0]:.0f}", f"{cw[0]:.0f}", f"**{ratio:.3f}**"],
+        ["bare PyScript hello (baseline)", f"{h[0]:.0f}", f"{h[1]:.0f}–{h[2]:.0f}", f"{h3:.0f}", f"{hp[0]:.0f}", f"{hw[0]:.0f}", "1.000", "1.000"],
+        ["comet_py connected", f"{c[0]:.0f}", f"{c[1]:.0f}–{c[2]:.0f}", f"{c3:.0f}", f"{cp[0]:.0f}", f"{cw[0]:.0f}",
+         f"**{ratio:.3f}**", f"{c3 / h3:.3f}"],
     ]
     md = (
         f"Command: `.venv/bin/python bench/page_load.py --n {args.n}` — {args.n} fresh pages of each kind, "
         f"alternating, one browser; took {elapsed:.0f} s. Load average before/after: {load_before} / {load_average()}; CPU busy just before: {busy_before:.0f}%. "
         f"Requests off 127.0.0.1: {len(OFFSITE)}.\n\n"
-        + table(["page", "ready median (ms since navigation)", "min–max", "Python started (median)", "wall from goto (median)", "ratio"], rows)
-        + f"\n\nGoal ≤ 1.05: **{'met' if ratio <= 1.05 else 'not met'}** (ratio of medians {ratio:.3f}, "
-        f"+{c[0] - h[0]:.0f} ms). In the comet_py page, `import comet_py` took {median([s['imported'] - s['py_start'] for s in samples['connect']]):.1f} ms (median) "
-        f"and start → connected {median([s['ready'] - s['imported'] for s in samples['connect']]):.1f} ms."
+        + table(["page", "ready median (ms since navigation)", "min–max", "fastest 3 (mean)", "Python started (median)",
+                 "wall from goto (median)", "ratio of medians", "ratio of fastest 3"], rows)
+        + f"\n\nGoal ≤ 1.02: **{'met' if ratio <= 1.02 else 'not met'}** (ratio of medians {ratio:.3f}, "
+        f"{c[0] - h[0]:+.0f} ms; median of the {args.n} per-round ratios {pair_ratio:.3f}). In the comet_py page, "
+        f"`import comet_py` took {median(imports):.1f} ms (median; fastest {min(imports):.1f}) "
+        f"and start → connected {median(starts):.1f} ms (fastest {min(starts):.1f})."
     )
-    record("page_load", md, {"n": args.n, "samples": samples, "offsite": OFFSITE, "ratio": ratio, "elapsed_s": elapsed})
+    record("page_load", md, {"n": args.n, "samples": samples, "offsite": OFFSITE, "ratio": ratio,
+                             "ratio_fastest3": c3 / h3, "ratio_per_round_median": pair_ratio, "elapsed_s": elapsed})
 
 
 if __name__ == "__main__":

@@ -99,8 +99,9 @@ def page_visible() -> bool:
 
 def random_id(length: int) -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    values = js.crypto.getRandomValues(js.Uint8Array.new(length))
-    return "".join(alphabet[values[i] % len(alphabet)] for i in range(length))
+    # One conversion to bytes: indexing the JS array would be a call into JS per character.
+    values = js.crypto.getRandomValues(js.Uint8Array.new(length)).to_bytes()
+    return "".join(alphabet[v % len(alphabet)] for v in values)
 
 
 def storage_get(key: str) -> str | None:

@@ -54,6 +54,7 @@ class Coordinator:
         self._futures: dict[int, asyncio.Future] = {}
         self._channel: Any = None
         self._tab_lock: Any = None
+        self._tab_lock_held = False
         self._master_lock: Any = None
         self._ticker: Optional[asyncio.TimerHandle] = None
         self._closed = False
@@ -71,26 +72,33 @@ class Coordinator:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._join()  # first: the lock request is under way while the listeners are added
         events = self._events = self.p.PageEvents()
         events.on("window", "pagehide", self._on_pagehide)
         events.on("window", "pageshow", self._on_pageshow, field="persisted")
         events.on("document", "visibilitychange", self._on_visibility)
         events.on("window", "online", self._on_online)
         events.on("window", "offline", self._on_offline)
-        self._join()
 
     def _join(self) -> None:
         p = self.p
+        if self.election is None:
+            # The master lock first: a lone tab is granted it at once and opens its socket in
+            # that callback, without waiting for its tab lock (granted after it).
+            self._request_master_lock()
         self._channel = p.Channel(f"comet_py:{self.key}", self._on_channel_text)
         if self.election is None:
             # Announce this tab only once it holds its liveness lock: the master's request for
             # that lock must queue behind ours (IPC order across tabs is not guaranteed).
-            self._tab_lock = p.HeldLock(self._tab_lock_name(self.tab_id), self._announce)
-            self._request_master_lock()
+            self._tab_lock = p.HeldLock(self._tab_lock_name(self.tab_id), self._on_tab_lock_held)
         else:
             self._run(self.election.start(p.now_ms()))
             self._announce()
         self._schedule_tick()
+
+    def _on_tab_lock_held(self) -> None:
+        self._tab_lock_held = True
+        self._announce()
 
     def _tab_lock_name(self, tab_id: str) -> str:
         return f"comet_py:{self.key}:tab:{tab_id}"
@@ -123,7 +131,9 @@ class Coordinator:
             self._events = None
 
     def _announce(self) -> None:
-        if not self._closed:
+        """Say hello as a follower (a master's heartbeats announce it); with Web Locks only
+        once this tab holds its tab lock."""
+        if not self._closed and (self.election is not None or self._tab_lock_held):
             self.role.announce(self.p.now_ms())
 
     def _leave(self) -> None:
@@ -207,13 +217,12 @@ class Coordinator:
         master = self._master()
         if master is None:
             return
-        follower = self.role = self._new_follower(master.highest_term)
+        self.role = self._new_follower(master.highest_term)
         master.stop()
         self.tab.set_master(False)
         # Our own reads in flight were answered ConnectionLost by the Session's stop (api.md §8):
         # the caller decides whether to ask again, now through the new master.
-        now = self.p.now_ms()
-        follower.announce(now)
+        self._announce()
 
     def _uuid(self) -> str:
         if self.options.uuid:

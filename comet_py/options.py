@@ -7,7 +7,6 @@ a typo fails at ``start()`` rather than as a silent anonymous connection.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -87,6 +86,8 @@ def _collect(opt: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> dict[str, 
     out.update(kw)  # keyword arguments win over the dict
     for key in out:
         if not isinstance(key, str) or key not in KNOWN_KEYS:
+            import difflib  # only for this message: its import is a cost to every page
+
             hint = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise OptionsError(

@@ -2,7 +2,7 @@
 # Idempotent set-up for a Debian 12 machine, even a bare one (run as root): the Debian packages
 # below when missing, a venv with the pinned server/test stack and the `comet-server` command,
 # Pyodide + PyScript vendored from npm into vendor/ (served by comet_server from our own
-# origin), and the comet_py wheel. Quick when already done.
+# origin), the comet_py wheel and comet_py byte-compiled for Pyodide. Quick when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYODIDE_VERSION=314.0.7
@@ -102,5 +102,14 @@ if [ "$(cat vendor/.wheel.sha 2>/dev/null)" != "$src_sum" ] || ! ls vendor/wheel
   rm -rf vendor/wheels
   .venv/bin/pip wheel -q --disable-pip-version-check --no-deps -w vendor/wheels "$stage" >/dev/null
   echo "$src_sum" > vendor/.wheel.sha
+fi
+
+# --- comet_py byte-compiled by the vendored Pyodide's own Python (pyscript.toml maps each .pyc
+# beside its .py: pages then skip compiling comet_py at every load) ---------------------------
+pyc_sum=$(cat vendor/.versions packaging/comet_py/compile_pyc.mjs comet_py/*.py | sha256sum | cut -d' ' -f1)
+if [ "$(cat vendor/.pyc.sha 2>/dev/null)" != "$pyc_sum" ] || [ ! -d vendor/wheels/pycache ]; then
+  echo "setup: byte-compiling comet_py for Pyodide"
+  node packaging/comet_py/compile_pyc.mjs vendor/pyodide comet_py vendor/wheels/pycache >/dev/null
+  echo "$pyc_sum" > vendor/.pyc.sha
 fi
 echo "setup: ready"

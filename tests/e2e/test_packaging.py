@@ -40,3 +40,25 @@ def test_setup_installs_the_comet_server_command():
     result = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--cometql-port" in result.stdout
+
+
+def test_setup_byte_compiles_every_module_for_the_vendored_pyodide():
+    """The .pyc files pyscript.toml maps are there, made by the vendored Pyodide's Python, and
+    checked-hash pycs of today's sources (a stale one would only cost a compile in the page)."""
+    import _imp
+    import json
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyscript.toml").read_text())
+    python = json.loads((ROOT / "vendor" / "pyodide" / "pyodide-lock.json").read_text())["info"]["python"]
+    tag = "cpython-" + "".join(python.split(".")[:2])
+    compiled = {url: dest for url, dest in config["files"].items() if dest.endswith(".pyc")}
+    assert compiled
+    for url, dest in compiled.items():
+        module, dest_tag, _ = dest.rsplit("/", 1)[1].split(".")
+        assert dest_tag == tag, dest
+        data = (ROOT / url.lstrip("/")).read_bytes()
+        source = (ROOT / "comet_py" / f"{module}.py").read_bytes()
+        assert int.from_bytes(data[4:8], "little") == 0b11, f"{url}: not a checked-hash pyc"
+        assert data[8:16] == _imp.source_hash(int.from_bytes(data[:4], "little"), source), \
+            f"{url} is older than comet_py/{module}.py: run scripts/setup.sh"

@@ -143,6 +143,21 @@ def test_lone_tab_becomes_master_connects_and_delivers():
     run(scenario)
 
 
+def test_lone_tab_asks_for_the_master_lock_first_and_connects_without_saying_hello():
+    """Its socket opens in the master lock's callback, which comes before its tab lock's; a
+    master's heartbeats announce it, so no hello goes out."""
+    async def scenario(o: Origin) -> None:
+        tab = Tab(o, "web_chat")
+        tab.start()
+        await o.until(lambda: tab.api.state == "connected", what="connected")
+        names = [lock.name for lock in tab.page.lock_requests]
+        assert names[0] == MASTER_LOCK and names[1].startswith(f"{MASTER_LOCK}:tab:")
+        assert posts_of_kind(o, "hello") == []
+        assert o.lock_holder(names[1]) is tab.page  # it still holds its tab lock
+
+    run(scenario)
+
+
 # -- three tabs ------------------------------------------------------------------------------------
 
 def test_three_tabs_one_master_one_connection_union_of_channels():

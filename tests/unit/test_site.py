@@ -10,9 +10,23 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def test_pyscript_toml_maps_every_comet_py_module_and_uses_the_local_pyodide():
     config = tomllib.loads((ROOT / "pyscript.toml").read_text())
     assert config["interpreter"] == "/vendor/pyodide/pyodide.mjs"  # never a CDN
-    mapped = {dest for dest in config["files"].values()}
+    sources = {url: dest for url, dest in config["files"].items() if not dest.endswith(".pyc")}
     shipped = {f"./comet_py/{p.name}" for p in (ROOT / "comet_py").iterdir() if p.suffix == ".py" or p.name == "py.typed"}
-    assert mapped == shipped
+    assert set(sources.values()) == shipped
+    assert all(url == dest[1:] for url, dest in sources.items())  # straight from the source tree
+
+
+def test_pyscript_toml_maps_a_byte_compiled_module_beside_every_comet_py_module():
+    """scripts/setup.sh writes them into vendor/wheels/pycache/ (tests/e2e/test_packaging.py
+    checks that they are there and fresh); each lands where Python looks for it."""
+    config = tomllib.loads((ROOT / "pyscript.toml").read_text())
+    compiled = {url: dest for url, dest in config["files"].items() if dest.endswith(".pyc")}
+    tags = {dest.rsplit(".", 2)[1] for dest in compiled.values()}
+    assert len(tags) == 1, tags  # one interpreter
+    tag = tags.pop()
+    modules = {p.stem for p in (ROOT / "comet_py").glob("*.py")}
+    assert set(compiled.values()) == {f"./comet_py/__pycache__/{m}.{tag}.pyc" for m in modules}
+    assert all(url == f"/vendor/wheels/pycache/{dest.rsplit('/', 1)[1]}" for url, dest in compiled.items())
 
 
 def test_the_sans_io_core_never_imports_the_browser():
