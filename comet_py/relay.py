@@ -50,7 +50,7 @@ TIMEOUT_ERROR = CallError(REQUEST_TIMEOUT, "comet_py: no master tab answered the
 STOPPED_ERROR = CallError(CONNECTION_LOST, "comet_py: tab stopped")
 
 Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
-Message = dict            # a validated envelope (plain JSON-able dict)
+Message = dict[str, Any]  # a validated envelope (plain JSON-able dict)
 HistoryIds = Mapping[str, str]
 
 
@@ -67,13 +67,13 @@ class RunCall:
     """Master: run this on the Session, with ``token`` as its token (web_pipe/request)."""
     token: Token
     op: str
-    args: dict
+    args: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ChannelsChanged:
     """Master: the union of live tabs' channels changed; give it to Session.set_channels."""
-    channels: frozenset
+    channels: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class CatchUp:
     """Master: a tab said hello with these last history_ids (back from the bfcache, say): fetch
     for that tab alone what it missed after them (Session.catch_up)."""
     tab_id: str
-    history_ids: dict
+    history_ids: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class RivalMaster:
 @dataclass(frozen=True)
 class Deliver:
     """Give this message dict to this tab's callbacks (master or follower)."""
-    message: dict
+    message: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class RemoteState:
     """Follower: a connection state event from the master (a Session StateChanged, or a Gap
     as state ``gap``: what this tab's on_state callbacks are told)."""
     state: str
-    detail: dict
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class RemoteAuth:
 class PendingCall:
     req: int
     op: str
-    args: dict
+    args: dict[str, Any]
 
 
 Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, RivalMaster, Deliver,
@@ -178,11 +178,11 @@ def _envelope(kind: str, sender: str, to: str, term: int, **fields: Any) -> Mess
     return m
 
 
-def make_hello(sender: str, term: int, channels: frozenset, history_ids: HistoryIds) -> Message:
+def make_hello(sender: str, term: int, channels: frozenset[str], history_ids: HistoryIds) -> Message:
     return _envelope("hello", sender, BROADCAST, term, channels=sorted(channels), history_ids=dict(history_ids))
 
 
-def make_subs(sender: str, term: int, channels: frozenset, history_ids: HistoryIds) -> Message:
+def make_subs(sender: str, term: int, channels: frozenset[str], history_ids: HistoryIds) -> Message:
     return _envelope("subs", sender, BROADCAST, term, channels=sorted(channels), history_ids=dict(history_ids))
 
 
@@ -190,7 +190,7 @@ def make_bye(sender: str, term: int) -> Message:
     return _envelope("bye", sender, BROADCAST, term)
 
 
-def make_call(sender: str, to: str, term: int, req: int, op: str, args: dict) -> Message:
+def make_call(sender: str, to: str, term: int, req: int, op: str, args: dict[str, Any]) -> Message:
     return _envelope("call", sender, to, term, req=req, op=op, args=dict(args))
 
 
@@ -204,7 +204,7 @@ def make_answer(sender: str, to: str, term: int, req: int, value: Any, error: Op
                      error=None if error is None else error.to_json())
 
 
-def make_msg(sender: str, to: str, term: int, message: dict, but: Optional[str] = None) -> Message:
+def make_msg(sender: str, to: str, term: int, message: dict[str, Any], but: Optional[str] = None) -> Message:
     """``but``: a broadcast every tab except that one takes (its own send, echoed to the others)."""
     if but is None:
         return _envelope("msg", sender, to, term, m=message)
@@ -212,7 +212,7 @@ def make_msg(sender: str, to: str, term: int, message: dict, but: Optional[str] 
 
 
 def make_state(sender: str, term: int, state: str, authorized: Optional[bool], at: float, seq: int,
-               detail: Optional[dict] = None, to: str = BROADCAST) -> Message:
+               detail: Optional[dict[str, Any]] = None, to: str = BROADCAST) -> Message:
     return _envelope("state", sender, to, term, master=sender, state=state, authorized=authorized,
                      at=at, seq=seq, detail=dict(detail or {}))
 
@@ -240,7 +240,7 @@ def _str_id(x: Any) -> bool:
     return isinstance(x, str) and 0 < len(x) <= 64
 
 
-def _check(m: Mapping) -> Optional[str]:
+def _check(m: Mapping[str, Any]) -> Optional[str]:
     """Why ``m`` is not a valid envelope, or None when it is."""
     if not (_is_int(m.get("v")) and m.get("v") == VERSION):
         return "not version %d" % VERSION
@@ -286,7 +286,7 @@ def _check(m: Mapping) -> Optional[str]:
     return None
 
 
-def parse(data: Union[str, Mapping, Any]) -> Optional[Message]:
+def parse(data: Union[str, Mapping[str, Any], Any]) -> Optional[Message]:
     """Validate a BroadcastChannel message (its JSON text, or an already decoded dict).
 
     Anything malformed, foreign (another library on the channel) or of another version is
@@ -335,7 +335,7 @@ class _StallClock:
 
 @dataclass
 class _Tab:
-    channels: frozenset
+    channels: frozenset[str]
     last_heard: float
 
 
@@ -349,34 +349,34 @@ class MasterRelay:
     def __init__(self, tab_id: str, term: int) -> None:
         self.tab_id = tab_id
         self.term = term
-        self._own_channels: frozenset = frozenset()
-        self._tabs: dict = {}
-        self._done: dict = {}          # tab -> OrderedDict of reqs seen (dedup)
+        self._own_channels: frozenset[str] = frozenset()
+        self._tabs: dict[str, _Tab] = {}
+        self._done: dict[str, OrderedDict[int, None]] = {}          # tab -> OrderedDict of reqs seen (dedup)
         self._next_req = 1
         self._state: str = State.CONNECTING
         self._authorized: Optional[bool] = None
-        self._detail: dict = {}
+        self._detail: dict[str, Any] = {}
         self._seq = 0
         self._stall = _StallClock()
 
     # bookkeeping ------------------------------------------------------------------------------
-    def followers(self) -> frozenset:
+    def followers(self) -> frozenset[str]:
         """Tab ids of the live tabs other than the master's own."""
         return frozenset(self._tabs)
 
-    def union(self) -> frozenset:
+    def union(self) -> frozenset[str]:
         """Server channels to hold: a channel goes only when no live tab listens to it."""
         out = set(self._own_channels)
         for tab in self._tabs.values():
             out |= tab.channels
         return frozenset(out)
 
-    def set_own_channels(self, channels: frozenset) -> list[Action]:
+    def set_own_channels(self, channels: frozenset[str]) -> list[Action]:
         before = self.union()
         self._own_channels = frozenset(channels)
         return self._union_actions(before)
 
-    def _union_actions(self, before: frozenset) -> list[Action]:
+    def _union_actions(self, before: frozenset[str]) -> list[Action]:
         after = self.union()
         return [ChannelsChanged(after)] if after != before else []
 
@@ -400,14 +400,14 @@ class MasterRelay:
         self._stall.touch(now_ms)
         since = self._stall.resumed_at
         dead = [t for t, tab in self._tabs.items() if now_ms - max(tab.last_heard, since) > TAB_EXPIRE_MS]
-        out: list = []
+        out: list[Action] = []
         for tab_id in dead:
             log.debug("relay: tab %s silent for %d ms: forgotten", tab_id, TAB_EXPIRE_MS)
             out += self._remove(tab_id)
         return out
 
     # input ------------------------------------------------------------------------------------
-    def on_message(self, data: Union[str, Mapping], now_ms: float) -> list[Action]:
+    def on_message(self, data: Union[str, Mapping[str, Any]], now_ms: float) -> list[Action]:
         m = parse(data)
         if m is None or m["from"] == self.tab_id:
             return []
@@ -432,7 +432,7 @@ class MasterRelay:
         before = self.union()
         new = sender not in self._tabs
         self._tabs[sender] = _Tab(frozenset(m["channels"]), now_ms)
-        out: list = [TabJoined(sender)] if new else []
+        out: list[Action] = [TabJoined(sender)] if new else []
         out += self._union_actions(before)
         if m["k"] == "hello":
             # A hello comes at start, after a failover or back from the bfcache: the Session
@@ -448,7 +448,7 @@ class MasterRelay:
         if m["to"] != self.tab_id:
             return []  # addressed to another master (e.g. the one we replaced)
         sender, req = m["from"], m["req"]
-        out: list = [Post(make_ack(self.tab_id, sender, self.term, req))]
+        out: list[Action] = [Post(make_ack(self.tab_id, sender, self.term, req))]
         seen = self._done.setdefault(sender, OrderedDict())
         if req in seen:
             log.debug("relay: duplicate call %s/%d acked again, not run", sender, req)
@@ -459,7 +459,7 @@ class MasterRelay:
         out.append(RunCall((sender, req), m["op"], dict(m["args"])))
         return out
 
-    def call_local(self, op: str, args: dict, req: Optional[int] = None) -> Tuple[int, list]:
+    def call_local(self, op: str, args: dict[str, Any], req: Optional[int] = None) -> Tuple[int, list[Action]]:
         """A call from the master's own tab. ``req`` lets a promoted follower keep its call ids."""
         if op not in OPS:
             raise ValueError("unknown call op %r" % (op,))
@@ -469,7 +469,7 @@ class MasterRelay:
         return req, [RunCall((self.tab_id, req), op, dict(args))]
 
     # Session output ---------------------------------------------------------------------------
-    def route_deliver(self, message: dict, to: Any = None, exclude: Any = None) -> list[Action]:
+    def route_deliver(self, message: dict[str, Any], to: Any = None, exclude: Any = None) -> list[Action]:
         """Session ``Dispatch(message, to, exclude)``: once to every tab (but the tab of
         ``exclude``), or only to the tab of ``to``."""
         if to is None:
@@ -506,13 +506,13 @@ class MasterRelay:
                           self._detail, to=to)
 
     def state_message(self, state: str, authorized: Optional[bool], now_ms: float,
-                      detail: Optional[dict] = None) -> list[Action]:
+                      detail: Optional[dict[str, Any]] = None) -> list[Action]:
         """A Session ``StateChanged``: every tab gets it as one state event (even a repeat)."""
         self._seq += 1
         self._state, self._authorized, self._detail = state, authorized, dict(detail or {})
         return [Post(self._state_msg(now_ms))]
 
-    def gap(self, pipes: list, now_ms: float, to: str = BROADCAST) -> list[Action]:
+    def gap(self, pipes: list[str], now_ms: float, to: str = BROADCAST) -> list[Action]:
         """A Session ``Gap``, for every tab or for one returning tab only. On the channel it is a
         one-off ``state`` message with state ``gap``; the heartbeats keep the connection state."""
         self._seq += 1
@@ -538,7 +538,7 @@ class MasterRelay:
 class _Call:
     req: int
     op: str
-    args: dict
+    args: dict[str, Any]
     created: float
     skipped_at: float = 0.0        # the stall clock's ``skipped`` when it was made
     sent_at: Optional[float] = None
@@ -558,11 +558,11 @@ class FollowerRelay:
         self.master: Optional[str] = None
         self.term = 0                     # the followed master's term
         self.highest_term = 0             # highest term seen in any state: for next_term()
-        self.channels: frozenset = frozenset()
+        self.channels: frozenset[str] = frozenset()
         self._history_ids = history_ids or dict
         self._keepalive = keepalive
-        self._calls: dict = {}
-        self._sent_pipes: dict = {}       # web_pipe req -> ack time: a failure may still come
+        self._calls: dict[int, _Call] = {}
+        self._sent_pipes: dict[int, float] = {}       # web_pipe req -> ack time: a failure may still come
         self._next_req = 1
         self._started_at: Optional[float] = None
         self._last_master_ms = -math.inf
@@ -595,7 +595,7 @@ class FollowerRelay:
         self._probe_sent_ms = None
         return [self._hello(now_ms)]
 
-    def set_channels(self, channels: frozenset, now_ms: float) -> list[Action]:
+    def set_channels(self, channels: frozenset[str], now_ms: float) -> list[Action]:
         self._stall.touch(now_ms)
         channels = frozenset(channels)
         if channels == self.channels:
@@ -605,7 +605,7 @@ class FollowerRelay:
             return []
         return [self._post(make_subs(self.tab_id, self.term, channels, self._history_ids()), now_ms)]
 
-    def call(self, op: str, args: dict, now_ms: float) -> Tuple[int, list]:
+    def call(self, op: str, args: dict[str, Any], now_ms: float) -> Tuple[int, list[Action]]:
         """An acknowledged call to the master; the outcome comes as ``Resolve(req, ...)``.
 
         pipe_count, pipe_log and track_pipe_users resolve with the master's answer (or a timeout). web_pipe mirrors
@@ -627,7 +627,7 @@ class FollowerRelay:
         ``MasterRelay.call_local(op, args, req)`` (do not call stop() in that case)."""
         return [PendingCall(c.req, c.op, dict(c.args)) for c in self._calls.values()]
 
-    def on_message(self, data: Union[str, Mapping], now_ms: float) -> list[Action]:
+    def on_message(self, data: Union[str, Mapping[str, Any]], now_ms: float) -> list[Action]:
         self._stall.touch(now_ms)
         m = parse(data)
         if m is None or m["from"] == self.tab_id or m["to"] not in (BROADCAST, self.tab_id):
@@ -668,7 +668,7 @@ class FollowerRelay:
     def _on_state(self, m: Message, now_ms: float) -> list[Action]:
         sender, term = m["from"], m["term"]
         self.highest_term = max(self.highest_term, term)
-        out: list = []
+        out: list[Action] = []
         if sender == self.master:
             if term < self.term:
                 return []
@@ -707,7 +707,7 @@ class FollowerRelay:
     def tick(self, now_ms: float) -> list[Action]:
         """Call every few hundred ms: resends, timeouts, probes of a quiet master, keepalive."""
         self._stall.touch(now_ms)
-        out: list = []
+        out: list[Action] = []
         for req in [q for q, t in self._sent_pipes.items() if now_ms - t >= CALL_TIMEOUT_MS]:
             del self._sent_pipes[req]
         for c in list(self._calls.values()):
@@ -731,7 +731,7 @@ class FollowerRelay:
 
     def stop(self, now_ms: float) -> list[Action]:
         """The page goes away: say bye and fail what is still pending."""
-        out: list = [self._post(make_bye(self.tab_id, self.term), now_ms)]
+        out: list[Action] = [self._post(make_bye(self.tab_id, self.term), now_ms)]
         out += [Resolve(req, None, STOPPED_ERROR) for req in self._calls]
         self._calls.clear()
         self._sent_pipes.clear()

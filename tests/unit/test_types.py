@@ -14,10 +14,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MYPY = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
 
-# comet_py's sans-I/O modules: checked with `strict = true`. relay.py is sans-I/O too but
-# not strict yet (it is listed in the relaxed override).
+# comet_py's sans-I/O modules (and the role objects): checked with `strict = true`.
 STRICT = ["backoff", "channels", "election", "errors", "jsonlimit", "message", "options",
-          "platform", "protocol", "registry", "session"]
+          "platform", "protocol", "registry", "relay", "roles", "session"]
 
 
 def test_mypy_finds_no_errors() -> None:
