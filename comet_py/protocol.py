@@ -42,6 +42,7 @@ __all__ = [
     "mysql_unescape",
     "classify",
     "plain_message",
+    "classify_full",
     "AuthInfo",
     "SysError",
     "MarkerAnswer",
@@ -422,7 +423,7 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
         return None
     if type(data) is str:
         data = decode_data(data, mysql_escaped=mysql_escaped)
-    # No uuid on the wire: server_info.uuid gives the history_id, as in _classify.
+    # No uuid on the wire: server_info.uuid gives the history_id, as in classify_full.
     return make_message_dict(data, pipe=pipe, event=event, user_id=user_id if user_id > 0 else 0,
                              uuid=history_id, time=t, history_id=history_id)
 
@@ -432,11 +433,12 @@ def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:
     plain = plain_message(raw, mysql_escaped=mysql_escaped)
     if plain is not None:
         return ChannelMessage(plain)
-    return _classify(raw, mysql_escaped=mysql_escaped)
+    return classify_full(raw, mysql_escaped=mysql_escaped)
 
 
-def _classify(raw: dict[str, Any], *, mysql_escaped: bool) -> Classified:
-    """``classify`` by the full rules, for every frame (tests compare the fast path with it)."""
+def classify_full(raw: dict[str, Any], *, mysql_escaped: bool) -> Classified:
+    """``classify`` by the full rules, without the fast path: for a frame ``plain_message``
+    already turned down (Session), and to check the fast path against (tests)."""
     pipe = raw.get("pipe")
     if not isinstance(pipe, str) or not pipe:
         return Ignored("no pipe")

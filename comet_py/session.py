@@ -34,7 +34,7 @@ from .protocol import (
     MarkerAnswer,
     SysError,
     build_url,
-    classify,
+    classify_full,
     decode_data,
     decode_frame,
     new_marker,
@@ -623,7 +623,7 @@ class Session:
         message = plain_message(raw, mysql_escaped=mysql_escaped)
         if message is not None:  # the hot path: an ordinary message on a channel
             return self._on_live(message)
-        match classify(raw, mysql_escaped=mysql_escaped):
+        match classify_full(raw, mysql_escaped=mysql_escaped):  # plain_message said no
             case AuthInfo() as info:
                 return self._on_auth(info)
             case ChannelMessage() as c if c.history:

@@ -381,7 +381,7 @@ def test_the_fast_path_gives_what_the_full_rules_give():
     for raw in _frames(20_000):
         for escaped in (True, False):
             plain = P.plain_message(raw, mysql_escaped=escaped)
-            full = P._classify(raw, mysql_escaped=escaped)
+            full = P.classify_full(raw, mysql_escaped=escaped)
             if plain is not None:
                 fast += 1
                 assert full == P.ChannelMessage(plain) and not full.history, raw
@@ -392,7 +392,7 @@ def test_the_fast_path_gives_what_the_full_rules_give():
 @pytest.mark.parametrize("text", [F.CPP_WEB_PIPE, F.CPP_WEB_PIPE_STRING, F.cs_live("web_h", 43), F.cs_live("web_h", None)])
 def test_ordinary_messages_take_the_fast_path(text):
     (obj,) = P.decode_frame(text)
-    assert P.plain_message(obj) == P._classify(obj, mysql_escaped=True).message
+    assert P.plain_message(obj) == P.classify_full(obj, mysql_escaped=True).message
 
 
 @pytest.mark.parametrize("text", [F.CPP_LOG_ITEMS[0], F.V3_LOG_ITEM, F.CPP_PERSONAL_QUEUED, F.CPP_REPORT,
