@@ -363,4 +363,4 @@ COMMANDS: dict[str, Callable[[Hub, Client, str], None]] = {
 }
 
 
-WsConnection.on_command = staticmethod(handle_command)  # type: ignore[assignment]
+WsConnection.on_command = staticmethod(handle_command)

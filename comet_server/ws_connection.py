@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 from aiohttp import web
 from websockets.datastructures import Headers
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request as WsRequest
 from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
@@ -46,6 +46,7 @@ _protocol_log.setLevel(logging.WARNING)
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _OPEN = State.OPEN
+_Bytes = bytes | bytearray | memoryview
 
 
 def handshake(request: web.Request) -> bytes | None:
@@ -94,13 +95,13 @@ def detach(request: web.Request, new: asyncio.Protocol) -> tuple[asyncio.Transpo
     proto.connection_lost(None)
     if not tr.is_reading():
         tr.resume_reading()
-    return tr, tail  # type: ignore[return-value]
+    return tr, tail
 
 
 class Detached(web.StreamResponse):
     """What the handler returns once the connection is no longer aiohttp's: nothing to send."""
 
-    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+    async def prepare(self, request: web.BaseRequest) -> None:
         return None
 
     async def write_eof(self, data: bytes = b"") -> None:
@@ -126,7 +127,7 @@ class WsConnection(asyncio.Protocol):
         #: the timer that closes a JWT login when its token expires
         self.expiry: asyncio.TimerHandle | None = None
         #: fragments of the message being received (None: no fragmented message under way)
-        self._parts: list[bytes] | None = None
+        self._parts: list[_Bytes] | None = None
         #: aborts the transport if closing it takes longer than CLOSE_ABORT_DELAY
         self._abort: asyncio.TimerHandle | None = None
 
@@ -156,7 +157,8 @@ class WsConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         p = self.p
         p.receive_data(data)
-        events = p.events_received()
+        # only frames once the Protocol is OPEN (requests and responses are the handshake's)
+        events = cast("list[Frame]", p.events_received())
         if events:
             client = self.client
             if client is not None:  # a complete frame, not a trickle of bytes, shows it alive
@@ -180,7 +182,7 @@ class WsConnection(asyncio.Protocol):
                             break
                 elif op is _PONG:
                     if client is not None:
-                        client.on_pong(frame.data)
+                        client.on_pong(bytes(frame.data))
                 # PING: websockets queued the pong. CLOSE: it queued the answer and the EOF.
                 if client is not None and client.closed:
                     break
@@ -191,11 +193,11 @@ class WsConnection(asyncio.Protocol):
             # e.g. pongs to a ping flood from a peer that reads nothing: as a slow reader
             client.kick(1013, "Try again later: client too slow")
 
-    def _message(self, data: bytes) -> bool:
+    def _message(self, data: _Bytes) -> bool:
         """One whole message: a command (text; binary frames are read as text too, as before).
         False when the connection failed on it."""
         try:
-            text = data.decode("utf-8")
+            text = str(data, "utf-8")
         except UnicodeDecodeError:
             self._fail(1007, "Invalid UTF-8 text message")
             return False
