@@ -184,6 +184,8 @@ class WsConnection(asyncio.Protocol):
                     if client is not None:
                         client.on_pong(bytes(frame.data))
                 # PING: websockets queued the pong. CLOSE: it queued the answer and the EOF.
+                # Both are written after the answers to the commands of the same read, so that a
+                # close that came with commands does not cut off their answers.
                 if client is not None and client.closed:
                     break
         self._flush()
