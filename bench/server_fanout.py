@@ -54,11 +54,13 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--wait-idle", type=float, default=60.0, help="cometload --wait-idle (s) before each run")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="cometload's event loop (uvloop, as issue 13 measured, must be importable)")
     args = ap.parse_args()
     t0 = time.monotonic()
     load_before = load_average()
     common_args = ["--conns", str(args.conns), "--procs", str(args.procs), "--payload-bytes", "200",
-                   "--wait-idle", str(args.wait_idle), "--idle-threshold", "30"]
+                   "--wait-idle", str(args.wait_idle), "--idle-threshold", "30", "--loop", args.loop]
     fan = with_server(lambda s: cometload(s, ["--mode", "fanout", "--pipe", "web_fanout", "--rate", "max", "--window", str(MAX_RATE_WINDOW),
                                                "--duration", str(args.duration), *common_args], "fan-out, max rate"))
     lat = with_server(lambda s: cometload(s, ["--mode", "fanout", "--pipe", "web_latency", "--rate", "20",
@@ -99,7 +101,7 @@ def main() -> None:
          "not below issue 13's 7,400 conn/s", verdict(conn_rate >= 7_400 if conn_rate else None)],
     ]
     md = (
-        f"Command: `.venv/bin/python bench/server_fanout.py --procs {args.procs} --conns {args.conns} --duration {args.duration:g}` "
+        f"Command: `.venv/bin/python bench/server_fanout.py --procs {args.procs} --conns {args.conns} --duration {args.duration:g} --loop {args.loop}` "
         f"(took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}). It ran, each against a fresh comet_server:\n\n"
         + "\n".join(f"    {r['_cmd']}" for r in (fan, lat, idle))
         + "\n\n" + table(["figure", "comet_server", "CppComet 4.09 (issue 13, window 10)", "÷ CppComet", "goal", "goal met?"], rows)
