@@ -71,8 +71,8 @@ def detach(request: web.Request, new: asyncio.Protocol) -> tuple[asyncio.Transpo
     """Take the connection away from aiohttp and give it to ``new``; returns the transport and
     the bytes that came after the upgrade request.
 
-    Pinned to aiohttp 3.14.5 internals (tests/server/test_ws_connection.py guards them):
-    ``RequestHandler`` closes its transport when the handler returns (end of ``start()``), so its
+    Pinned to aiohttp 3.14.5 internals, guarded by tests/hostile/test_ws_hostile.py
+    (``test_the_connection_leaves_aiohttp_after_the_upgrade``): ``RequestHandler`` closes its transport when the handler returns (end of ``start()``), so its
     ``transport`` is set to None (``force_close``/``close`` then leave the socket alone) and
     ``connection_lost(None)`` is called on it, so that aiohttp's ``Server`` forgets it
     (``_connections``; ``shutdown`` no longer waits for it) and its keep-alive timer is cancelled.
