@@ -46,9 +46,10 @@ PIPE = "web_idle"
 
 OWNERS = {
     "http": "aiohttp request, handler, parser (RequestHandler, Request, HttpRequestParser, headers, URL)",
-    "ws": "aiohttp WebSocketResponse, reader, writer (+ comet ws_guard)",
+    "ws": "aiohttp WebSocketResponse, reader, writer",
     "asyncio": "asyncio transport, socket, selector",
     "tasks": "asyncio tasks, futures and coroutines (by type, wherever created)",
+    "wsconn": "comet_server WsConnection and handshake (ws_connection.py, ws.py's handler)",
     "comet": "comet_server Client, Hub, connection gate",
     "lean": "experiment's LeanConnection and handshake glue",
     "wslib": "websockets (sans-I/O Protocol; or its asyncio server)",
@@ -65,8 +66,8 @@ def _site_group(filename: str) -> str | None:
         return "ws" if ("/web_ws.py" in f or "/_websocket/" in f or "/http_websocket.py" in f) else "http"
     if "/multidict/" in f or "/yarl/" in f or "/propcache/" in f:
         return "http"
-    if "/comet_server/ws_guard.py" in f:
-        return "ws"
+    if "/comet_server/ws_connection.py" in f:
+        return "wsconn"
     if "/comet_server/" in f:
         return "comet"
     if "lean_ws_probe.py" in f:

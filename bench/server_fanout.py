@@ -17,7 +17,8 @@ share the two cores, so the max-rate figure is bounded by whichever saturates fi
 CPU % (from /proc, --server-pid) says which. Reference (issue 13): CppComet 4.09 measured on
 this kind of machine with the same tool and the same window of 10, in one run with comet_server:
 58k deliveries/s at 16.8 µs of server CPU per delivery, p50 15.2 ms / p99 60.9 ms, 3.7 MiB per
-1,000 idle connections. (Issue 2's older table, ~60k/s, p50 10 / p99 27 ms, 3.5 MiB, was taken
+1,000 idle connections, 8.2k connections/s (2,000 connections). The idle run also gives the
+connect rate. (Issue 2's older table, ~60k/s, p50 10 / p99 27 ms, 3.5 MiB, was taken
 with a window of 1,000.)
 
     .venv/bin/python bench/server_fanout.py [--procs 1] [--duration 10] [--conns 1000]
@@ -33,7 +34,7 @@ from common import cometload, dig, load_average, ms, record, table, verdict
 
 from tests.support.server import ServerProcess
 
-REF = {"fanout": 58_000, "cpu_us": 16.8, "p50_ms": 15.2, "p99_ms": 60.9, "idle_mib": 3.7}
+REF = {"fanout": 58_000, "cpu_us": 16.8, "p50_ms": 15.2, "p99_ms": 60.9, "idle_mib": 3.7, "connect": 8_200}
 #: messages in flight in the max-rate run: issue 13's figure. 1,000 overloads both servers (and
 #: the subscriber worker), so it measured the overload, not sustained delivery.
 MAX_RATE_WINDOW = 10
@@ -53,11 +54,13 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--wait-idle", type=float, default=60.0, help="cometload --wait-idle (s) before each run")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="cometload's event loop (uvloop, as issue 13 measured, must be importable)")
     args = ap.parse_args()
     t0 = time.monotonic()
     load_before = load_average()
     common_args = ["--conns", str(args.conns), "--procs", str(args.procs), "--payload-bytes", "200",
-                   "--wait-idle", str(args.wait_idle), "--idle-threshold", "30"]
+                   "--wait-idle", str(args.wait_idle), "--idle-threshold", "30", "--loop", args.loop]
     fan = with_server(lambda s: cometload(s, ["--mode", "fanout", "--pipe", "web_fanout", "--rate", "max", "--window", str(MAX_RATE_WINDOW),
                                                "--duration", str(args.duration), *common_args], "fan-out, max rate"))
     lat = with_server(lambda s: cometload(s, ["--mode", "fanout", "--pipe", "web_latency", "--rate", "20",
@@ -74,6 +77,7 @@ def main() -> None:
     rss0, rss1 = dig(idle, "server_rss_before_kib"), dig(idle, "server_rss_after_connect_kib")
     idle_mib = (rss1 - rss0) / 1024 if rss0 is not None and rss1 is not None else None
     idle_kib_conn = (rss1 - rss0) / args.conns if idle_mib is not None else None
+    conn_rate = dig(idle, "connect", "conns_per_s")
 
     def busy(res):
         b = dig(res, "config", "pre_run_busy_pct")
@@ -92,9 +96,12 @@ def main() -> None:
         ["1,000 idle connections, server RSS delta", f"{idle_mib:.1f} MiB ({idle_kib_conn:.1f} KiB/conn)" if idle_mib is not None else "n/a",
          "3.7 MiB (3.8 KiB/conn)", f"{idle_mib / REF['idle_mib']:.2f}" if idle_mib is not None else "n/a", "≤ CppComet (issue 13)",
          verdict(idle_mib <= REF["idle_mib"] if idle_mib is not None else None)],
+        [f"connect rate, {args.conns:,} connections (idle run)", f"{conn_rate:,.0f} conn/s" if conn_rate else "n/a",
+         "8,200 conn/s (2,000 connections)", f"{conn_rate / REF['connect']:.2f}" if conn_rate else "n/a",
+         "not below issue 13's 7,400 conn/s", verdict(conn_rate >= 7_400 if conn_rate else None)],
     ]
     md = (
-        f"Command: `.venv/bin/python bench/server_fanout.py --procs {args.procs} --conns {args.conns} --duration {args.duration:g}` "
+        f"Command: `.venv/bin/python bench/server_fanout.py --procs {args.procs} --conns {args.conns} --duration {args.duration:g} --loop {args.loop}` "
         f"(took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}). It ran, each against a fresh comet_server:\n\n"
         + "\n".join(f"    {r['_cmd']}" for r in (fan, lat, idle))
         + "\n\n" + table(["figure", "comet_server", "CppComet 4.09 (issue 13, window 10)", "÷ CppComet", "goal", "goal met?"], rows)

@@ -39,8 +39,6 @@ client_log = RateLimitedLog(log)
 DEFAULT_MAX_CLIENT_BUFFER = 4 * 1024 * 1024
 #: trust_* channels are always logged; this many messages are kept when no pipes_settings row exists.
 TRUST_LOG_LENGTH = 100
-#: a kicked client gets this long to flush its close frame before the TCP connection is aborted.
-KICK_ABORT_DELAY = 5.0
 #: a connection silent this long gets a ping ...
 DEFAULT_PING_INTERVAL = 25.0
 #: ... and is dropped (its user goes offline) when nothing comes back within this long.
@@ -60,20 +58,23 @@ class ClientInfo:
 
 
 class Client:
-    """One WebSocket connection. Small on purpose: ``__slots__``, no task of its own."""
+    """One WebSocket connection. Small on purpose: ``__slots__``, no task or timer of its own (the
+    Hub's keepalive sweep looks after every connection), containers created when first needed.
+
+    ``ws`` is the connection layer (ws_connection.WsConnection, or a test stand-in): Client
+    uses its ``closed``, ``send_ping(payload)`` and ``send_close(code, reason)``. ``transport``
+    is the asyncio transport under it, to which Client writes its pre-built frames."""
 
     __slots__ = ("ws", "transport", "dev_id", "user_id", "authorized", "uuid", "user_agent", "ip",
                  "origin", "language", "legacy", "pipes", "closed", "hub",
-                 "last_rx", "_loop", "_timer", "_ping_seq", "_ping_sent", "_ping_deadline",
+                 "last_rx", "_ping_seq", "_ping_sent", "_ping_deadline",
                  "_unacked", "_acks", "_ack_scheduled")
 
-    def __init__(self, hub: "Hub", ws: "web.WebSocketResponse | None", transport: Any, *, dev_id: int,
+    def __init__(self, hub: "Hub", ws: Any, transport: Any, *, dev_id: int,
                  user_id: int, authorized: bool, uuid: str = "", user_agent: str = "", ip: str = "",
                  origin: str = "", language: str = "", legacy: bool = False) -> None:
         self.hub = hub
         self.ws = ws
-        # The asyncio transport of the prepared WebSocketResponse (see ws.py: _transport_of), or
-        # None when it could not be found; then frames go through ws.send_frame instead.
         self.transport = transport
         self.dev_id = dev_id
         self.user_id = user_id
@@ -86,15 +87,13 @@ class Client:
         self.legacy = legacy
         self.pipes: tuple[str, ...] = ()
         self.closed = False
-        # keepalive and acks (loop times, see start_keepalive); the I/O loop sets last_rx per frame
+        # keepalive and acks (loop times); the connection layer sets last_rx per received frame
         self.last_rx = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._ping_seq = 0
         self._ping_sent = 0.0
         self._ping_deadline: float | None = None  # set while a ping waits for any answer
-        self._unacked: list[str] = []  # users_messages ids written since the last ack ping
-        self._acks: dict[bytes, list[str]] = {}  # ack ping payload -> the ids its pong confirms
+        self._unacked: list[str] | None = None  # users_messages ids written since the last ack ping
+        self._acks: dict[bytes, list[str]] | None = None  # ack ping payload -> the ids its pong confirms
         self._ack_scheduled = False
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
@@ -109,9 +108,7 @@ class Client:
         if self.closed:
             return False
         tr = self.transport
-        if tr is None:
-            return self._write_fallback(frame)
-        if tr.is_closing():
+        if tr is None or tr.is_closing():
             return False
         try:
             tr.write(frame)
@@ -124,22 +121,6 @@ class Client:
             self.kick(1013, "Try again later: client too slow")
         return True
 
-    def _write_fallback(self, frame: bytes) -> bool:
-        ws = self.ws
-        if ws is None or ws.closed:
-            return False
-        # Only used if aiohttp's internals changed and no transport was found: strip our header
-        # and let aiohttp frame it. Ordering is kept because tasks start in creation order and
-        # uncompressed sends complete synchronously in their first step.
-        from aiohttp import WSMsgType
-
-        payload = wire.payload_of(frame)
-        try:
-            asyncio.get_running_loop().create_task(_safe_send(ws, payload, WSMsgType.TEXT))
-        except RuntimeError:
-            return False
-        return True
-
     def send(self, out: wire.Out) -> bool:
         return self.write(out.frame(self.legacy))
 
@@ -147,35 +128,9 @@ class Client:
         return self.write(wire.Out(obj).frame(self.legacy))
 
     # -- keepalive and acknowledgements ----------------------------------------------------------
-    def start_keepalive(self) -> None:
-        """Ping this connection when it is silent (no-op without a running loop: in-memory use)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._loop = loop
-        self.last_rx = loop.time()
-        if self.hub.ping_interval > 0:  # 0: no keepalive pings (acks still ping)
-            self._schedule(self.last_rx + self.hub.ping_interval)
-
-    def _schedule(self, when: float) -> None:
-        if self._timer is not None:
-            if self._timer.when() <= when:
-                return
-            self._timer.cancel()
-        assert self._loop is not None
-        self._timer = self._loop.call_at(when, self._keepalive)
-
-    def _stop_keepalive(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _keepalive(self) -> None:
-        self._timer = None
-        if self.closed or self._loop is None:
-            return
-        now = self._loop.time()
+    def check_keepalive(self, now: float, interval: float) -> None:
+        """The Hub's sweep: drop this connection when a ping went unanswered past its deadline,
+        ping it when it has been silent for ``interval`` (0: never)."""
         if self._ping_deadline is not None:
             if self.last_rx > self._ping_sent:  # heard from it since the ping: alive
                 self._ping_deadline = None
@@ -186,15 +141,9 @@ class Client:
                 self.kick(1011, "No answer to ping")
                 return
             else:
-                self._schedule(self._ping_deadline)
                 return
-        interval = self.hub.ping_interval
-        if interval <= 0:
-            return
-        if now - self.last_rx >= interval:
+        if interval > 0 and now - max(self.last_rx, self._ping_sent) >= interval:
             self._ping(b"k%d" % self._next_ping())
-        else:
-            self._schedule(self.last_rx + interval)
 
     def _next_ping(self) -> int:
         self._ping_seq += 1
@@ -202,51 +151,59 @@ class Client:
 
     def _ping(self, payload: bytes) -> None:
         """Send a ping; the connection must answer (anything) within ping_timeout."""
-        if self._loop is not None and self.hub.ping_timeout > 0:
-            now = self._loop.time()
+        loop = self.hub._loop
+        if loop is not None:
+            now = loop.time()
             self._ping_sent = now
-            if self._ping_deadline is None:
+            if self._ping_deadline is None and self.hub.ping_timeout > 0:
                 self._ping_deadline = now + self.hub.ping_timeout
-            self._schedule(self._ping_deadline)
         self.send_ping(payload)
 
     def send_ping(self, payload: bytes) -> None:
-        """Write a ping frame (through aiohttp, after everything written so far)."""
+        """Write a ping frame (after everything written so far)."""
         ws = self.ws
-        if ws is None or ws.closed or self._loop is None:
+        if ws is None or ws.closed:
             return
-        self._loop.create_task(_safe_ping(ws, payload))
+        ws.send_ping(payload)
 
     def wrote_personal(self, row_id: str) -> None:
         """A users_messages row went into this connection's buffer: ask for a confirmation."""
+        if self._unacked is None:
+            self._unacked = []
         self._unacked.append(row_id)
         if self._ack_scheduled:
             return
-        if self._loop is None:
+        loop = self.hub._loop
+        if loop is None:
             self._send_ack_ping()
             return
         self._ack_scheduled = True  # one ping per loop pass covers every message of the burst
-        self._loop.call_soon(self._send_ack_ping)
+        loop.call_soon(self._send_ack_ping)
 
     def _send_ack_ping(self) -> None:
         self._ack_scheduled = False
         if self.closed or not self._unacked:
             return
         payload = b"a%d" % self._next_ping()
+        if self._acks is None:
+            self._acks = {}
         self._acks[payload] = self._unacked
-        self._unacked = []
+        self._unacked = None
         if len(self._acks) > MAX_PENDING_ACKS:  # it never answers: the rows just stay queued
             del self._acks[next(iter(self._acks))]
         self._ping(payload)
 
     def on_pong(self, payload: bytes) -> None:
         """A pong: the client read everything written before the matching ping."""
-        payload = bytes(payload)  # aiohttp hands over a bytearray
-        if payload not in self._acks:
+        acks = self._acks
+        if not acks:
+            return
+        payload = bytes(payload)  # a bytearray from some layers
+        if payload not in acks:
             return
         ids: list[str] = []
-        for key in list(self._acks):  # in ping order: this pong confirms the older ones too
-            ids.extend(self._acks.pop(key))
+        for key in list(acks):  # in ping order: this pong confirms the older ones too
+            ids.extend(acks.pop(key))
             if key == payload:
                 break
         try:
@@ -255,52 +212,22 @@ class Client:
             log.exception("deleting %d confirmed personal messages failed", len(ids))
 
     def kick(self, code: int = 1000, reason: str = "") -> None:
-        """Close this connection from anywhere (sync): stop all output to it, drop it from the hub,
-        send a close frame and close the transport (aborted after ``KICK_ABORT_DELAY``)."""
+        """Close this connection from anywhere (sync): stop all output to it, drop it from the
+        hub, send a close frame and close the transport (the connection layer aborts it if the
+        close takes longer than a few seconds)."""
         if self.closed:
             return
-        tr = self.transport
-        if tr is not None and not tr.is_closing():
-            try:
-                tr.write(wire.close_frame(code, reason))
-            except Exception:  # noqa: BLE001
-                pass
+        ws, tr = self.ws, self.transport
         self.closed = True
-        self.hub.unregister(self)
-        if tr is not None:
-            try:
+        try:
+            if ws is not None:
+                ws.send_close(code, reason)
+            elif tr is not None and not tr.is_closing():  # a bare transport (in-memory tests)
+                tr.write(wire.close_frame(code, reason))
                 tr.close()
-                loop = asyncio.get_running_loop()
-                loop.call_later(KICK_ABORT_DELAY, _abort_if_open, tr)
-            except Exception:  # noqa: BLE001
-                pass
-        elif self.ws is not None:
-            try:
-                asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
-            except RuntimeError:
-                pass
-
-
-def _abort_if_open(tr: Any) -> None:
-    try:
-        if not getattr(tr, "_closed", False):  # selector transports: _closed after connection_lost
-            tr.abort()
-    except Exception:  # noqa: BLE001
-        pass
-
-
-async def _safe_ping(ws: Any, payload: bytes) -> None:
-    try:
-        await ws.ping(payload)
-    except Exception:  # noqa: BLE001 - closing: the rows stay queued
-        log.debug("ping failed", exc_info=True)
-
-
-async def _safe_send(ws: Any, payload: bytes, opcode: Any) -> None:
-    try:
-        await ws.send_frame(payload, opcode)
-    except Exception:  # noqa: BLE001
-        log.debug("fallback send failed", exc_info=True)
+        except Exception:  # noqa: BLE001 - a dying transport must not stop the kick
+            log.debug("close failed", exc_info=True)
+        self.hub.unregister(self)
 
 
 class Hub:
@@ -324,6 +251,23 @@ class Hub:
         self._users: dict[tuple[int, int], list[Client]] = {}
         self._clients: dict[Client, None] = {}
         self._dev_counts: dict[int, int] = {}
+        #: the running loop, known from the first connection registered inside one (None:
+        #: in-memory use without a loop, then there are no keepalive pings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: the one timer of the keepalive sweep, while there are connections
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def loop_time(self) -> float:
+        """The loop's clock (keepalive times); 0 without a loop."""
+        loop = self._loop
+        return loop.time() if loop is not None else 0.0
+
+    @property
+    def sweep_period(self) -> float:
+        """How often the keepalive sweep runs: a fifth of the shorter of ping_interval and
+        ping_timeout, within [0.05 s, 2 s], so a ping or a drop comes at most that late."""
+        spans = [t for t in (self.ping_interval, self.ping_timeout) if t > 0]
+        return min(2.0, max(0.05, min(spans) / 5)) if spans else 2.0
 
     # ==========================================================================================
     # Public API (design.md §2.2): CometQL, HTTP publish and ws.py call these.
@@ -431,7 +375,7 @@ class Hub:
         when the client confirms them), then link the user, firing ``online`` on the first
         connection."""
         self._clients[client] = None
-        client.start_keepalive()
+        self._start_keepalive(client)
         self._dev_counts[client.dev_id] = self._dev_counts.get(client.dev_id, 0) + 1
         if not client.authorized or client.user_id <= 0:
             return
@@ -467,7 +411,6 @@ class Hub:
             return
         del self._clients[client]
         client.closed = True
-        client._stop_keepalive()
         d = client.dev_id
         left = self._dev_counts.get(d, 1) - 1
         if left > 0:
@@ -543,6 +486,39 @@ class Hub:
     def close_all(self, code: int = 1001, reason: str = "Server shutdown") -> None:
         for c in list(self._clients):
             c.kick(code, reason)
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    # -- keepalive -----------------------------------------------------------------------------
+    def _start_keepalive(self, client: Client) -> None:
+        """Keepalive for a new connection (nothing without a running loop: in-memory use)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._loop = loop
+        client.last_rx = loop.time()
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.sweep_period, self._keepalive_sweep)
+
+    def _keepalive_sweep(self) -> None:
+        """One timer for all connections instead of one per connection (a TimerHandle each
+        would cost ~150 bytes per idle connection, bench/README.md §3): ping the silent ones,
+        drop those whose ping went unanswered. Stops when no connection is left."""
+        self._sweep = None
+        loop = self._loop
+        if loop is None or not self._clients:
+            return
+        if self.ping_interval > 0 or self.ping_timeout > 0:
+            now = loop.time()
+            interval = self.ping_interval
+            due = now - interval if interval > 0 else -1.0
+            for c in tuple(self._clients):  # a check may kick, which changes _clients
+                if c._ping_deadline is not None or (interval > 0 and c.last_rx <= due and c._ping_sent <= due):
+                    c.check_keepalive(now, interval)
+        if self._clients:
+            self._sweep = loop.call_later(self.sweep_period, self._keepalive_sweep)
 
 
 #: where the aiohttp Application keeps the Hub (``app[HUB_KEY]``).

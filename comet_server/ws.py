@@ -1,12 +1,12 @@
 """The WebSocket endpoint and its commands (design.md §3, docs/protocol.md §1-§3).
 
-One aiohttp handler per connection and nothing else: no extra task. aiohttp closes with 1009 above
-``MAX_MSG_SIZE`` and with 1007 on invalid UTF-8; ``ws_guard`` adds 1002 for an unmasked frame.
-Pings and pongs come to our loop (``autoping=False``): we answer pings, and a pong confirms the
-personal messages written before our ping (hub.py: ``Client.on_pong``); the Hub's keepalive pings
-silent connections. Every command handler is wrapped so that no input can take the server (or the
-connection) down: an unexpected exception is answered with an error frame and logged at most once
-per interval (``ratelog``).
+``handle_ws`` answers the upgrade and hands the connection to ws_connection.WsConnection, which
+frames and checks what comes in (websockets' sans-I/O Protocol: 1002, 1007, 1009) and runs each
+command through ``handle_command``; no task, no aiohttp object stays behind per connection.
+websockets answers pings; a pong confirms the personal messages written before our ping
+(hub.py: ``Client.on_pong``); the Hub's keepalive sweep pings silent connections. Every command
+handler is wrapped so that no input can take the server (or the connection) down: an unexpected
+exception is answered with an error frame and logged at most once per interval (``ratelog``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import asyncio
 import logging
 from typing import Any, Callable, Mapping
 
-from aiohttp import WSMsgType, web
+from sys import intern
+
+from aiohttp import web
 
 from . import auth, wire
 from .names import (MAX_ID_DIGITS, MAX_NAME_LEN, MIN_READ_NAME_LEN, NAME_SEPARATORS_RE, has_name_chars, is_name,
                     parse_id)
 from .hub import HUB_KEY, Client, Hub
 from .ratelog import RateLimitedLog
-from .ws_guard import GuardedWebSocketResponse
+from .ws_connection import WS_MAX_SIZE, Detached, WsConnection, detach, handshake
 
 __all__ = ["handle_ws", "refusal", "open_client", "close_client", "handle_command", "is_ws_path",
            "normalize_origin", "ALLOWED_ORIGINS_KEY", "MAX_MSG_SIZE", "MAX_SUBSCRIPTIONS", "WS_PREFIXES"]
@@ -32,10 +34,10 @@ log = logging.getLogger("comet_server.ws")
 input_log = RateLimitedLog(log)
 
 WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
-#: aiohttp's ``max_msg_size``: a message of 65536 bytes or more closes the connection with 1009
-#: (aiohttp 3.14 rejects ``len >= max_msg_size``), i.e. "over 65535 bytes" as in design.md §3 and
-#: CppComet (which closes on a 64-bit length).
-MAX_MSG_SIZE = 65536
+#: the first message size refused: a message of 65536 bytes or more (all its fragments together)
+#: closes the connection with 1009, i.e. "over 65535 bytes" as in design.md §3 and CppComet
+#: (which closes on a 64-bit length).
+MAX_MSG_SIZE = WS_MAX_SIZE + 1
 MAX_SUBSCRIPTIONS = 256
 
 ERR_CHARS = "The channel name can only contain characters A-Za-z0-9_-"
@@ -54,25 +56,9 @@ def is_ws_path(raw_path: str) -> bool:
     return raw_path.startswith(WS_PREFIXES)
 
 
-def _transport_of(ws: web.WebSocketResponse) -> Any:
-    """The asyncio transport under a prepared WebSocketResponse, or None.
-
-    Pinned to aiohttp 3.14.5 internals: ``WebSocketResponse._writer`` is the
-    ``aiohttp._websocket.writer.WebSocketWriter`` created in ``_pre_start`` and its ``transport``
-    is the connection's ``asyncio.Transport``. With ``compress=False`` aiohttp itself writes every
-    frame synchronously with ``transport.write``, so writing our own pre-built frames to the same
-    transport keeps frame order. If the attribute layout ever changes, Client falls back to
-    ``ws.send_frame`` (slower, one encode per connection is still avoided)."""
-    writer = getattr(ws, "_writer", None)
-    tr = getattr(writer, "transport", None)
-    if tr is None or not hasattr(tr, "write") or not hasattr(tr, "get_write_buffer_size"):
-        return None
-    if getattr(ws, "compress", 0):  # our frames are uncompressed (RSV1=0): never mix
-        return None
-    return tr
-
-
 async def handle_ws(request: web.Request) -> web.StreamResponse:
+    """Answer the upgrade, hand the connection to a WsConnection and return at once (see
+    ws_connection.py): from here on the connection is no longer aiohttp's."""
     hub: Hub = request.app[HUB_KEY]
     allowed = request.app.get(ALLOWED_ORIGINS_KEY)
     origin = request.headers.get("Origin")
@@ -81,50 +67,30 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         log.info("ws upgrade refused from %s: Origin %r is not in --allowed-origins",
                  request.remote, origin[:100])
         return web.Response(status=403, text="Origin not allowed\n")
-    # CppComet answers any Sec-WebSocket-Protocol with "chat"; browsers fail a handshake whose reply
-    # names a protocol they did not offer (or none when they offered some), so echo their first.
-    offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    first = offered.split(",", 1)[0].strip()
-    ws = GuardedWebSocketResponse(heartbeat=None, autoping=False, autoclose=True, compress=False,
-                               max_msg_size=MAX_MSG_SIZE, protocols=(first,) if first else ())
-    try:
-        ws_ready = ws.can_prepare(request)
-    except Exception:  # noqa: BLE001
-        ws_ready = None
-    if not ws_ready or not ws_ready.ok:
+    accept = handshake(request)
+    if accept is None:
         return web.Response(status=400, text="WebSocket upgrade expected\n")
-    await ws.prepare(request)
+    ip = request.remote or ""
+    conn = WsConnection(hub, request.transport)  # type: ignore[arg-type]
+    tr, tail = detach(request, conn)
+    tr.write(accept)
 
     parsed = wire.parse_ws_url(request.raw_path)
     if isinstance(parsed, wire.UrlError):
-        log.info("ws connect refused from %s: %s %s", request.remote, parsed.code, parsed.text)  # no URL: it holds credentials
-        try:
-            text, code, reason = refusal(hub, parsed)
-            await ws.send_str(text)
-            await ws.close(code=code, message=reason.encode())
-        except Exception:  # noqa: BLE001
-            log.debug("closing refused connection failed", exc_info=True)
-        return ws
-
-    client: Client | None = None
-    expiry: asyncio.TimerHandle | None = None
+        log.info("ws connect refused from %s: %s %s", ip, parsed.code, parsed.text)  # no URL: it holds credentials
+        text, code, reason = refusal(hub, parsed)
+        tr.write(wire.text_frame(text.encode("utf-8")))
+        conn.send_close(code, reason)
+        return Detached()
     try:
-        client, expiry = open_client(hub, parsed, request.headers, request.remote or "", ws,
-                                     _transport_of(ws))
-        await _serve(hub, client, ws)
-    except ConnectionError:  # the peer went away mid-write: an ordinary disconnect
-        log.debug("ws connection lost", exc_info=True)
+        conn.client, conn.expiry = open_client(hub, parsed, request.headers, ip, conn, tr)
     except Exception:  # noqa: BLE001
         input_log.report("ws connection failed", "ws connection failed", exc_info=True, level=logging.ERROR)
-    finally:
-        if client is not None:
-            close_client(hub, client, expiry)
-        if not ws.closed:
-            try:
-                await ws.close()
-            except Exception:  # noqa: BLE001
-                pass
-    return ws
+        conn.send_close(1011, "Internal server error")
+        return Detached()
+    if tail:  # frames that came with the handshake
+        conn.data_received(tail)
+    return Detached()
 
 
 def refusal(hub: Hub, err: wire.UrlError) -> tuple[str, int, str]:
@@ -132,8 +98,7 @@ def refusal(hub: Hub, err: wire.UrlError) -> tuple[str, int, str]:
     return wire.dumps(wire.connect_error_obj(err, hub.now())), 1008, f"Error code {err.code}"
 
 
-def open_client(hub: Hub, url: wire.WsUrl, headers: Mapping[str, str], ip: str,
-                ws: web.WebSocketResponse | None,
+def open_client(hub: Hub, url: wire.WsUrl, headers: Mapping[str, str], ip: str, ws: Any,
                 transport: Any) -> tuple[Client, asyncio.TimerHandle | None]:
     """Start a connection whose URL parsed: authorize it, write its serverInfo, register it with
     the hub (which writes its offline queue). A JWT login also gets the timer that closes it when
@@ -144,8 +109,9 @@ def open_client(hub: Hub, url: wire.WsUrl, headers: Mapping[str, str], ip: str,
     client = Client(
         hub, ws, transport, dev_id=url.dev_id,
         user_id=url.user_id if authorized else 0, authorized=authorized, uuid=url.uuid,
-        user_agent=headers.get("User-Agent", "")[:250], ip=ip,
-        origin=headers.get("Origin", "")[:250], language=headers.get("Accept-Language", "")[:64],
+        # interned: thousands of connections from the same browsers share one copy of each
+        user_agent=intern(headers.get("User-Agent", "")[:250]), ip=intern(ip),
+        origin=intern(headers.get("Origin", "")[:250]), language=intern(headers.get("Accept-Language", "")[:64]),
         legacy=url.major < 4)
     try:
         client.send_obj({"authorized": authorized, "data": login.key, "event": "serverInfo",
@@ -167,36 +133,6 @@ def close_client(hub: Hub, client: Client, expiry: asyncio.TimerHandle | None) -
         expiry.cancel()
     hub.unregister(client)
     client.closed = True
-
-
-async def _serve(hub: Hub, client: Client, ws: web.WebSocketResponse) -> None:
-    """The connection's frames until it closes: commands, pings (answered), pongs (acks)."""
-    loop = asyncio.get_running_loop()
-    async for msg in ws:
-        if client.closed:
-            break
-        client.last_rx = loop.time()
-        kind = msg.type
-        if kind is WSMsgType.TEXT:
-            text = msg.data
-        elif kind is WSMsgType.PING:
-            try:
-                await ws.pong(msg.data)
-            except ConnectionError:  # gone while we answer: an ordinary disconnect
-                break
-            continue
-        elif kind is WSMsgType.PONG:
-            client.on_pong(msg.data)
-            continue
-        elif kind is WSMsgType.BINARY:
-            try:
-                text = bytes(msg.data).decode("utf-8")
-            except UnicodeDecodeError:
-                await ws.close(code=1007, message=b"Invalid UTF-8 text message")
-                break
-        else:  # ERROR (aiohttp has already closed with the right code)
-            break
-        handle_command(hub, client, text)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,3 +361,6 @@ COMMANDS: dict[str, Callable[[Hub, Client, str], None]] = {
     "CometQL_call": cmd_ignored,
     "cgi_call": cmd_ignored,
 }
+
+
+WsConnection.on_command = staticmethod(handle_command)

@@ -1,4 +1,6 @@
-"""EXPERIMENT (issue 13, goal 1), not server code: what an idle connection would cost if the
+"""EXPERIMENT (issue 13, goal 1), not server code; comet_server now works this way
+(comet_server/ws_connection.py, commit 115f323), so its "comet" kind measures the same design.
+Kept as the record of the measurements that chose it: what an idle connection would cost if the
 WebSocket path were leaner. Two prototype servers, each with comet_server's real Hub, Client
 and command handlers (comet_server.ws.handle_command), so only the connection layer differs:
 
@@ -303,7 +305,7 @@ def main() -> None:
 
 
 LABELS = {
-    "comet": "comet_server today (aiohttp WebSocketResponse, handler task per connection)",
+    "comet": "comet_server at the recorded commit (before 115f323: aiohttp WebSocketResponse, handler task per connection; since: WsConnection)",
     "lean": "**lean**: aiohttp routes /ws/, websockets ServerProtocol answers the upgrade, then LeanConnection (websockets sans-I/O Protocol, OPEN) owns the transport",
     "lean_trimmed": "lean, trimmed: no per-Client keepalive timer (ping_interval 0, as with one Hub-wide sweep), no Protocol uuid, interned header strings",
     "wslib": "websockets.asyncio.server, comet's settings (no library pings, no compression)",

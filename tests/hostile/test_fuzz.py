@@ -152,58 +152,51 @@ def test_url_parser_never_raises(raw):
         assert 0 <= got.dev_id <= wire.DEV_INDEX_SIZE and got.user_id >= 0 and len(got.uuid) <= wire.UUID_LEN
 
 
-class _Inner:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def feed_data(self, data: bytes):
-        self.data += data
-        return False, b""
-
-
-class _Queue:
-    def __init__(self) -> None:
-        self.exc = None
-
-    def set_exception(self, exc) -> None:
-        self.exc = exc
-
-
-def _client_frame(payload: bytes, masked: bool) -> bytes:
+def _client_frame(payload: bytes, masked: bool, opcode: int = 0x1, fin: bool = True, rsv: int = 0) -> bytes:
     n = len(payload)
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
     b1 = 0x80 if masked else 0
     if n < 126:
-        head = bytes([0x81, b1 | n])
+        head = bytes([b0, b1 | n])
     elif n < 65536:
-        head = bytes([0x81, b1 | 126]) + n.to_bytes(2, "big")
+        head = bytes([b0, b1 | 126]) + n.to_bytes(2, "big")
     else:
-        head = bytes([0x81, b1 | 127]) + n.to_bytes(8, "big")
+        head = bytes([b0, b1 | 127]) + n.to_bytes(8, "big")
     return head + (b"\0\0\0\0" if masked else b"") + payload
 
 
-@settings(FUZZ, max_examples=150)
-@given(st.lists(st.tuples(st.integers(0, 70000), st.booleans()), min_size=1, max_size=6),
-       st.lists(st.integers(1, 9000), max_size=30))
-def test_mask_check_flags_exactly_the_first_unmasked_frame(frames, cuts):
-    from comet_server.ws_guard import MaskCheck
+_FRAME = st.tuples(
+    st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA, 0xF]),       # opcodes, reserved ones too
+    st.booleans(),                                                    # fin
+    st.booleans(),                                                    # masked
+    st.sampled_from([0, 0, 0, 4]),                                    # RSV1 now and then
+    st.one_of(st.binary(max_size=200), st.integers(0, 70000).map(lambda n: b"pipe_count\nweb_f\nM\n" + b" " * n)))
 
-    stream = b""
-    bad_at = -1
-    for size, masked in frames:
-        if not masked and bad_at < 0:
-            bad_at = len(stream)
-        stream += _client_frame(b"x" * size, masked)
-    inner, queue = _Inner(), _Queue()
-    guard = MaskCheck(inner, queue)
+
+@settings(FUZZ, max_examples=150)
+@given(st.lists(_FRAME, min_size=1, max_size=8), st.lists(st.integers(1, 9000), max_size=30))
+def test_ws_connection_survives_any_frame_stream_cut_anywhere(frames, cuts):
+    """WsConnection (websockets' parser, fragment joining, commands) on a recording transport:
+    whatever frames arrive, cut wherever, nothing raises, each read is fast, and once the
+    connection has failed (a close frame written) no command is answered any more."""
+    from comet_server.ws_connection import WsConnection
+
+    hub = Hub(Store(":memory:"), "CometQLPassword", server_name="fuzz")
+    tr = RecordingTransport()
+    conn = WsConnection(hub, tr)  # type: ignore[arg-type]
+    client = Client(hub, conn, tr, dev_id=1, user_id=0, authorized=False)
+    conn.client = client
+    hub.register(client)
+    stream = b"".join(_client_frame(data, masked, op, fin, rsv) for op, fin, masked, rsv, data in frames)
     pos = 0
     for cut in cuts + [len(stream)]:
         chunk = stream[pos:pos + cut]
         pos += len(chunk)
-        if chunk:
-            _timed(guard.feed_data, chunk)
-    if bad_at < 0:
-        assert queue.exc is None and inner.data == stream
-    else:
-        assert queue.exc is not None and queue.exc.code == 1002
-        # every frame before the bad one reached aiohttp's reader, nothing after its first byte
-        assert stream.startswith(inner.data) and bad_at <= len(inner.data) <= bad_at + 1
+        if chunk and not tr.closing:
+            _timed(conn.data_received, chunk)
+    frames_out = tr.frames
+    closes = [i for i, f in enumerate(frames_out) if f[0] & 0x0F == 0x8]
+    if closes:
+        assert tr.closing and all(f[0] & 0x0F != 0x1 for f in frames_out[closes[0] + 1:])
+    conn.connection_lost(None)
+    assert hub.connection_count() == 0

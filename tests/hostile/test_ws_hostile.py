@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -223,13 +224,14 @@ def test_unmasked_frame_sent_with_the_handshake_gets_close_1002(srv, dev):
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
         sock.sendall(req + bytes([0x81, len(body)]) + body)  # the bad frame in the same segment
         data = b""
+        close_1002 = re.compile(rb"\x88[\x02-\x7d]\x03\xea")  # a close frame, code 1002, any reason
         deadline = time.monotonic() + 5
-        while b"\x88\x02\x03\xea" not in data and time.monotonic() < deadline:
+        while not close_1002.search(data) and time.monotonic() < deadline:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             data += chunk
-        assert b"\x88\x02\x03\xea" in data, data  # close frame, code 1002
+        assert close_1002.search(data), data
         assert b'"marker":"MU"' not in data
     finally:
         sock.close()
@@ -394,3 +396,243 @@ def test_idle_client_that_answers_pings_stays_connected(srv, dev):
         assert srv.run(srv.hub.send_to_user, dev, 11, "e", "still here") == 1
         assert recv_json(conn)["data"] == "still here"
         _wait(lambda: _queued(srv, dev, 11) == [], DROP_BOUND, "live row deleted once received")
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 13: the connection layer after the upgrade (comet_server/ws_connection.py)
+
+def _close_code(raw: RawWS) -> int | None:
+    """Frames until a close frame: its code (None if the connection ends without one)."""
+    try:
+        while True:
+            op, payload = raw.recv_frame()
+            if op == 8:
+                return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+    except (ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def _opened(srv, dev) -> RawWS:
+    raw = RawWS(srv.host, srv.port, srv.path(dev_id=dev))
+    op, payload = raw.recv_frame()
+    assert op == 1 and json.loads(payload)["event"] == "serverInfo"
+    return raw
+
+
+def _count(srv, dev) -> int:
+    return srv.run(srv.hub.connection_count, dev)
+
+
+def test_the_connection_leaves_aiohttp_after_the_upgrade(srv, dev):
+    """Guards ws_connection.detach (aiohttp 3.14.5 internals): after the upgrade aiohttp's Server
+    no longer holds the connection, the transport's protocol is a WsConnection, and the
+    connection still works."""
+    from comet_server.ws_connection import WsConnection
+
+    server = srv._runner.server
+    raws = [_opened(srv, dev) for _ in range(3)]
+    try:
+        def held_by_aiohttp():
+            # detach leaves the RequestHandler without a transport; aiohttp's Server drops it
+            # once the handler task has finished (just after the handler returned)
+            ours = {id(c.transport) for c in srv.hub._clients if c.dev_id == dev}
+            return [h for h in server._connections
+                    if getattr(h, "transport", None) is None or id(h.transport) in ours]
+        _wait(lambda: srv.run(held_by_aiohttp) == [], DROP_BOUND, "aiohttp let go of the upgraded connections")
+        protos = srv.run(lambda: [type(c.transport.get_protocol()) for c in srv.hub._clients if c.dev_id == dev])
+        assert protos == [WsConnection] * 3
+        raws[0].send_frame(0x1, b"pipe_count\nweb_x\nMD\n")
+        op, payload = raws[0].recv_frame()
+        assert json.loads(payload)["marker"] == "MD"
+    finally:
+        for r in raws:
+            r.close()
+    _wait(lambda: _count(srv, dev) == 0, DROP_BOUND, "closed connections unregistered")
+
+
+def test_fragmented_command_is_joined_and_pings_between_fragments_are_answered(srv, dev):
+    raw = _opened(srv, dev)
+    try:
+        body = "pipe_count\nweb_frag\nMF\n".encode()
+        raw.send_frame(0x1, body[:5], fin=False)
+        raw.send_frame(0x9, b"between")  # a control frame may come between fragments
+        raw.send_frame(0x0, body[5:12], fin=False)
+        raw.send_frame(0x0, body[12:], fin=True)
+        frames = sorted([raw.recv_frame(), raw.recv_frame()])  # pongs of one read follow its answers
+        assert frames[1] == (0xA, b"between")
+        assert frames[0][0] == 1 and json.loads(frames[0][1])["marker"] == "MF"
+        # a character split between two fragments is still valid UTF-8
+        text = "web_pipe2\nweb_é\nev\n*\n".encode()  # invalid channel name: an error frame
+        cut = text.index("é".encode()) + 1
+        raw.send_frame(0x1, text[:cut], fin=False)
+        raw.send_frame(0x0, text[cut:], fin=True)
+        op, payload = raw.recv_frame()
+        assert op == 1 and json.loads(payload)["event"] == "error"
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("total, code", [(65535, None), (65536, 1009)])
+def test_the_size_limit_counts_all_fragments_of_a_message(srv, dev, total, code):
+    raw = _opened(srv, dev)
+    try:
+        body = b"x" * total  # an unknown command: an error frame when it is read
+        raw.send_frame(0x1, body[:40000], fin=False)
+        raw.send_frame(0x0, body[40000:], fin=True)
+        if code is None:
+            op, payload = raw.recv_frame()
+            assert op == 1 and json.loads(payload)["data"]["error"] == "Unknown command"
+        else:
+            assert _close_code(raw) == code
+    finally:
+        raw.close()
+
+
+BAD_FRAMES = {
+    "reserved opcode 3": (bytes([0x83, 0x80]) + b"\0\0\0\0", 1002),
+    "reserved opcode 0xB": (bytes([0x8B, 0x80]) + b"\0\0\0\0", 1002),
+    "RSV1 set (no extension agreed)": (bytes([0xC1, 0x80 | 2]) + b"\0\0\0\0" + b"hi", 1002),
+    "continuation without a start": (bytes([0x80, 0x80 | 2]) + b"\0\0\0\0" + b"hi", 1002),
+    "fragmented ping": (bytes([0x09, 0x80 | 2]) + b"\0\0\0\0" + b"hi", 1002),
+    "ping over 125 bytes": (bytes([0x89, 0x80 | 126]) + struct.pack("!H", 126) + b"\0\0\0\0" + b"p" * 126, 1002),
+    "text start inside a fragmented message": (
+        bytes([0x01, 0x80 | 2]) + b"\0\0\0\0" + b"ab" + bytes([0x81, 0x80 | 2]) + b"\0\0\0\0" + b"cd", 1002),
+    "invalid UTF-8 text": (bytes([0x81, 0x80 | 2]) + b"\0\0\0\0" + b"\xff\xfe", 1007),
+    "invalid UTF-8 binary": (bytes([0x82, 0x80 | 2]) + b"\0\0\0\0" + b"\xc3\x28", 1007),
+    "invalid UTF-8 across fragments": (
+        bytes([0x01, 0x80 | 1]) + b"\0\0\0\0" + b"\xe2" + bytes([0x80, 0x80 | 1]) + b"\0\0\0\0" + b"\x28", 1007),
+    "invalid UTF-8 in a close reason": (bytes([0x88, 0x80 | 4]) + b"\0\0\0\0" + b"\x03\xe8\xff\xfe", 1007),
+    "close with a 1-byte payload": (bytes([0x88, 0x80 | 1]) + b"\0\0\0\0" + b"\x03", 1002),
+    "64-bit length": (bytes([0x81, 0x80 | 127]) + (2**63 - 1).to_bytes(8, "big") + b"\0\0\0\0", 1009),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FRAMES))
+def test_bad_frames_close_with_the_rfc_code_and_leave_the_server_serving(srv, dev, name):
+    frame, code = BAD_FRAMES[name]
+    raw = _opened(srv, dev)
+    try:
+        raw.sock.sendall(frame + bytes([0x81, 0x80 | 19]) + b"\0\0\0\0" + b"pipe_count\nweb_x\nMZ")
+        assert _close_code(raw) == code
+        assert b'"MZ"' not in raw.buf  # nothing after the bad frame was run
+    finally:
+        raw.close()
+    _wait(lambda: _count(srv, dev) == 0, DROP_BOUND, "failed connection unregistered")
+    conn, _ = connect(srv, dev_id=dev)
+    with conn:
+        sync(conn)
+
+
+def test_close_handshake_echoes_the_code_and_unregisters(srv, dev):
+    raw = _opened(srv, dev)
+    try:
+        raw.send_frame(0x1, b"subscription\nweb_bye")
+        sync_marker = b"pipe_count\nweb_bye\nMB\n"
+        raw.send_frame(0x1, sync_marker)
+        raw.recv_frame()
+        raw.send_frame(0x8, (4000).to_bytes(2, "big") + b"bye")
+        op, payload = raw.recv_frame()
+        assert (op, payload[:2]) == (8, (4000).to_bytes(2, "big"))
+        with pytest.raises(ConnectionError):
+            raw.recv_frame()  # the server closes the TCP connection after the handshake
+    finally:
+        raw.close()
+    _wait(lambda: _count(srv, dev) == 0, DROP_BOUND, "closed connection unregistered")
+    assert srv.run(srv.hub.subscriber_count, dev, "web_bye") == 0
+
+
+def test_ping_flood_from_a_client_that_reads_nothing_is_cut_off(srv, dev):
+    """Pongs pile up in the write buffer of a peer that never reads: past --max-client-buffer the
+    connection is closed, as a slow subscriber is; the loop stays responsive throughout."""
+    old = srv.hub.max_client_buffer
+    srv.run(setattr, srv.hub, "max_client_buffer", 64 * 1024)
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((srv.host, srv.port))
+        sock.sendall((f"GET {srv.path(dev_id=dev)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        sock.recv(200)
+        ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125
+        sock.settimeout(0.05)
+        deadline = time.monotonic() + DROP_BOUND
+        while _count(srv, dev) and time.monotonic() < deadline:
+            try:
+                sock.send(ping * 500)
+            except (socket.timeout, BlockingIOError):
+                pass
+            except OSError:
+                break
+        assert _count(srv, dev) == 0, "a ping flood that reads nothing stayed connected"
+    finally:
+        srv.run(setattr, srv.hub, "max_client_buffer", old)
+        _reset(sock)
+    conn, _ = connect(srv, dev_id=dev)
+    with conn:
+        sync(conn)
+
+
+def test_client_vanishing_mid_frame_is_unregistered(srv, dev):
+    raw = _opened(srv, dev)
+    raw.sock.sendall(bytes([0x81, 0x80 | 126]) + struct.pack("!H", 5000) + b"\0\0\0\0" + b"half")
+    time.sleep(0.05)
+    _reset(raw.sock)
+    _wait(lambda: _count(srv, dev) == 0, DROP_BOUND, "reset connection unregistered")
+
+
+def test_a_frame_trickled_byte_by_byte_does_not_keep_a_silent_client_alive(srv, dev):
+    """Only complete frames count as signs of life, so a peer that sends one byte of a frame
+    now and then is dropped by the keepalive like a silent one."""
+    raw = _opened(srv, dev)
+    try:
+        raw.sock.sendall(bytes([0x81, 0x80 | 126]) + struct.pack("!H", 5000) + b"\0\0\0\0")
+        t0 = time.monotonic()
+        while _count(srv, dev) and time.monotonic() - t0 < DROP_BOUND:
+            try:
+                raw.sock.sendall(b"x")
+            except OSError:
+                break
+            time.sleep(0.1)
+        assert _count(srv, dev) == 0, "a trickled frame kept the connection alive"
+    finally:
+        raw.close()
+
+
+def test_a_closed_connection_is_released_at_once_not_after_the_abort_delay(srv, dev):
+    """The abort timer of a connection we close is cancelled when the connection is lost, so its
+    objects are freed then, not CLOSE_ABORT_DELAY (5 s) later."""
+    import gc
+    import weakref
+
+    from comet_server.ws_connection import CLOSE_ABORT_DELAY
+
+    raw = _opened(srv, dev)
+
+    def kick():
+        (client,) = [c for c in srv.hub._clients if c.dev_id == dev]
+        ref = weakref.ref(client.transport.get_protocol().p)  # websockets' Protocol: weakly referable
+        client.kick(1008, "bye")
+        return ref
+
+    ref = srv.run(kick)
+    assert _close_code(raw) == 1008
+    raw.close()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < CLOSE_ABORT_DELAY * 0.6:
+        if srv.run(lambda: (gc.collect(), ref())[1]) is None:
+            break
+        time.sleep(0.05)
+    assert ref() is None, "the closed connection was still held"
+
+
+def test_shutdown_closes_detached_connections_with_1001(tmp_path):
+    s = InProcServer(tmp_path)
+    s.start()
+    raw = RawWS(s.host, s.port, s.path(dev_id=5))
+    raw.recv_frame()
+    s.stop()
+    try:
+        assert _close_code(raw) == 1001
+    finally:
+        raw.close()

@@ -39,7 +39,7 @@ import random
 import selectors
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from urllib.parse import urlsplit
 
 from comet_server import wire, ws
@@ -609,8 +609,8 @@ if TYPE_CHECKING:
 
 class MemoryTransport(RecordingTransport):
     """The server end of one connection: the transport a real comet_server ``Client`` writes its
-    pre-built frames to, and the two parts of aiohttp's WebSocketResponse it uses for pings
-    (``closed``, ``ping``). A text frame is recorded, decoded, in ``conn.sent`` and goes through
+    pre-built frames to, and the connection layer it pings and closes through (``closed``,
+    ``send_ping``, ``send_close``). A text frame is recorded, decoded, in ``conn.sent`` and goes through
     the loop to the page's socket; a close frame sets the code the page sees when the transport
     closes. While the server is ``blackhole``d, frames and pings to a page vanish."""
 
@@ -656,16 +656,21 @@ class MemoryTransport(RecordingTransport):
         self._close = (1006, "")
         self.close()
 
-    # the WebSocketResponse --------------------------------------------------------------------------
+    # the connection layer (what ws_connection.WsConnection is to a Client) ------------------------
     @property
     def closed(self) -> bool:
         return self.closing
 
-    async def ping(self, payload: bytes) -> None:
+    def send_ping(self, payload: bytes) -> None:
         """The browser answers a ping itself, even for a frozen page: a pong comes back after a
         round trip (the server counts only what arrives after its ping)."""
         if not self.closing and not self._cut():
             _schedule(self.conn.server._pong, self.conn, payload, delay=PING_ROUND_TRIP)
+
+    def send_close(self, code: int, reason: str = "") -> None:
+        if not self.closing:
+            self.write(wire.close_frame(code, reason))
+        self.close()
 
 
 class ServerConn:
@@ -683,10 +688,8 @@ class ServerConn:
         self._expiry: Optional[asyncio.TimerHandle] = None
 
     def _open(self, url: wire.WsUrl) -> None:
-        # The transport stands in for aiohttp's WebSocketResponse too: Client only pings through
-        # it (``closed``, ``ping``) while it has a transport to write frames to.
-        stand_in = cast("web.WebSocketResponse", self.transport)
-        self.client, self._expiry = ws.open_client(self.server.hub, url, {}, "", stand_in,
+        # The transport stands in for the connection layer too (ws_connection.WsConnection).
+        self.client, self._expiry = ws.open_client(self.server.hub, url, {}, "", self.transport,
                                                    self.transport)
 
     def _end(self) -> None:
