@@ -21,7 +21,9 @@ from aiohttp import web
 from . import SERVER_NAME, limits, wire
 from .cometql import start_cometql
 from .http_api import setup_routes
-from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, HUB_KEY, Hub
+from .appkeys import HUB_KEY
+from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Hub
+from .seams import HubAPI
 from .static import StaticSite
 from .store import Store
 from .ws import ALLOWED_ORIGINS_KEY, handle_ws, is_ws_path, normalize_origin
@@ -118,7 +120,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise web.HTTPInternalServerError()
 
 
-def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
+def create_app(hub: HubAPI, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
                site: str | Path | None = None, deny_files: tuple[str, ...] = (),
                allowed_origins: tuple[str, ...] = ()) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
@@ -137,7 +139,7 @@ def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = Fal
     return app
 
 
-async def _maintenance(hub: Hub, queue_ttl: int) -> None:
+async def _maintenance(hub: HubAPI, queue_ttl: int) -> None:
     while True:
         try:
             n = hub.store.purge_user_messages(wire.now() - queue_ttl)
