@@ -23,7 +23,7 @@ from .cometql import start_cometql
 from .http_api import setup_routes
 from .appkeys import HUB_KEY
 from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Hub
-from .seams import HubAPI
+from .seams import HubAPI, StoreAPI
 from .static import StaticSite
 from .store import Store
 from .ws import ALLOWED_ORIGINS_KEY, handle_ws, is_ws_path, normalize_origin
@@ -74,6 +74,10 @@ class Config:
     #: then answers nothing within ping_timeout is closed and its user counts as offline (0 = never)
     ping_interval: float = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
+    #: a Redis URL: run as one node of a cluster (redis_store / redis_hub); None = SQLite at db
+    redis: str | None = None
+    #: this node's name in the cluster (None = unique default)
+    node_id: str | None = None
 
 
 _CORS = {
@@ -154,15 +158,28 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                 stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     loop = asyncio.get_running_loop()
-    store = Store(cfg.db)
-    try:
-        store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
-    except Exception:  # noqa: BLE001
-        log.exception("users_time reset failed")
-    hub = Hub(store, cfg.password, server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
-              ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
+    hub_options = dict(server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
+                       ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
+    store: StoreAPI
+    hub: HubAPI
+    cluster = None
+    if cfg.redis:
+        # imported here: the single-process server never loads redis-py
+        from .redis_hub import RedisHub
+        from .redis_store import RedisStore
+        store = RedisStore(cfg.redis)
+        hub = cluster = RedisHub(store, cfg.password, node_id=cfg.node_id, **hub_options)  # type: ignore[arg-type]
+        await cluster.start()
+        log.info("cluster node %s on redis %s", cluster.node_id, cfg.redis)
+    else:
+        store = Store(cfg.db)
+        try:
+            store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
+        except Exception:  # noqa: BLE001
+            log.exception("users_time reset failed")
+        hub = Hub(store, cfg.password, **hub_options)  # type: ignore[arg-type]
     app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages, demo=cfg.demo, site=cfg.site,
-                     deny_files=(cfg.db,) if cfg.db != ":memory:" else (),
+                     deny_files=(cfg.db,) if cfg.db != ":memory:" and not cfg.redis else (),
                      allowed_origins=cfg.allowed_origins)
     # keepalive_timeout is aiohttp's timer that also closes a connection whose request head is
     # incomplete when it fires (see limits.py), i.e. our header timeout.
@@ -215,5 +232,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         try:
             hub.close_all(1001, "Server shutdown")
             await runner.cleanup()
+            if cluster is not None:
+                await cluster.stop()
         finally:
             store.close()
