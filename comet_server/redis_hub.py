@@ -303,10 +303,17 @@ class RedisHub(Hub):
             if msg.get("n") == self.node_id:
                 return  # our own publish: already written to our subscribers
             kind, dev_id, name = self._parse_channel(channel)
+            obj = msg.get("o")
             if kind == "ch":
-                self._fanout(dev_id, name, wire.Out(msg["o"]))
+                if not isinstance(obj, dict) or obj.get("pipe") != name:
+                    raise ValueError("not a message of this channel")
+                self._fanout(dev_id, name, wire.Out(obj))
+            elif kind != "uch":
+                raise ValueError("unknown channel kind")
             elif msg.get("k") == "msg":
-                self._deliver_personal(dev_id, int(name), msg["o"])
+                if not isinstance(obj, dict) or obj.get("pipe") != "msg" or not isinstance(obj.get("uuid"), str):
+                    raise ValueError("not a personal message")
+                self._deliver_personal(dev_id, int(name), obj)
             elif msg.get("k") == "kick":
                 self._kick_local_user(dev_id, int(name))
         except Exception:  # noqa: BLE001 - one bad message must not stop the reader
