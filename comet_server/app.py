@@ -15,6 +15,7 @@ import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -158,7 +159,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                 stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     loop = asyncio.get_running_loop()
-    hub_options = dict(server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
+    hub_options: dict[str, Any] = dict(server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
                        ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
     store: StoreAPI
     hub: HubAPI
@@ -168,7 +169,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         from .redis_hub import RedisHub
         from .redis_store import RedisStore
         store = RedisStore(cfg.redis)
-        hub = cluster = RedisHub(store, cfg.password, node_id=cfg.node_id, **hub_options)  # type: ignore[arg-type]
+        hub = cluster = RedisHub(store, cfg.password, node_id=cfg.node_id, **hub_options)
         await cluster.start()
         log.info("cluster node %s on redis %s", cluster.node_id, cfg.redis)
     else:
@@ -177,7 +178,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
             store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
         except Exception:  # noqa: BLE001
             log.exception("users_time reset failed")
-        hub = Hub(store, cfg.password, **hub_options)  # type: ignore[arg-type]
+        hub = Hub(store, cfg.password, **hub_options)
     app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages, demo=cfg.demo, site=cfg.site,
                      deny_files=(cfg.db,) if cfg.db != ":memory:" and not cfg.redis else (),
                      allowed_origins=cfg.allowed_origins)

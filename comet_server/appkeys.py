@@ -10,4 +10,4 @@ from .seams import HubAPI
 __all__ = ["HUB_KEY"]
 
 #: the running Hub (``hub.Hub`` or ``redis_hub.RedisHub``): ``app[HUB_KEY]``.
-HUB_KEY: "web.AppKey[HubAPI]" = web.AppKey("comet_hub", HubAPI)  # type: ignore[type-abstract]
+HUB_KEY: "web.AppKey[HubAPI]" = web.AppKey("comet_hub", HubAPI)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import SERVER_NAME, auth, wire
 from .ratelog import RateLimitedLog
-from .seams import StoreAPI
+from .seams import HubAPI, StoreAPI
 from .store import HistoryItem
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Client:
                  "last_rx", "_loop", "_timer", "_ping_seq", "_ping_sent", "_ping_deadline",
                  "_unacked", "_acks", "_ack_scheduled")
 
-    def __init__(self, hub: "Hub", ws: "web.WebSocketResponse | None", transport: Any, *, dev_id: int,
+    def __init__(self, hub: "HubAPI", ws: "web.WebSocketResponse | None", transport: Any, *, dev_id: int,
                  user_id: int, authorized: bool, uuid: str = "", user_agent: str = "", ip: str = "",
                  origin: str = "", language: str = "", legacy: bool = False) -> None:
         self.hub = hub
@@ -565,7 +565,7 @@ class Hub:
         self._broadcast(dev_id, pipe, {"data": state, "event": state, "message_send_time": self.now(), "pipe": pipe})
 
     # -- subscriptions -------------------------------------------------------------------------
-    def set_subscription(self, client: Client, names: "tuple[str, ...] | list[str]") -> None:
+    def set_subscription(self, client: Client, names: Sequence[str]) -> None:
         """Replace the connection's channel set with ``names`` (already validated, deduplicated).
 
         Only channels that really change are touched: track_* ``unsubscription`` / ``subscription``

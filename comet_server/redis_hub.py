@@ -31,7 +31,7 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any
+from typing import Any, Sequence
 
 import redis
 import redis.asyncio as aioredis
@@ -71,7 +71,7 @@ class RedisHub(Hub):
         super().__init__(store, password, **kw)
         self.node_id = node_id or default_node_id()
         self.prefix = store.prefix
-        self.r = store.r  # synchronous: every write of the hub, in call order
+        self.r: Any = store.r  # synchronous: every write of the hub, in call order
         self._url = store.url
         self._wanted: set[str] = {self._ctl_channel()}
         self._subscribed: set[str] = set()
@@ -431,7 +431,7 @@ class RedisHub(Hub):
             except redis.RedisError as e:
                 self._redis_failed("unregister", e)
 
-    def set_subscription(self, client: Client, names: "tuple[str, ...] | list[str]") -> None:
+    def set_subscription(self, client: Client, names: Sequence[str]) -> None:
         before = client.pipes
         super().set_subscription(client, names)
         if client.pipes != before and client in self._clients:

@@ -27,6 +27,7 @@ Keys (``P`` = the key prefix, default ``comet:``; ``D`` = dev_id):
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -104,7 +105,8 @@ class RedisStore:
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.url = url
         self.prefix = prefix
-        self.r = connect_sync(url)
+        # Any: redis-py's stubs type replies as bytes | str whatever decode_responses says
+        self.r: Any = connect_sync(url)
         self._add_history = self.r.register_script(_ADD_HISTORY)
         self._trim_history = self.r.register_script(_TRIM_HISTORY)
         self._delete_history_item = self.r.register_script(_DELETE_HISTORY_ITEM)

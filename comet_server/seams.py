@@ -69,6 +69,10 @@ class HubAPI(Protocol):
     password: str
     server_name: str
     clock: Callable[[], float]
+    # what each connection (hub.Client) reads: its output limit and keepalive
+    max_client_buffer: int
+    ping_interval: float
+    ping_timeout: float
 
     def now(self) -> int: ...
 
