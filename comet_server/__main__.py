@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queued personal messages (for offline users) older than this are purged")
     p.add_argument("--redis", metavar="URL", default=argparse.SUPPRESS,
                    help="join a cluster of nodes over this Redis (redis://host:port/db): shared state, "
-                        "fan-out and presence go through Redis instead of --db (docs/design.md §9)")
+                        "fan-out and presence go through Redis instead of --db (docs/design.md §5)")
     p.add_argument("--node-id", metavar="NAME", default=argparse.SUPPRESS,
                    help="this node's name in the cluster (default: host name, pid and random bits); "
                         "letters, digits, '-' and '_'")

@@ -1,4 +1,4 @@
-"""The Hub of one node of a comet_server cluster over Redis (design.md §9).
+"""The Hub of one node of a comet_server cluster over Redis (design.md §5).
 
 Each node keeps its own connections exactly as ``hub.Hub`` does and writes frames the same way;
 Redis carries what crosses nodes:

@@ -1,4 +1,4 @@
-"""Shared state of a comet_server cluster in Redis (design.md §9): the ``StoreAPI`` of store.py.
+"""Shared state of a comet_server cluster in Redis (design.md §5): the ``StoreAPI`` of store.py.
 
 Uses redis-py's *synchronous* client on purpose: ``StoreAPI`` is synchronous (the Hub, CometQL and
 the WebSocket commands call it inline, e.g. a publish returns its history_id in the same step),

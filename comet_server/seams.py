@@ -1,4 +1,4 @@
-"""The two seams of comet_server (design.md §2, §9): what the WebSocket, CometQL and HTTP layers
+"""The two seams of comet_server (design.md §2, §5): what the WebSocket, CometQL and HTTP layers
 may use of the state (``StoreAPI``) and of the connections and channels (``HubAPI``).
 
 Two implementations of each: ``store.Store`` (SQLite) with ``hub.Hub`` for one process, and
