@@ -74,7 +74,10 @@ class RedisHub(Hub):
         self.r: Any = store.r  # synchronous: every write of the hub, in call order
         self._url = store.url
         self._wanted: set[str] = {self._ctl_channel()}
-        self._subscribed: set[str] = set()
+        self._subscribed: set[str] = set()  # SUBSCRIBE sent on the current connection
+        self._confirmed: set[str] = set()  # ... and confirmed by Redis: messages reach us
+        # channel -> (client, pipe) whose subscriber entry waits for that confirmation
+        self._pending_joins: dict[str, list[tuple[Client, str]]] = {}
         self._sub_changed = asyncio.Event()
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -242,6 +245,7 @@ class RedisHub(Hub):
                                                  retry=Retry(NoBackoff(), 0))
                 pubsub = client.pubsub()
                 self._subscribed = set()
+                self._confirmed = set()
                 wanted = sorted(self._wanted)
                 await pubsub.subscribe(*wanted)
                 self._subscribed = set(wanted)
@@ -249,9 +253,14 @@ class RedisHub(Hub):
                 self._sub_changed.set()
                 failures = 0
                 while True:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if msg is not None and msg.get("type") == "message":
+                    msg = await pubsub.get_message(timeout=None)
+                    if msg is None:
+                        continue
+                    kind = msg.get("type")
+                    if kind == "message":
                         self._on_message(msg["channel"], msg["data"])
+                    elif kind == "subscribe":
+                        self._subscription_confirmed(msg["channel"])
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - reconnect, never die
@@ -282,11 +291,23 @@ class RedisHub(Hub):
                     await pubsub.subscribe(*add)
                 if drop:
                     self._subscribed.difference_update(drop)
+                    self._confirmed.difference_update(drop)
                     await pubsub.unsubscribe(*drop)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - the reader reconnects and subscribes again
                 self._redis_failed("subscribe", e)
+
+    def _subscription_confirmed(self, channel: str) -> None:
+        """Redis delivers ``channel`` to us from now on: announce the subscribers that waited."""
+        self._confirmed.add(channel)
+        waiting = self._pending_joins.pop(channel, ())
+        try:
+            for client, pipe in waiting:
+                if not client.closed and pipe in client.pipes:
+                    self._redis_join_pipe(client, pipe)
+        except redis.RedisError as e:
+            self._redis_failed("join", e)
 
     def _want(self, channel: str, wanted: bool) -> None:
         if wanted == (channel in self._wanted):
@@ -441,15 +462,26 @@ class RedisHub(Hub):
                 self._redis_failed("subscription", e)
 
     def _joined_pipe(self, client: Client, pipe: str) -> None:
-        self._want(self._pipe_channel(client.dev_id, pipe), True)
+        channel = self._pipe_channel(client.dev_id, pipe)
+        self._want(channel, True)
+        if channel not in self._confirmed:
+            # Counted in Redis only once messages from other nodes reach this node: a publisher
+            # that sees the subscriber in pipe_count is sure to reach it.
+            self._pending_joins.setdefault(channel, []).append((client, pipe))
+            return
         try:
             self._redis_join_pipe(client, pipe)
         except redis.RedisError as e:
             self._redis_failed("join", e)
 
     def _left_pipe(self, client: Client, pipe: str) -> None:
+        channel = self._pipe_channel(client.dev_id, pipe)
+        waiting = self._pending_joins.get(channel)
+        if waiting:
+            waiting[:] = [(c, p) for c, p in waiting if c is not client]
         if (client.dev_id, pipe) not in self._pipes:
-            self._want(self._pipe_channel(client.dev_id, pipe), False)
+            self._want(channel, False)
+            self._pending_joins.pop(channel, None)
         try:
             self._redis_leave_pipe(client.dev_id, pipe, self._field(client))
         except redis.RedisError as e:
