@@ -104,3 +104,21 @@ def test_after_a_redis_restart_the_nodes_recover_and_messages_flow():
         late = RawClient(cluster["b"].ws_url(dev_id=dev))
         late.subscribe("web_after")
         eventually(lambda: pipe_count(pub, "web_after") == 2, what="2 subscribers after the restart")
+
+
+def test_a_node_restarted_under_its_id_right_after_a_kill_fires_the_leave_once():
+    with make_cluster(("a", "b")) as cluster:
+        dev = 7004
+        sql(cluster["a"], dev, "INSERT INTO users_auth (id, hash) VALUES (5, 'hash5')")
+        watcher = RawClient(cluster["a"].ws_url(dev_id=dev))
+        watcher.subscribe("user_status_5")
+        time.sleep(0.3)
+        RawClient(cluster["b"].ws_url(dev_id=dev, user_id=5, session="hash5"))
+        watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
+        cluster["b"].kill()
+        cluster["b"].start()  # same --node-id, before its liveness key expired
+        frames = drain(watcher, PRESENCE_BOUND + 2)
+        assert [f["event"] for f in frames if f.get("pipe") == "user_status_5"] == ["offline"]
+        again = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=5, session="hash5"))
+        assert again.server_info["authorized"] is True
+        watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
