@@ -209,13 +209,12 @@ class RedisHub(Hub):
             live = keep.get(field)
             if live is not None:
                 pipes = [p for p in pipes if p not in live.pipes]
-                user_id = 0
             for pipe in pipes:
                 if self._redis_leave_pipe(dev_id, pipe, field) and pipe.startswith("track_"):
                     self._event_broadcast(dev_id, pipe, {"data": {"user_id": user_id, "uuid": uuid},
                                                          "event": "unsubscription",
                                                          "message_send_time": self.now(), "pipe": pipe}, None)
-            if user_id > 0 and self._redis_unlink_user(dev_id, user_id, field):
+            if live is None and user_id > 0 and self._redis_unlink_user(dev_id, user_id, field):
                 self._went_offline(dev_id, user_id)
             if live is None:
                 self.r.hdel(self._conns_key(node), conn)
