@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 import sys
 
 from . import SERVER_NAME, limits
@@ -92,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "its user counts as offline; their personal messages are queued (0 = never)")
     p.add_argument("--queue-ttl", type=int, default=7 * 24 * 3600, metavar="SECONDS",
                    help="queued personal messages (for offline users) older than this are purged")
+    p.add_argument("--redis", metavar="URL", default=argparse.SUPPRESS,
+                   help="join a cluster of nodes over this Redis (redis://host:port/db): shared state, "
+                        "fan-out and presence go through Redis instead of --db (docs/design.md §5)")
+    p.add_argument("--node-id", metavar="NAME", default=argparse.SUPPRESS,
+                   help="this node's name in the cluster (default: host name, pid and random bits); "
+                        "letters, digits, '-' and '_'")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper,
                    help="logging level (DEBUG also enables the HTTP access log)")
@@ -140,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
     if getattr(args, "cometql_preauth_max_packet", 1024) < 1024:
         parser.error("--cometql-preauth-max-packet must be >= 1024")
+    node_id = getattr(args, "node_id", None)
+    if node_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", node_id):
+        parser.error("--node-id: 1 to 64 of A-Za-z0-9_-")
+    if node_id is not None and not hasattr(args, "redis"):
+        parser.error("--node-id needs --redis")
     soft, hard = limits.raise_fd_limit()
     log.debug("RLIMIT_NOFILE %s/%s", soft, hard)
     cfg = Config(host=args.host, port=args.port, db=args.db, password=password,
@@ -150,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                  allowed_origins=allowed_origins, demo=args.demo, site=site,
                  cometql_login_timeout=getattr(args, "cometql_login_timeout", None),
                  cometql_preauth_max_packet=getattr(args, "cometql_preauth_max_packet", None),
-                 ping_interval=args.ping_interval, ping_timeout=args.ping_timeout)
+                 ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
+                 redis=getattr(args, "redis", None), node_id=node_id)
     try:
         asyncio.run(serve(cfg))
     except KeyboardInterrupt:  # pragma: no cover - SIGINT before the handler was installed

@@ -15,13 +15,16 @@ import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from . import SERVER_NAME, limits, wire
 from .cometql import start_cometql
 from .http_api import setup_routes
-from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, HUB_KEY, Hub
+from .appkeys import HUB_KEY
+from .hub import DEFAULT_MAX_CLIENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Hub
+from .seams import HubAPI, StoreAPI
 from .static import StaticSite
 from .store import Store
 from .ws import ALLOWED_ORIGINS_KEY, handle_ws, is_ws_path, normalize_origin
@@ -72,6 +75,10 @@ class Config:
     #: then answers nothing within ping_timeout is closed and its user counts as offline (0 = never)
     ping_interval: float = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
+    #: a Redis URL: run as one node of a cluster (redis_store / redis_hub); None = SQLite at db
+    redis: str | None = None
+    #: this node's name in the cluster (None = unique default)
+    node_id: str | None = None
 
 
 _CORS = {
@@ -118,7 +125,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise web.HTTPInternalServerError()
 
 
-def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
+def create_app(hub: HubAPI, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
                site: str | Path | None = None, deny_files: tuple[str, ...] = (),
                allowed_origins: tuple[str, ...] = ()) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
@@ -137,7 +144,7 @@ def create_app(hub: Hub, *, root: str | Path = REPO_ROOT, test_pages: bool = Fal
     return app
 
 
-async def _maintenance(hub: Hub, queue_ttl: int) -> None:
+async def _maintenance(hub: HubAPI, queue_ttl: int) -> None:
     while True:
         try:
             n = hub.store.purge_user_messages(wire.now() - queue_ttl)
@@ -152,15 +159,28 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                 stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     loop = asyncio.get_running_loop()
-    store = Store(cfg.db)
-    try:
-        store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
-    except Exception:  # noqa: BLE001
-        log.exception("users_time reset failed")
-    hub = Hub(store, cfg.password, server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
-              ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
+    hub_options: dict[str, Any] = dict(server_name=SERVER_NAME, max_client_buffer=cfg.max_client_buffer,
+                       ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
+    store: StoreAPI
+    hub: HubAPI
+    cluster = None
+    if cfg.redis:
+        # imported here: the single-process server never loads redis-py
+        from .redis_hub import RedisHub
+        from .redis_store import RedisStore
+        store = RedisStore(cfg.redis)
+        hub = cluster = RedisHub(store, cfg.password, node_id=cfg.node_id, **hub_options)
+        await cluster.start()
+        log.info("cluster node %s on redis %s", cluster.node_id, cfg.redis)
+    else:
+        store = Store(cfg.db)
+        try:
+            store.mark_all_offline(wire.now())  # users_time rows left at 0 by a previous crash
+        except Exception:  # noqa: BLE001
+            log.exception("users_time reset failed")
+        hub = Hub(store, cfg.password, **hub_options)
     app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages, demo=cfg.demo, site=cfg.site,
-                     deny_files=(cfg.db,) if cfg.db != ":memory:" else (),
+                     deny_files=(cfg.db,) if cfg.db != ":memory:" and not cfg.redis else (),
                      allowed_origins=cfg.allowed_origins)
     # keepalive_timeout is aiohttp's timer that also closes a connection whose request head is
     # incomplete when it fires (see limits.py), i.e. our header timeout.
@@ -213,5 +233,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         try:
             hub.close_all(1001, "Server shutdown")
             await runner.cleanup()
+            if cluster is not None:
+                await cluster.stop()
         finally:
             store.close()

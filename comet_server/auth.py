@@ -22,7 +22,7 @@ from typing import Any
 
 import jwt
 
-from .store import Store
+from .seams import StoreAPI as Store
 
 try:  # PyJWT 2.10+: HMAC keys shorter than 32 bytes warn; CppComet's secret scheme is short.
     from jwt.warnings import InsecureKeyLengthWarning as _KeyWarning

@@ -19,18 +19,18 @@ ping; one that sends nothing for ``ping_timeout`` after a ping is dropped (its u
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from . import SERVER_NAME, wire
+from . import SERVER_NAME, auth, wire
 from .ratelog import RateLimitedLog
-from .store import Store
+from .seams import HubAPI, StoreAPI
+from .store import HistoryItem
 
-from aiohttp import web
-
-__all__ = ["Hub", "Client", "ClientInfo", "HUB_KEY", "DEFAULT_MAX_CLIENT_BUFFER", "TRUST_LOG_LENGTH"]
+__all__ = ["Hub", "Client", "ClientInfo", "DEFAULT_MAX_CLIENT_BUFFER", "TRUST_LOG_LENGTH"]
 
 log = logging.getLogger("comet_server.hub")
 #: what clients cause (slow readers, dead connections): once per interval, with a count.
@@ -45,6 +45,16 @@ DEFAULT_PING_INTERVAL = 25.0
 DEFAULT_PING_TIMEOUT = 10.0
 #: ack pings a connection may leave unanswered before the oldest is forgotten (rows stay queued).
 MAX_PENDING_ACKS = 256
+
+#: connection ids: unique in the process; a cluster names a connection "<node_id>/<conn_id>".
+_conn_ids = itertools.count(1)
+
+
+def exclude_id(exclude: Any) -> str | None:
+    """The connection id to leave out of a fan-out: ``exclude`` is an id, a Client or None."""
+    if exclude is None or isinstance(exclude, str):
+        return exclude
+    return exclude.conn_id
 
 
 @dataclass(frozen=True)
@@ -65,15 +75,16 @@ class Client:
     uses its ``closed``, ``send_ping(payload)`` and ``send_close(code, reason)``. ``transport``
     is the asyncio transport under it, to which Client writes its pre-built frames."""
 
-    __slots__ = ("ws", "transport", "dev_id", "user_id", "authorized", "uuid", "user_agent", "ip",
+    __slots__ = ("conn_id", "ws", "transport", "dev_id", "user_id", "authorized", "uuid", "user_agent", "ip",
                  "origin", "language", "legacy", "pipes", "closed", "hub",
                  "last_rx", "_ping_seq", "_ping_sent", "_ping_deadline",
                  "_unacked", "_acks", "_ack_scheduled")
 
-    def __init__(self, hub: "Hub", ws: Any, transport: Any, *, dev_id: int,
+    def __init__(self, hub: "HubAPI", ws: Any, transport: Any, *, dev_id: int,
                  user_id: int, authorized: bool, uuid: str = "", user_agent: str = "", ip: str = "",
                  origin: str = "", language: str = "", legacy: bool = False) -> None:
         self.hub = hub
+        self.conn_id = str(next(_conn_ids))
         self.ws = ws
         self.transport = transport
         self.dev_id = dev_id
@@ -233,7 +244,7 @@ class Client:
 class Hub:
     """In-memory connections and channels; see the module docstring and design.md §2.2."""
 
-    def __init__(self, store: Store, password: str, *, server_name: str = SERVER_NAME,
+    def __init__(self, store: StoreAPI, password: str, *, server_name: str = SERVER_NAME,
                  max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER,
                  ping_interval: float = DEFAULT_PING_INTERVAL, ping_timeout: float = DEFAULT_PING_TIMEOUT,
                  clock: Callable[[], float] = time.time) -> None:
@@ -277,8 +288,9 @@ class Hub:
         return int(self.clock())
 
     def publish(self, dev_id: int, pipe: str, event: str, data: str, *, user_id: int | None = None,
-                exclude: Client | None = None) -> int:
-        """Send a channel message to every subscriber (but ``exclude``); returns deliveries.
+                exclude: Any = None) -> int:
+        """Send a channel message to every subscriber (but ``exclude``, a connection id or a
+        Client); returns deliveries.
 
         Logs it first when the channel has history (pipes_settings length > 0, or trust_*), and
         then adds ``"history_id"`` (its position in the log; comet_server only). ``user_id`` None
@@ -287,7 +299,7 @@ class Hub:
         return self.publish_logged(dev_id, pipe, event, data, user_id=user_id, exclude=exclude)[0]
 
     def publish_logged(self, dev_id: int, pipe: str, event: str, data: str, *,
-                       user_id: int | None = None, exclude: Client | None = None) -> tuple[int, str | None]:
+                       user_id: int | None = None, exclude: Any = None) -> tuple[int, str | None]:
         """``publish``, also returning the history_id (None when the channel keeps no history)."""
         t = self.now()
         obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": t, "pipe": pipe}
@@ -297,7 +309,7 @@ class Hub:
         history_id = None
         if length > 0:
             history_id = obj["history_id"] = self.store.add_history(dev_id, pipe, event, data, user_id or 0, t, length)
-        return self._fanout(dev_id, pipe, wire.Out(obj), exclude), history_id
+        return self._broadcast(dev_id, pipe, obj, exclude_id(exclude)), history_id
 
     def send_to_user(self, dev_id: int, user_id: int, event: str, data: str) -> int:
         """Personal message on pipe ``msg`` to every authorized connection of the user.
@@ -307,18 +319,32 @@ class Hub:
         the same id, on the next connect. Returns the connections it was written to."""
         t = self.now()
         row_id = self.store.queue_user_message(dev_id, user_id, event, data, t)
+        if not self.user_connection_count(dev_id, user_id):  # offline everywhere: stays queued
+            return 0
+        obj = {"data": data, "event": event, "message_send_time": t, "pipe": "msg", "uuid": row_id}
+        return self._send_personal(dev_id, user_id, obj)
+
+    def _send_personal(self, dev_id: int, user_id: int, obj: dict) -> int:
+        """Write a stored personal message to the user's connections (here: all of them)."""
+        return self._deliver_personal(dev_id, user_id, obj)
+
+    def _deliver_personal(self, dev_id: int, user_id: int, obj: dict) -> int:
+        """Write it to this process's connections of the user; each confirms it with a pong."""
         conns = self._users.get((dev_id, user_id))
         if not conns:
             return 0
-        out = wire.Out({"data": data, "event": event, "message_send_time": t, "pipe": "msg", "uuid": row_id})
+        out = wire.Out(obj)
         n = 0
         for c in list(conns):
             if c.send(out):
-                c.wrote_personal(row_id)
+                c.wrote_personal(obj["uuid"])
                 n += 1
         return n
 
     def disconnect_user(self, dev_id: int, user_id: int) -> int:
+        return self._kick_local_user(dev_id, user_id)
+
+    def _kick_local_user(self, dev_id: int, user_id: int) -> int:
         conns = list(self._users.get((dev_id, user_id), ()))
         for c in conns:
             c.kick(1008, "User disconnected by the server")
@@ -336,7 +362,29 @@ class Hub:
         return {p: len(subs) for (d, p), subs in self._pipes.items() if d == dev_id and subs}
 
     def is_online(self, dev_id: int, user_id: int) -> bool:
-        return bool(self._users.get((dev_id, user_id)))
+        return self.user_connection_count(dev_id, user_id) > 0
+
+    def user_connection_count(self, dev_id: int, user_id: int) -> int:
+        """The presence query: authorized connections of the user (here: in this process)."""
+        return len(self._users.get((dev_id, user_id), ()))
+
+    def history(self, dev_id: int, pipe: str, *, after: int = -1) -> list[HistoryItem]:
+        """The logged messages of ``pipe``, oldest first; ``after`` >= 0: only those whose
+        history_id is greater (markers increase across the whole store)."""
+        items = self.store.get_history(dev_id, pipe)
+        if after >= 0:
+            items = [it for it in items if int(it.history_id) > after]
+        return items
+
+    def user_data(self, dev_id: int, user_id: int) -> str | None:
+        return self.store.get_user_data(dev_id, user_id)
+
+    def last_seen(self, dev_id: int, user_id: int) -> int:
+        """users_time: when the user was last online (-1 = never)."""
+        return self.store.get_user_time(dev_id, user_id)
+
+    def login(self, dev_id: int, user_id: int, session: str) -> auth.AuthResult:
+        return auth.authenticate(self.store, self.password, dev_id, user_id, session)
 
     def connection_count(self, dev_id: int | None = None) -> int:
         if dev_id is None:
@@ -354,14 +402,19 @@ class Hub:
             return TRUST_LOG_LENGTH
         return length
 
-    def _fanout(self, dev_id: int, pipe: str, out: wire.Out, exclude: Client | None = None) -> int:
+    def _broadcast(self, dev_id: int, pipe: str, obj: dict, exclude: str | None = None) -> int:
+        """Fan a channel message out to every subscriber of the deployment (here: the process)."""
+        return self._fanout(dev_id, pipe, wire.Out(obj), exclude)
+
+    def _fanout(self, dev_id: int, pipe: str, out: wire.Out, exclude: str | None = None) -> int:
+        """Write to this process's subscribers but connection ``exclude``; returns the writes."""
         subs = self._pipes.get((dev_id, pipe))
         if not subs:
             return 0
         n = 0
         # Snapshot: a write may kick a slow client, which removes it from ``subs``.
         for c in tuple(subs):
-            if c is exclude:
+            if c.conn_id == exclude:
                 continue
             if c.write(out.frame(c.legacy)):
                 n += 1
@@ -385,11 +438,19 @@ class Hub:
         key = (client.dev_id, client.user_id)
         conns = self._users.get(key)
         if conns is None:
-            self._users[key] = [client]
+            conns = self._users[key] = []
+        conns.append(client)
+        if self._user_linked(client):  # the user's first connection anywhere
             self.store.set_user_time(client.dev_id, client.user_id, 0)
             self._presence(client.dev_id, client.user_id, "online")
-        else:
-            conns.append(client)
+
+    def _user_linked(self, client: Client) -> bool:
+        """``client`` joined its user's connections: True when it is the only one now."""
+        return len(self._users[(client.dev_id, client.user_id)]) == 1
+
+    def _user_unlinked(self, client: Client) -> bool:
+        """``client`` left its user's connections: True when none is left anywhere."""
+        return (client.dev_id, client.user_id) not in self._users
 
     def deliver_queue(self, client: Client) -> int:
         """Write the user's queued messages, oldest first; returns how many were written."""
@@ -424,26 +485,27 @@ class Hub:
         if client.authorized and client.user_id > 0:
             key = (d, client.user_id)
             conns = self._users.get(key)
-            if conns is not None:
-                try:
-                    conns.remove(client)
-                except ValueError:
-                    pass
+            if conns is not None and client in conns:  # linked (register may have stopped first)
+                conns.remove(client)
                 if not conns:
                     del self._users[key]
-                    try:
-                        self.store.set_user_time(d, client.user_id, self.now())
-                    except Exception:  # noqa: BLE001
-                        log.exception("users_time update failed")
-                    self._presence(d, client.user_id, "offline")
+                if self._user_unlinked(client):
+                    self._went_offline(d, client.user_id)
+
+    def _went_offline(self, dev_id: int, user_id: int) -> None:
+        """The user's last connection anywhere closed: users_time = now, ``offline`` event."""
+        try:
+            self.store.set_user_time(dev_id, user_id, self.now())
+        except Exception:  # noqa: BLE001
+            log.exception("users_time update failed")
+        self._presence(dev_id, user_id, "offline")
 
     def _presence(self, dev_id: int, user_id: int, state: str) -> None:
         pipe = f"user_status_{user_id}"
-        self._fanout(dev_id, pipe, wire.Out(
-            {"data": state, "event": state, "message_send_time": self.now(), "pipe": pipe}))
+        self._broadcast(dev_id, pipe, {"data": state, "event": state, "message_send_time": self.now(), "pipe": pipe})
 
     # -- subscriptions -------------------------------------------------------------------------
-    def set_subscription(self, client: Client, names: "tuple[str, ...] | list[str]") -> None:
+    def set_subscription(self, client: Client, names: Sequence[str]) -> None:
         """Replace the connection's channel set with ``names`` (already validated, deduplicated).
 
         Only channels that really change are touched: track_* ``unsubscription`` / ``subscription``
@@ -460,11 +522,12 @@ class Hub:
                 continue
             key = (d, p)
             subs = self._pipes.get(key)
-            if subs is not None:
-                subs.pop(client, None)
+            if subs is not None and client in subs:
+                del subs[client]
                 if not subs:
                     del self._pipes[key]
-                if p.startswith("track_") and subs:
+                self._left_pipe(client, p)
+                if p.startswith("track_"):
                     self._track_event(client, p, "unsubscription")
         for p in new:
             if p in old_set:
@@ -476,12 +539,22 @@ class Hub:
             if subs is None:
                 subs = self._pipes[key] = {}
             subs[client] = None
+            self._joined_pipe(client, p)
         client.pipes = new
 
+    def _joined_pipe(self, client: Client, pipe: str) -> None:
+        """Hook: ``client`` is now in the subscribers of ``pipe`` (the cluster records it)."""
+
+    def _left_pipe(self, client: Client, pipe: str) -> None:
+        """Hook: ``client`` left the subscribers of ``pipe``."""
+
     def _track_event(self, client: Client, pipe: str, event: str) -> None:
-        self._fanout(client.dev_id, pipe, wire.Out({
-            "data": {"user_id": client.user_id, "uuid": client.uuid}, "event": event,
-            "message_send_time": self.now(), "pipe": pipe}), exclude=client)
+        self._track_broadcast(client.dev_id, pipe, event, client.user_id, client.uuid, client.conn_id)
+
+    def _track_broadcast(self, dev_id: int, pipe: str, event: str, user_id: int, uuid: str,
+                         conn_id: str | None) -> None:
+        self._broadcast(dev_id, pipe, {"data": {"user_id": user_id, "uuid": uuid}, "event": event,
+                                       "message_send_time": self.now(), "pipe": pipe}, conn_id)
 
     def close_all(self, code: int = 1001, reason: str = "Server shutdown") -> None:
         for c in list(self._clients):
@@ -520,6 +593,3 @@ class Hub:
         if self._clients:
             self._sweep = loop.call_later(self.sweep_period, self._keepalive_sweep)
 
-
-#: where the aiohttp Application keeps the Hub (``app[HUB_KEY]``).
-HUB_KEY: "web.AppKey[Hub]" = web.AppKey("comet_hub", Hub)

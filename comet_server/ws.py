@@ -19,10 +19,12 @@ from sys import intern
 
 from aiohttp import web
 
-from . import auth, wire
+from . import wire
 from .names import (MAX_ID_DIGITS, MAX_NAME_LEN, MIN_READ_NAME_LEN, NAME_SEPARATORS_RE, has_name_chars, is_name,
                     parse_id)
-from .hub import HUB_KEY, Client, Hub
+from .appkeys import HUB_KEY
+from .hub import Client
+from .seams import HubAPI as Hub
 from .ratelog import RateLimitedLog
 from .ws_connection import WS_MAX_SIZE, Detached, WsConnection, detach, handshake
 
@@ -104,7 +106,7 @@ def open_client(hub: Hub, url: wire.WsUrl, headers: Mapping[str, str], ip: str, 
     the hub (which writes its offline queue). A JWT login also gets the timer that closes it when
     the token expires. Pass both to ``close_client`` when the connection ends. The tests'
     in-memory server (tests/support/fake_browser.py) opens its connections here too."""
-    login = auth.authenticate(hub.store, hub.password, url.dev_id, url.user_id, url.session)
+    login = hub.login(url.dev_id, url.user_id, url.session)
     authorized = login.authorized
     client = Client(
         hub, ws, transport, dev_id=url.dev_id,
@@ -242,7 +244,7 @@ def cmd_web_pipe2(hub: Hub, client: Client, args: str) -> None:
         _error(client, "[pipe_msg2] Invalid channel name. The channel should begin with web_")
         return
     user_id = 0 if anonymous else client.user_id
-    n, history_id = hub.publish_logged(client.dev_id, name, event, message, user_id=user_id, exclude=client)
+    n, history_id = hub.publish_logged(client.dev_id, name, event, message, user_id=user_id, exclude=client.conn_id)
     # Beyond CppComet: the event, the stamped user_id and the history_id let a client that
     # shares this connection between tabs show the message to its other tabs exactly as sent.
     report: dict = {"event": event, "message": message, "number_messages": n, "user_id": user_id}
@@ -277,9 +279,7 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     if since is None:
         _error(client, f"Invalid history position: expected up to {MAX_ID_DIGITS} digits 0-9.")
         return
-    items = hub.store.get_history(client.dev_id, pipe)
-    if since >= 0:
-        items = [it for it in items if int(it.history_id) > since]
+    items = hub.history(client.dev_id, pipe, after=since)
     for it in items:
         # No "marker" (4.08 drops channel messages whose marker is not its tab's id) and no
         # "uuid" (4.08 drops a uuid it saw before, i.e. the live copy of the same message).
@@ -328,7 +328,7 @@ def cmd_user_data(hub: Hub, client: Client, args: str) -> None:
     if uid is None:
         _error(client, "Invalid user id")
         return
-    data = hub.store.get_user_data(client.dev_id, uid)
+    data = hub.user_data(client.dev_id, uid)
     client.send_obj({"data": {"user_data": data if data is not None else "", "user_id": uid},
                      "event": "answer", "marker": marker, "message_send_time": hub.now(),
                      "pipe": "_answer"})
@@ -340,7 +340,7 @@ def cmd_user_status(hub: Hub, client: Client, args: str) -> None:
         _error(client, "Invalid user id")
         return
     online = hub.is_online(client.dev_id, uid)
-    last = 0 if online else hub.store.get_user_time(client.dev_id, uid)
+    last = 0 if online else hub.last_seen(client.dev_id, uid)
     client.send_obj({"data": {"last_online_time": last, "online": online}, "event": f"user_status_{uid}",
                      "message_send_time": hub.now(), "pipe": "_answer_user_status"})
 

@@ -1,6 +1,7 @@
 """Seed comet_server's database for the demo (run by ``scripts/demo.sh`` before the server starts).
 
     python -m demo.seed --db comet_server.db [--dev-id 15] [--room lobby]
+    python -m demo.seed --redis redis://127.0.0.1:6390/0      (a cluster's shared state)
 
 Idempotent: it (re)writes the demo users' users_auth hashes (``demo/accounts.json``), turns
 history on for each room's chat channel ``web_<room>``, and posts a welcome message into a room
@@ -15,6 +16,7 @@ import pathlib
 import time
 from typing import Iterable
 
+from comet_server.seams import StoreAPI
 from comet_server.store import Store
 
 ACCOUNTS_FILE = pathlib.Path(__file__).with_name("accounts.json")
@@ -37,7 +39,7 @@ def chat_pipe(room: str) -> str:
     return f"web_{room}"
 
 
-def seed(store: Store, dev_id: int = DEV_ID, rooms: Iterable[str] = (ROOM,), *, welcome: bool = True,
+def seed(store: StoreAPI, dev_id: int = DEV_ID, rooms: Iterable[str] = (ROOM,), *, welcome: bool = True,
          history_length: int = HISTORY_LENGTH) -> None:
     """Seed ``store`` (an open comet_server Store) for ``dev_id``; safe to run any number of times."""
     for user in USERS:
@@ -50,9 +52,16 @@ def seed(store: Store, dev_id: int = DEV_ID, rooms: Iterable[str] = (ROOM,), *, 
             store.add_history(dev_id, pipe, "system", text, 0, int(time.time()), history_length)
 
 
-def seed_db(path: str, dev_id: int = DEV_ID, rooms: Iterable[str] = (ROOM,), **kwargs) -> None:
-    """Open the database file at ``path`` (created if missing), seed it, close it."""
-    store = Store(path)
+def seed_db(path: str, dev_id: int = DEV_ID, rooms: Iterable[str] = (ROOM,), *, redis: str | None = None,
+            **kwargs) -> None:
+    """Open the database file at ``path`` (created if missing), or the cluster's Redis at
+    ``redis``, seed it, close it."""
+    store: StoreAPI
+    if redis:
+        from comet_server.redis_store import RedisStore
+        store = RedisStore(redis)
+    else:
+        store = Store(path)
     try:
         seed(store, dev_id, rooms, **kwargs)
     finally:
@@ -62,14 +71,15 @@ def seed_db(path: str, dev_id: int = DEV_ID, rooms: Iterable[str] = (ROOM,), **k
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.seed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="comet_server.db", help="comet_server's SQLite file (default: %(default)s)")
+    parser.add_argument("--redis", metavar="URL", help="seed a cluster's Redis instead of --db")
     parser.add_argument("--dev-id", type=int, default=DEV_ID, help="dev_id of the demo (default: %(default)s)")
     parser.add_argument("--room", action="append", help=f"chat room(s) to enable history for (default: {ROOM})")
     args = parser.parse_args(argv)
     rooms = args.room or [ROOM]
-    seed_db(args.db, args.dev_id, rooms)
+    seed_db(args.db, args.dev_id, rooms, redis=args.redis)
     names = ", ".join(f"{u['name']} (user_id {u['id']})" for u in USERS)
     print(f"demo.seed: dev_id {args.dev_id}: users {names}; history on for "
-          + ", ".join(chat_pipe(r) for r in rooms) + f" in {args.db}")
+          + ", ".join(chat_pipe(r) for r in rooms) + f" in {args.redis or args.db}")
     return 0
 
 

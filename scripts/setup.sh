@@ -32,6 +32,7 @@ want_cmd npm npm            # Debian's npm 9 with node 18 runs our `npm ci`
 want_cmd Xvfb xvfb          # tests/e2e_real runs Chromium headed on a virtual display
 want_cmd mysql mariadb-client
 want_cmd curl curl          # the README's and the demo console's publish examples
+want_cmd redis-server redis-server  # tests/cluster start their own redis-server on a free port
 # pip (Debian's wheel) and Debian's npm check TLS against the system's CA list.
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -43,6 +44,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian starts the packaged Redis service where an init system runs; the tests need none of
+  # it (they run their own on a free port), so it is stopped and not started at boot.
+  if printf '%s\n' "${need_apt[@]}" | grep -qx redis-server; then
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      systemctl disable --now redis-server >/dev/null 2>&1 || true
+    elif command -v service >/dev/null 2>&1; then
+      service redis-server stop >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 # --- Python -----------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ from websockets.protocol import Protocol, Side, State  # noqa: E402
 from websockets.server import ServerProtocol  # noqa: E402
 
 from comet_server import auth, wire  # noqa: E402
-from comet_server.hub import HUB_KEY, Client, Hub  # noqa: E402
+from comet_server.appkeys import HUB_KEY  # noqa: E402
+from comet_server.hub import Client, Hub  # noqa: E402
 from comet_server.ws import MAX_MSG_SIZE, handle_command  # noqa: E402
 
 PIPE = "web_idle"

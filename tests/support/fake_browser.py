@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 from comet_server import wire, ws
 from comet_server.hub import Client, Hub
+from comet_server.seams import StoreAPI
 from comet_server.store import Store
 from tests.support.memory_transport import RecordingTransport, close_of, is_close, text_of
 
@@ -749,7 +750,7 @@ class FakeCometServer:
         self.conns: list[ServerConn] = []          # every connection ever accepted
 
     @property
-    def store(self) -> Store:
+    def store(self) -> StoreAPI:
         return self.hub.store
 
     def keep_history(self, dev_id: int, pipe: str, length: int = 100) -> None:

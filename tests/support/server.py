@@ -42,12 +42,14 @@ class ServerProcess:
     def __init__(self, *, cometql: bool = True, test_pages: bool = True, demo: bool = False,
                  extra_args: list[str] | tuple[str, ...] | None = None, fd_limit: tuple[int, int] | None = None,
                  directory: str | os.PathLike[str] | None = None,
-                 cometql_defaults: dict[str, object] | None = None) -> None:
+                 cometql_defaults: dict[str, object] | None = None, redis_url: str | None = None,
+                 node_id: str | None = None) -> None:
         """``demo``: pass --demo (server console, accounts.json); ``fd_limit``: (soft, hard)
         RLIMIT_NOFILE the server process starts with; ``directory``: where the db and the log
         live (default: a temporary directory, ``tmp``, removed by ``close()``);
         ``cometql_defaults``: module-level defaults of ``comet_server.cometql.server`` to override
-        in the child (e.g. ``{"DEFAULT_LOGIN_TIMEOUT": 1.0}``)."""
+        in the child (e.g. ``{"DEFAULT_LOGIN_TIMEOUT": 1.0}``); ``redis_url`` / ``node_id``: run
+        as a cluster node (--redis, --node-id)."""
         self.host = "127.0.0.1"
         self.port = free_port()
         self.cometql_port = free_port() if cometql else 0
@@ -61,6 +63,8 @@ class ServerProcess:
         self.fd_limit = fd_limit
         self.extra_args = list(extra_args or [])
         self.cometql_defaults = dict(cometql_defaults or {})
+        self.redis_url = redis_url
+        self.node_id = node_id
         self.proc: subprocess.Popen | None = None
         #: the line the server printed when it was ready (host, port, CometQL port or "off")
         self.ready_line = ""
@@ -90,6 +94,10 @@ class ServerProcess:
             args.append("--test-pages")
         if self.demo:
             args.append("--demo")
+        if self.redis_url:
+            args += ["--redis", self.redis_url]
+        if self.node_id:
+            args += ["--node-id", self.node_id]
         return args + self.extra_args
 
     def start(self) -> "ServerProcess":
@@ -131,6 +139,12 @@ class ServerProcess:
                 proc.kill()
                 proc.wait()
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies without cleaning anything up (kill -9)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def restart(self) -> None:
         """Stop (asserting a clean exit on SIGTERM) and start again on the same ports and db."""

@@ -1,0 +1,124 @@
+"""A node killed with SIGKILL, and a Redis restart: what the surviving nodes and clients see."""
+
+from __future__ import annotations
+
+import time
+
+import pymysql
+import pytest
+
+from comet_server.redis_hub import PRESENCE_BOUND
+from tests.support.rawclient import RawClient
+
+from .conftest import drain, eventually, make_cluster, pipe_count, sql
+
+
+def test_a_killed_nodes_presence_expires_once_within_the_bound():
+    with make_cluster() as cluster:
+        dev = 7001
+        sql(cluster["a"], dev, "INSERT INTO users_auth (id, hash) VALUES (9, 'hash9')")
+        watchers = {n: RawClient(cluster[n].ws_url(dev_id=dev)) for n in ("a", "c")}
+        for w in watchers.values():
+            w.subscribe("track_room", "user_status_9")
+        victim = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=9, session="hash9"))
+        victim.subscribe("track_room")
+        for w in watchers.values():
+            eventually(lambda: pipe_count(w, "track_room") == 3, what="3 subscribers")
+        time.sleep(0.3)
+        for w in watchers.values():
+            drain(w, 0)
+        killed_at = time.monotonic()
+        cluster["b"].kill()
+        for w in watchers.values():
+            w.wait_for(lambda m: m.get("pipe") == "user_status_9" and m["event"] == "offline",
+                       timeout=PRESENCE_BOUND + 5)
+        took = time.monotonic() - killed_at
+        assert took <= PRESENCE_BOUND + 1.0, took  # documented bound, plus scheduling slack
+        for n, w in watchers.items():
+            frames = drain(w, 2 * PRESENCE_BOUND)  # nothing fires a second time
+            offline = [f for f in frames if f.get("pipe") == "user_status_9"]
+            left = [f for f in frames if f.get("pipe") == "track_room"]
+            assert offline == [], n
+            assert [(f["event"], f["data"]["user_id"]) for f in left] in ([], [("unsubscription", 9)]), n
+            assert pipe_count(w, "track_room") == 2, n
+            w.send("user_status\n9\n")
+            status = w.wait_for(lambda m: m.get("pipe") == "_answer_user_status")
+            assert status["data"]["online"] is False and status["data"]["last_online_time"] > 0
+
+
+def test_unsubscription_of_a_killed_node_fires_once():
+    with make_cluster(("a", "b")) as cluster:
+        dev = 7002
+        watcher = RawClient(cluster["a"].ws_url(dev_id=dev))
+        watcher.subscribe("track_room")
+        victim = RawClient(cluster["b"].ws_url(dev_id=dev))
+        victim.subscribe("track_room")
+        eventually(lambda: pipe_count(watcher, "track_room") == 2, what="2 subscribers")
+        time.sleep(0.3)
+        drain(watcher, 0)
+        cluster["b"].kill()
+        frames = drain(watcher, PRESENCE_BOUND + 2)
+        assert [f["event"] for f in frames if f.get("pipe") == "track_room"] == ["unsubscription"]
+        assert pipe_count(watcher, "track_room") == 1
+
+
+def test_after_a_redis_restart_the_nodes_recover_and_messages_flow():
+    with make_cluster() as cluster:
+        dev = 7003
+        sub = RawClient(cluster["c"].ws_url(dev_id=dev))
+        sub.subscribe("web_after")
+        pub = RawClient(cluster["a"].ws_url(dev_id=dev))
+        eventually(lambda: pipe_count(pub, "web_after") == 1, what="1 subscriber")
+        cluster.redis.stop()
+        time.sleep(0.5)
+        # Redis away: a publish is refused with an error, on every path, and reaches nobody.
+        pub.publish("web_after", "e", "during")
+        answer = pub.wait_for(lambda m: m.get("pipe") in ("_answer_to_web_after", "sys"))
+        assert answer["pipe"] == "sys" and answer["event"] == "error", answer
+        with pytest.raises(pymysql.MySQLError):
+            sql(cluster["b"], dev, "INSERT INTO pipes_messages (name, event, message) VALUES ('web_after', 'e', 'x')")
+        cluster.redis.start()
+        # Until the nodes are back, a publish is refused (error) or reaches the subscriber: never
+        # a crash. Then every message flows again, once.
+        deadline = time.monotonic() + 20
+        i = 0
+        while True:
+            i += 1
+            pub.publish("web_after", "e", f"probe{i}")
+            answer = pub.wait_for(lambda m: m.get("pipe") in ("_answer_to_web_after", "sys"))
+            if answer.get("pipe") == "_answer_to_web_after" and answer["data"]["number_messages"] == 1:
+                break
+            assert time.monotonic() < deadline, "no recovery"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        for k in range(5):
+            pub.publish("web_after", "e", f"after{k}")
+        frames = drain(sub, 1.0)
+        got = [f["data"] for f in frames if f.get("pipe") == "web_after"]
+        # the refused message never arrives; the probes that got through came before, once each
+        probes = [d for d in got if d.startswith("probe")]
+        assert got == probes + [f"after{k}" for k in range(5)] and len(set(probes)) == len(probes)
+        for name, node in cluster.nodes.items():
+            assert node.proc.poll() is None, name  # no node died
+        # presence was re-established: a new subscriber on b is counted on a
+        late = RawClient(cluster["b"].ws_url(dev_id=dev))
+        late.subscribe("web_after")
+        eventually(lambda: pipe_count(pub, "web_after") == 2, what="2 subscribers after the restart")
+
+
+def test_a_node_restarted_under_its_id_right_after_a_kill_fires_the_leave_once():
+    with make_cluster(("a", "b")) as cluster:
+        dev = 7004
+        sql(cluster["a"], dev, "INSERT INTO users_auth (id, hash) VALUES (5, 'hash5')")
+        watcher = RawClient(cluster["a"].ws_url(dev_id=dev))
+        watcher.subscribe("user_status_5")
+        time.sleep(0.3)
+        RawClient(cluster["b"].ws_url(dev_id=dev, user_id=5, session="hash5"))
+        watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
+        cluster["b"].kill()
+        cluster["b"].start()  # same --node-id, before its liveness key expired
+        frames = drain(watcher, PRESENCE_BOUND + 2)
+        assert [f["event"] for f in frames if f.get("pipe") == "user_status_5"] == ["offline"]
+        again = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=5, session="hash5"))
+        assert again.server_info["authorized"] is True
+        watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
