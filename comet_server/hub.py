@@ -162,7 +162,7 @@ class Client:
 
     def _ping(self, payload: bytes) -> None:
         """Send a ping; the connection must answer (anything) within ping_timeout."""
-        loop = self.hub._loop
+        loop = self.hub.loop
         if loop is not None:
             now = loop.time()
             self._ping_sent = now
@@ -184,7 +184,7 @@ class Client:
         self._unacked.append(row_id)
         if self._ack_scheduled:
             return
-        loop = self.hub._loop
+        loop = self.hub.loop
         if loop is None:
             self._send_ack_ping()
             return
@@ -264,13 +264,13 @@ class Hub:
         self._dev_counts: dict[int, int] = {}
         #: the running loop, known from the first connection registered inside one (None:
         #: in-memory use without a loop, then there are no keepalive pings)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         #: the one timer of the keepalive sweep, while there are connections
         self._sweep: asyncio.TimerHandle | None = None
 
     def loop_time(self) -> float:
         """The loop's clock (keepalive times); 0 without a loop."""
-        loop = self._loop
+        loop = self.loop
         return loop.time() if loop is not None else 0.0
 
     @property
@@ -570,7 +570,7 @@ class Hub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._loop = loop
+        self.loop = loop
         client.last_rx = loop.time()
         if self._sweep is None:
             self._sweep = loop.call_later(self.sweep_period, self._keepalive_sweep)
@@ -580,7 +580,7 @@ class Hub:
         would cost ~150 bytes per idle connection, bench/README.md §3): ping the silent ones,
         drop those whose ping went unanswered. Stops when no connection is left."""
         self._sweep = None
-        loop = self._loop
+        loop = self.loop
         if loop is None or not self._clients:
             return
         if self.ping_interval > 0 or self.ping_timeout > 0:

@@ -161,7 +161,7 @@ class RedisHub(Hub):
             # A previous process with this node id died without cleaning up: its connections
             # are gone, so they leave now (events fire once, like any dead node's).
             if self.r.srem(nodes_key, self.node_id) or self.r.exists(self._conns_key(self.node_id)):
-                self._sweep(self.node_id)
+                self._sweep_presence(self.node_id)
         p = self.r.pipeline()
         p.set(self._node_key(self.node_id), "1", px=int(NODE_TTL * 1000))
         p.sadd(nodes_key, self.node_id)
@@ -177,7 +177,7 @@ class RedisHub(Hub):
             if node != self.node_id and not self.r.exists(self._node_key(node)):
                 if self.r.srem(nodes_key, node):  # we claimed it: nobody else sweeps it
                     log.info("node %s is gone: its connections leave", node)
-                    self._sweep(node)
+                    self._sweep_presence(node)
 
     async def _heartbeat_loop(self) -> None:
         failures = 0
@@ -193,7 +193,7 @@ class RedisHub(Hub):
                 await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
 
-    def _sweep(self, node: str, keep: "dict[str, Client] | None" = None) -> None:
+    def _sweep_presence(self, node: str, keep: "dict[str, Client] | None" = None) -> None:
         """Remove ``node``'s connections (but the live ones in ``keep``, field -> Client) from
         the presence; fire track_* ``unsubscription`` and ``offline`` where this call removed
         the last trace. A kept connection only loses the channels it has left since."""
@@ -222,7 +222,7 @@ class RedisHub(Hub):
     def _resync(self) -> None:
         """Rewrite this node's presence from its local state: what Redis holds of connections
         that closed meanwhile leaves (with its events), every live connection is written again."""
-        self._sweep(self.node_id, keep={self._field(c): c for c in self._clients if not c.closed})
+        self._sweep_presence(self.node_id, keep={self._field(c): c for c in self._clients if not c.closed})
         for c in list(self._clients):
             if c.closed:
                 continue

@@ -8,6 +8,7 @@ layers above are typed against these Protocols only, so they cannot tell which o
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class HubAPI(Protocol):
     max_client_buffer: int
     ping_interval: float
     ping_timeout: float
+    #: the running loop once a connection registered inside one (None in in-memory use)
+    loop: "asyncio.AbstractEventLoop | None"
 
     def now(self) -> int: ...
 
