@@ -19,7 +19,7 @@ from array import array
 from itertools import accumulate
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "TooDeep", "depth_exceeds", "loads"]
+__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "DECODER", "TooDeep", "depth_exceeds", "loads"]
 
 #: nesting levels allowed in a server frame and in a message's JSON data.
 MAX_DEPTH = 100
@@ -35,8 +35,9 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"non-JSON constant {name}")
 
 
-# Built once: json.loads with options builds a new decoder per call (a hot path).
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+# Built once: json.loads with options builds a new decoder per call (a hot path). The hot paths
+# of protocol.plain_message and Session.received_fast call its raw_decode inline.
+DECODER = _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 # A JSON string (escapes included), so brackets inside strings do not count.

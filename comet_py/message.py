@@ -16,7 +16,7 @@ before history_id had its own key, the history_id.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -138,12 +138,44 @@ class ServerInfo(Mapping[str, Any]):
         })
 
 
-@dataclass(frozen=True, eq=True)
 class Message(Mapping[str, Any]):
-    """A message given to callbacks: ``e.data`` and ``e.server_info``."""
+    """A message given to callbacks: ``e.data`` and ``e.server_info``. Immutable, like a frozen
+    dataclass (assigning an attribute raises ``dataclasses.FrozenInstanceError``).
+
+    A plain ``__slots__`` class rather than a dataclass: one is built per message in every tab.
+    ``from_dict`` keeps the message dict's server_info and makes the ``ServerInfo`` on first
+    access, so a callback that reads only ``e.data`` never pays for it."""
+
+    __slots__ = ("data", "_info", "_info_dict")
+    __match_args__ = ("data", "server_info")
 
     data: Any
-    server_info: ServerInfo
+    _info: ServerInfo | None
+    _info_dict: Mapping[str, Any] | None
+
+    def __init__(self, data: Any, server_info: ServerInfo) -> None:
+        _new_message(self, data, server_info, None)
+
+    @property
+    def server_info(self) -> ServerInfo:
+        info = self._info
+        if info is None:
+            info = ServerInfo.from_dict(self._info_dict or {})
+            _set_info(self, info)
+            _set_info_dict(self, None)
+        return info
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Message)
+        return (self.data, self.server_info) == (other.data, other.server_info)
 
     def __getitem__(self, key: str) -> Any:
         if key == "data":
@@ -166,7 +198,11 @@ class Message(Mapping[str, Any]):
         info = d.get("server_info")
         if type(info) is not dict and not isinstance(info, Mapping):  # the abc test is slow
             info = {}
-        return _frozen(cls, {"data": d.get("data"), "server_info": ServerInfo.from_dict(info)})
+        obj = _new(cls)
+        _set_data(obj, d.get("data"))
+        _set_info(obj, None)
+        _set_info_dict(obj, info)
+        return obj
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (data is whatever JSON decoding gave, or a str)."""
@@ -190,3 +226,16 @@ class Message(Mapping[str, Any]):
             f"Message(pipe={si.pipe!r}, event={si.event!r}, user_id={si.user_id}"
             f"{extra}, data={data})"
         )
+
+
+_DATA_SLOT, _INFO_SLOT, _INFO_DICT_SLOT = (Message.__dict__[name] for name in Message.__slots__)
+_new = object.__new__
+_set_data = _DATA_SLOT.__set__
+_set_info = _INFO_SLOT.__set__
+_set_info_dict = _INFO_DICT_SLOT.__set__
+
+
+def _new_message(obj: Message, data: Any, info: ServerInfo | None, info_dict: Mapping[str, Any] | None) -> None:
+    _set_data(obj, data)
+    _set_info(obj, info)
+    _set_info_dict(obj, info_dict)

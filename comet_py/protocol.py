@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
-from .jsonlimit import TooDeep
+from .jsonlimit import DECODER, MAX_DEPTH, TooDeep
 from .jsonlimit import loads as _loads
 from .message import make_message_dict
 from .options import Options
@@ -386,6 +386,9 @@ def _opt_str(value: Any) -> str | None:
     return None
 
 
+_raw_decode = DECODER.raw_decode
+_JSON_SPACE = frozenset(("", " ", "\t", "\n", "\r"))  # "" too: data[:1] of an empty str
+
 # The keys of an ordinary channel message (comet_server's and CppComet's v4 form).
 _PLAIN_KEYS = frozenset(("data", "event", "message_send_time", "pipe", "user_id", "history_id"))
 
@@ -422,10 +425,24 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
     ):
         return None
     if type(data) is str:
-        data = decode_data(data, mysql_escaped=mysql_escaped)
-    # No uuid on the wire: server_info.uuid gives the history_id, as in classify_full.
-    return make_message_dict(data, pipe=pipe, event=event, user_id=user_id if user_id > 0 else 0,
-                             uuid=history_id, time=t, history_id=history_id)
+        # decode_data's usual case (one candidate), with jsonlimit.loads inline: no escapes to
+        # undo, too few brackets to be too deep, and a value from the first character to the last.
+        if (mysql_escaped and "\\" in data) or data.count("[") + data.count("{") > MAX_DEPTH:
+            data = decode_data(data, mysql_escaped=mysql_escaped)
+        else:
+            try:
+                value, end = _raw_decode(data)
+            except ValueError:
+                # Not JSON from its first character: with no whitespace there, not JSON at all.
+                if data[:1] in _JSON_SPACE:
+                    data = decode_data(data, mysql_escaped=mysql_escaped)
+            else:
+                data = value if end == len(data) else decode_data(data, mysql_escaped=mysql_escaped)
+    # make_message_dict, inline. No uuid on the wire: server_info.uuid gives the history_id,
+    # as in classify_full.
+    return {"data": data, "server_info": {
+        "event": event, "history": False, "marker": None, "pipe": pipe,
+        "user_id": user_id if user_id > 0 else 0, "uuid": history_id, "time": t, "history_id": history_id}}
 
 
 def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:

@@ -13,6 +13,7 @@ from .message import history_id_int
 __all__ = ["Registry", "Subscription"]
 
 Callback = Callable[..., Any]
+_MAX_CACHED_PIPES = 256
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Registry:
         self._channels: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._last: dict[str, int] = {}
+        # pipe -> (event wanted or None, callback) of the callbacks that pipe can reach, in
+        # registration order: built on the pipe's first message, dropped on any change.
+        self._by_pipe: dict[str, list[tuple[str | None, Callback]]] = {}
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -53,6 +57,7 @@ class Registry:
         # "<signal>&&<n>" like the JS sigId; "comet_server_msg" is the JS "all" signal.
         sub_id = f"{target.name or 'comet_server_msg'}&&{next(self._ids)}"
         self._subs[sub_id] = Subscription(sub_id, target, callback)
+        self._by_pipe.clear()
         if target.server_channel is not None:
             self._channels[target.server_channel] += 1
         return sub_id
@@ -62,6 +67,7 @@ class Registry:
         sub = self._subs.pop(sub_id, None) if isinstance(sub_id, str) else None
         if sub is None:
             return False
+        self._by_pipe.clear()
         ch = sub.target.server_channel
         if ch is not None:
             self._channels[ch] -= 1
@@ -74,6 +80,7 @@ class Registry:
         n = len(self._subs)
         self._subs.clear()
         self._channels.clear()
+        self._by_pipe.clear()
         return n
 
     def subscriptions(self) -> list[Subscription]:
@@ -86,9 +93,29 @@ class Registry:
     def match(self, message: Mapping[str, Any]) -> list[Callback]:
         """Callbacks for a message dict, in registration order."""
         info = message.get("server_info") or {}
-        pipe = info.get("pipe") or ""
-        event = info.get("event") or ""
-        return [s.callback for s in self._subs.values() if s.target.matches(pipe, event)]
+        return self._match(info.get("pipe") or "", info.get("event") or "")
+
+    def _match(self, pipe: Any, event: Any) -> list[Callback]:
+        if type(pipe) is not str:  # not from our Session: the plain rule, no cache
+            return [s.callback for s in self._subs.values() if s.target.matches(pipe, event)]
+        entries = self._by_pipe.get(pipe)
+        if entries is None:
+            if len(self._by_pipe) >= _MAX_CACHED_PIPES:
+                self._by_pipe.clear()
+            # Target.matches(pipe, event), with the pipe's part decided once for the pipe.
+            entries = self._by_pipe[pipe] = [
+                (s.target.event, s.callback) for s in self._subs.values()
+                if (not pipe.startswith("_answer") if s.target.pipe is None else pipe == s.target.pipe)]
+        return [callback for wanted, callback in entries if wanted is None or wanted == event]
+
+    def callbacks_for(self, message: Mapping[str, Any]) -> list[Callback]:
+        """``accept(message)``, then ``match(message)``: the callbacks of a message to deliver,
+        none for a duplicate. The one call per message of every tab (server_info read once)."""
+        info = message.get("server_info") or {}
+        history_id = info.get("history_id")
+        if history_id is not None and not self._accept(info, history_id):
+            return []
+        return self._match(info.get("pipe") or "", info.get("event") or "")
 
     # ------------------------------------------------------------------ dedup
 
@@ -99,7 +126,11 @@ class Registry:
         items (explicitly asked for with get_pipe_log), are always accepted.
         """
         info = message.get("server_info") or {}
-        m = history_id_int(info.get("history_id"))
+        history_id = info.get("history_id")
+        return history_id is None or self._accept(info, history_id)
+
+    def _accept(self, info: Mapping[str, Any], history_id: Any) -> bool:
+        m = history_id_int(history_id)
         if m is None or info.get("history") is True:
             return True
         pipe = info.get("pipe") or ""

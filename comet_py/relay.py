@@ -360,6 +360,10 @@ class MasterRelay:
         self._stall = _StallClock()
 
     # bookkeeping ------------------------------------------------------------------------------
+    def has_followers(self) -> bool:
+        """Any live tab other than the master's own (cheaper than ``followers()``)."""
+        return bool(self._tabs)
+
     def followers(self) -> frozenset[str]:
         """Tab ids of the live tabs other than the master's own."""
         return frozenset(self._tabs)

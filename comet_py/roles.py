@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from .connection import Connection
 from .errors import BAD_CALL, CallError
-from .relay import GAP, HEARTBEAT_MS, Action, FollowerRelay, MasterRelay, PendingCall, Token
+from .relay import GAP, HEARTBEAT_MS, Action, Deliver, FollowerRelay, MasterRelay, PendingCall, Token
 from .session import Answer, AuthChanged, Dispatch, Event, Gap, Session, State, StateChanged
 
 if TYPE_CHECKING:  # only for annotations: not imported in the browser
@@ -67,7 +67,7 @@ class MasterRole:
         self.relay.set_own_channels(channels)
         self.session = session
         session.set_channels(self.relay.union())
-        self.connection = Connection(session, platform, self.on_session_event)
+        self.connection = Connection(session, platform, self.on_session_event, self.on_message)
         self._highest_term = highest_term
         self._p = platform
         self._tab = tab
@@ -176,6 +176,18 @@ class MasterRole:
             watch.release()
 
     # -- the Session's output --------------------------------------------------------------------
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """``on_session_event(Dispatch(message))``, the hot path: an ordinary live message for
+        every tab. A lone tab hands it straight to its page (what ``route_deliver`` and
+        the Coordinator's ``Deliver`` would do)."""
+        if self.relay.has_followers():
+            self._run(self.relay.route_deliver(message))
+            return
+        try:
+            self._tab.deliver(message)
+        except Exception:
+            log.exception("comet_py: failed to carry out %r", Deliver(message))  # as Coordinator._run
 
     def on_session_event(self, event: Event) -> None:
         """What the Connection passes on (all but Send and Reconnect), routed to the tabs."""
