@@ -17,9 +17,9 @@ import json
 import re
 from array import array
 from itertools import accumulate
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "DECODER", "TooDeep", "depth_exceeds", "loads"]
+__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "DECODER", "SCAN", "TooDeep", "depth_exceeds", "loads"]
 
 #: nesting levels allowed in a server frame and in a message's JSON data.
 MAX_DEPTH = 100
@@ -38,6 +38,9 @@ def _no_constants(name: str) -> Any:
 # Built once: json.loads with options builds a new decoder per call (a hot path). The hot paths
 # of protocol.plain_message and Session.received_fast call its raw_decode inline.
 DECODER = _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+#: ``DECODER.raw_decode`` without its Python wrapper: ``(value, end)`` of the JSON value that starts
+#: at ``idx``; raises StopIteration when none does there, ValueError for a bad one.
+SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore[attr-defined]
 
 
 # A JSON string (escapes included), so brackets inside strings do not count.

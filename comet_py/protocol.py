@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
-from .jsonlimit import DECODER, MAX_DEPTH, TooDeep
+from .jsonlimit import MAX_DEPTH, SCAN, TooDeep
 from .jsonlimit import loads as _loads
 from .message import make_message_dict
 from .options import Options
@@ -386,7 +386,7 @@ def _opt_str(value: Any) -> str | None:
     return None
 
 
-_raw_decode = DECODER.raw_decode
+_scan = SCAN  # jsonlimit.DECODER.raw_decode, without its wrapper
 _JSON_SPACE = frozenset(("", " ", "\t", "\n", "\r"))  # "" too: data[:1] of an empty str
 
 # The keys of an ordinary channel message (comet_server's and CppComet's v4 form).
@@ -401,7 +401,7 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
     each of the usual type, on a pipe that is not ``sys`` nor ``_answer*``. Everything else
     (legacy frames, history items, answers, odd types) returns None and takes the full rules.
     """
-    if not raw.keys() <= _PLAIN_KEYS:
+    if not _PLAIN_KEYS.issuperset(raw):
         return None
     try:
         pipe, event, data = raw["pipe"], raw["event"], raw["data"]
@@ -431,8 +431,8 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
             data = decode_data(data, mysql_escaped=mysql_escaped)
         else:
             try:
-                value, end = _raw_decode(data)
-            except ValueError:
+                value, end = _scan(data, 0)
+            except (StopIteration, ValueError):
                 # Not JSON from its first character: with no whitespace there, not JSON at all.
                 if data[:1] in _JSON_SPACE:
                     data = decode_data(data, mysql_escaped=mysql_escaped)

@@ -115,7 +115,13 @@ class Registry:
         history_id = info.get("history_id")
         if history_id is not None and not self._accept(info, history_id):
             return []
-        return self._match(info.get("pipe") or "", info.get("event") or "")
+        pipe = info.get("pipe") or ""
+        entries = self._by_pipe.get(pipe) if type(pipe) is str else None
+        if entries is None:
+            return self._match(pipe, info.get("event") or "")
+        # _match, inline for a pipe seen before.
+        event = info.get("event") or ""
+        return [callback for wanted, callback in entries if wanted is None or wanted == event]
 
     # ------------------------------------------------------------------ dedup
 

@@ -351,6 +351,9 @@ class MasterRelay:
         self.term = term
         self._own_channels: frozenset[str] = frozenset()
         self._tabs: dict[str, _Tab] = {}
+        #: The live tabs other than the master's own, by id: read it, never change it (MasterRole
+        #: tests it per message; the same dict as ``_tabs``).
+        self.tabs: Mapping[str, _Tab] = self._tabs
         self._done: dict[str, OrderedDict[int, None]] = {}          # tab -> OrderedDict of reqs seen (dedup)
         self._next_req = 1
         self._state: str = State.CONNECTING
@@ -360,10 +363,6 @@ class MasterRelay:
         self._stall = _StallClock()
 
     # bookkeeping ------------------------------------------------------------------------------
-    def has_followers(self) -> bool:
-        """Any live tab other than the master's own (cheaper than ``followers()``)."""
-        return bool(self._tabs)
-
     def followers(self) -> frozenset[str]:
         """Tab ids of the live tabs other than the master's own."""
         return frozenset(self._tabs)

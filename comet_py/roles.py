@@ -181,7 +181,7 @@ class MasterRole:
         """``on_session_event(Dispatch(message))``, the hot path: an ordinary live message for
         every tab. A lone tab hands it straight to its page (what ``route_deliver`` and
         the Coordinator's ``Deliver`` would do)."""
-        if self.relay.has_followers():
+        if self.relay.tabs:
             self._run(self.relay.route_deliver(message))
             return
         try:

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Union
 from .backoff import Backoff
 from .channels import check_name
 from .errors import CONNECTION_LOST, QUEUE_FULL, REQUEST_TIMEOUT, SERVER_ERROR, CallError
-from .jsonlimit import DECODER, MAX_DEPTH
+from .jsonlimit import MAX_DEPTH, SCAN
 from .message import history_id_int, make_message_dict
 from .options import Options
 from .protocol import (
@@ -61,7 +61,7 @@ __all__ = [
     "REQUEST_KINDS",
 ]
 
-_raw_decode = DECODER.raw_decode
+_scan = SCAN  # jsonlimit.DECODER.raw_decode, without its wrapper
 
 #: personal messages (users_messages) arrive on this pipe, without a subscription.
 PERSONAL_PIPE = "msg"
@@ -519,14 +519,17 @@ class Session:
         # long way: decode_frame's stripping, its fallback and its log lines.
         if type(text) is str and "\n" not in text and text.count("[") + text.count("{") <= MAX_DEPTH:
             try:
-                raw, end = _raw_decode(text)
-            except ValueError:
+                raw, end = _scan(text, 0)
+            except (StopIteration, ValueError):
                 end = -1
             if end == len(text) and type(raw) is dict:
                 try:
                     message = plain_message(raw, mysql_escaped=not self.server_is_comet_server)
                     if message is None:
                         return self._handle_full(raw)
+                    info = message["server_info"]
+                    if info["history_id"] is None and not self._held and info["pipe"] != PERSONAL_PIPE:
+                        return message  # what _live gives such a message, inline
                     return self._live(message) or []
                 except Exception:  # a bug or an odd frame must not stop delivery
                     log.exception("error handling a server frame: %r", raw)

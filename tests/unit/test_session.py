@@ -336,7 +336,7 @@ def test_received_never_raises(monkeypatch, caplog):
     def boom(raw):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(s, "_live", boom)
+    monkeypatch.setattr("comet_py.session.plain_message", lambda raw, **kw: boom(raw))
     with caplog.at_level(logging.ERROR, logger="comet_py"):
         assert s.received(F.cs_live("web_a", None)) == []
     assert "error handling a server frame" in caplog.text
