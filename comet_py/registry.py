@@ -38,6 +38,9 @@ class Registry:
         # pipe -> (event wanted or None, callback) of the callbacks that pipe can reach, in
         # registration order: built on the pipe's first message, dropped on any change.
         self._by_pipe: dict[str, list[tuple[str | None, Callback]]] = {}
+        # pipe -> its callbacks, for a pipe whose callbacks all take every event (the usual
+        # case): callbacks_for gives this very list, never changed once made.
+        self._unfiltered: dict[str, list[Callback]] = {}
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -58,6 +61,7 @@ class Registry:
         sub_id = f"{target.name or 'comet_server_msg'}&&{next(self._ids)}"
         self._subs[sub_id] = Subscription(sub_id, target, callback)
         self._by_pipe.clear()
+        self._unfiltered.clear()
         if target.server_channel is not None:
             self._channels[target.server_channel] += 1
         return sub_id
@@ -68,6 +72,7 @@ class Registry:
         if sub is None:
             return False
         self._by_pipe.clear()
+        self._unfiltered.clear()
         ch = sub.target.server_channel
         if ch is not None:
             self._channels[ch] -= 1
@@ -81,6 +86,7 @@ class Registry:
         self._subs.clear()
         self._channels.clear()
         self._by_pipe.clear()
+        self._unfiltered.clear()
         return n
 
     def subscriptions(self) -> list[Subscription]:
@@ -102,26 +108,29 @@ class Registry:
         if entries is None:
             if len(self._by_pipe) >= _MAX_CACHED_PIPES:
                 self._by_pipe.clear()
+                self._unfiltered.clear()
             # Target.matches(pipe, event), with the pipe's part decided once for the pipe.
             entries = self._by_pipe[pipe] = [
                 (s.target.event, s.callback) for s in self._subs.values()
                 if (not pipe.startswith("_answer") if s.target.pipe is None else pipe == s.target.pipe)]
+            if all(wanted is None for wanted, _ in entries):
+                self._unfiltered[pipe] = [callback for _, callback in entries]
         return [callback for wanted, callback in entries if wanted is None or wanted == event]
 
     def callbacks_for(self, message: Mapping[str, Any]) -> list[Callback]:
         """``accept(message)``, then ``match(message)``: the callbacks of a message to deliver,
-        none for a duplicate. The one call per message of every tab (server_info read once)."""
+        none for a duplicate. The one call per message of every tab (server_info read once).
+        The list may be the registry's own: iterate it, never change it."""
         info = message.get("server_info") or {}
         history_id = info.get("history_id")
         if history_id is not None and not self._accept(info, history_id):
             return []
         pipe = info.get("pipe") or ""
-        entries = self._by_pipe.get(pipe) if type(pipe) is str else None
-        if entries is None:
-            return self._match(pipe, info.get("event") or "")
-        # _match, inline for a pipe seen before.
-        event = info.get("event") or ""
-        return [callback for wanted, callback in entries if wanted is None or wanted == event]
+        if type(pipe) is str:
+            unfiltered = self._unfiltered.get(pipe)
+            if unfiltered is not None:
+                return unfiltered  # no callback of this pipe asks for an event: each one matches
+        return self._match(pipe, info.get("event") or "")
 
     # ------------------------------------------------------------------ dedup
 
