@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import FrozenInstanceError, dataclass
-from operator import itemgetter
-from typing import Any, TypeVar
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
@@ -138,44 +138,54 @@ class ServerInfo(Mapping[str, Any]):
         })
 
 
-class Message(Mapping[str, Any]):
-    """A message given to callbacks: ``e.data`` and ``e.server_info``. Immutable, like a frozen
-    dataclass (assigning an attribute raises ``dataclasses.FrozenInstanceError``).
+def _refuse(obj: Any, value: Any) -> None:
+    raise FrozenInstanceError(f"cannot assign to field of {type(obj).__name__}")
 
-    A plain ``__slots__`` class rather than a dataclass: one is built per message in every tab.
+
+class Message(Mapping[str, Any]):
+    """A message given to callbacks: ``e.data`` and ``e.server_info``. Immutable, like the frozen
+    dataclass it was (assigning ``data`` or ``server_info`` raises
+    ``dataclasses.FrozenInstanceError``).
+
+    A plain ``__slots__`` class: one is built per message in every tab, and a frozen dataclass
+    (or any ``__setattr__`` that refuses) makes each field's assignment a slow call.
     ``from_dict`` keeps the message dict's server_info and makes the ``ServerInfo`` on first
     access, so a callback that reads only ``e.data`` never pays for it."""
 
-    __slots__ = ("data", "_info", "_info_dict")
+    __slots__ = ("_data", "_info", "_info_dict")
     __match_args__ = ("data", "server_info")
 
-    data: Any
+    _data: Any
     _info: ServerInfo | None
     _info_dict: Mapping[str, Any] | None
 
     def __init__(self, data: Any, server_info: ServerInfo) -> None:
-        _new_message(self, data, server_info, None)
+        self._data = data
+        self._info = server_info
+        self._info_dict = None
 
-    @property
-    def server_info(self) -> ServerInfo:
+    def _server_info(self) -> ServerInfo:
         info = self._info
         if info is None:
-            info = ServerInfo.from_dict(self._info_dict or {})
-            _set_info(self, info)
-            _set_info_dict(self, None)
+            info = self._info = ServerInfo.from_dict(self._info_dict or {})
+            self._info_dict = None
         return info
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
+    if TYPE_CHECKING:  # what the properties below give, for type checkers
+        @property
+        def data(self) -> Any: ...
+        @property
+        def server_info(self) -> ServerInfo: ...
+    else:
+        # Read-only: a C getter for data (read by every callback), assignment refused.
+        data = property(attrgetter("_data"), _refuse)
+        server_info = property(_server_info, _refuse)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
         assert isinstance(other, Message)
-        return (self.data, self.server_info) == (other.data, other.server_info)
+        return (self._data, self.server_info) == (other._data, other.server_info)
 
     def __getitem__(self, key: str) -> Any:
         if key == "data":
@@ -199,9 +209,9 @@ class Message(Mapping[str, Any]):
         if type(info) is not dict and not isinstance(info, Mapping):  # the abc test is slow
             info = {}
         obj = _new(cls)
-        _set_data(obj, d.get("data"))
-        _set_info(obj, None)
-        _set_info_dict(obj, info)
+        obj._data = d.get("data")
+        obj._info = None
+        obj._info_dict = info
         return obj
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,14 +238,4 @@ class Message(Mapping[str, Any]):
         )
 
 
-_DATA_SLOT, _INFO_SLOT, _INFO_DICT_SLOT = (Message.__dict__[name] for name in Message.__slots__)
 _new = object.__new__
-_set_data = _DATA_SLOT.__set__
-_set_info = _INFO_SLOT.__set__
-_set_info_dict = _INFO_DICT_SLOT.__set__
-
-
-def _new_message(obj: Message, data: Any, info: ServerInfo | None, info_dict: Mapping[str, Any] | None) -> None:
-    _set_data(obj, data)
-    _set_info(obj, info)
-    _set_info_dict(obj, info_dict)
