@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from .records import record
 
 __all__ = [
     "NAME_MIN",
@@ -84,7 +84,7 @@ def check_send_pipe(pipe: str) -> str:
     return pipe
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """What a subscription name means.
 

@@ -7,7 +7,7 @@ still handles them sensibly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import record
 from typing import Any, Optional
 
 __all__ = [
@@ -59,7 +59,7 @@ CODES: dict[str, type[CometError]] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class CallError:
     """Why a call failed: ``code`` (a key of CODES) and a human ``detail``."""
 

@@ -16,7 +16,7 @@ before history_id had its own key, the history_id.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import FrozenInstanceError, dataclass
+from .records import FrozenInstanceError, record
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -90,7 +90,7 @@ def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
     return obj
 
 
-@dataclass(frozen=True)
+@record
 class ServerInfo(Mapping[str, Any]):
     """``e.server_info``: where a message came from."""
 

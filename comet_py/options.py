@@ -8,7 +8,7 @@ a typo fails at ``start()`` rather than as a silent anonymous connection.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from .records import record
 from typing import Any, Mapping
 
 from .errors import OptionsError
@@ -34,7 +34,7 @@ _NODE_RE = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record
 class Options:
     """Validated connection options.
 

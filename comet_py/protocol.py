@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import dataclass
+from .records import record
 from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
@@ -270,7 +270,7 @@ def decode_data(value: Any, *, mysql_escaped: bool = True) -> Any:
 # ----------------------------------------------------------------- classification
 
 
-@dataclass(frozen=True)
+@record
 class AuthInfo:
     """serverInfo: the first frame of every connection."""
 
@@ -286,7 +286,7 @@ class AuthInfo:
         return self.server.startswith("comet_server")
 
 
-@dataclass(frozen=True)
+@record
 class SysError:
     """``event:"error"`` on pipe ``sys``; ``code`` is set for connect errors (then close)."""
 
@@ -295,7 +295,7 @@ class SysError:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class MarkerAnswer:
     """A reply to a command, matched by ``marker``.
 
@@ -310,7 +310,7 @@ class MarkerAnswer:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class DeliveryReport:
     """``_answer_to_<pipe>``: the report on this connection's web_pipe2 into ``pipe``."""
 
@@ -318,7 +318,7 @@ class DeliveryReport:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class ChannelMessage:
     """A message on a channel (also personal ``msg``, history items, presence)."""
 
@@ -341,7 +341,7 @@ class ChannelMessage:
         return history_id
 
 
-@dataclass(frozen=True)
+@record
 class Ignored:
     """Something that is not a message (no pipe, no data)."""
 

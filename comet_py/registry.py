@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass
+from .records import record
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels import Target, parse_target
@@ -16,7 +16,7 @@ Callback = Callable[..., Any]
 _MAX_CACHED_PIPES = 256
 
 
-@dataclass(frozen=True)
+@record
 class Subscription:
     sub_id: str
     target: Target

@@ -18,7 +18,7 @@ import itertools
 import logging
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from .records import field, record
 from typing import Any, Iterable, Union
 
 from .backoff import Backoff
@@ -84,14 +84,14 @@ class State(enum.StrEnum):
 # -------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
+@record
 class Send:
     """Write this text frame to the socket."""
 
     frame: str
 
 
-@dataclass(frozen=True)
+@record
 class Dispatch:
     """Hand a server message dict to the tabs: every tab (``to=None``) or only the requester's.
 
@@ -106,7 +106,7 @@ class Dispatch:
     exclude: object | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Answer:
     """Result of ``request`` (value), or a failure (``error``: its code and detail).
 
@@ -119,13 +119,13 @@ class Answer:
     error: CallError | None = None
 
 
-@dataclass(frozen=True)
+@record
 class StateChanged:
     state: State
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class Gap:
     """Messages on ``pipes`` may have been missed and could not be fetched again (no
     history_ids, history off, or a log too short). Not a state: the connection state stays.
@@ -136,12 +136,12 @@ class Gap:
     to: object = None
 
 
-@dataclass(frozen=True)
+@record
 class AuthChanged:
     authorized: bool
 
 
-@dataclass(frozen=True)
+@record
 class Reconnect:
     """Open a new socket (to ``session.url()``) after ``delay`` seconds."""
 
@@ -171,7 +171,7 @@ class _Phase(enum.StrEnum):
     ANSWERING = "answering"  # history items have arrived for it
 
 
-@dataclass
+@record(frozen=False)
 class _Request:
     seq: int
     kind: str
@@ -230,7 +230,7 @@ class _Request:
         return pipe_log_frame(self.pipe, self.marker, self.base - 1 if self.recovery else None)
 
 
-@dataclass
+@record(frozen=False)
 class _Outgoing:
     seq: int
     frame: str
@@ -241,7 +241,7 @@ class _Outgoing:
     anonymous: bool = False
 
 
-@dataclass
+@record(frozen=False)
 class _AwaitReport:
     pipe: str
     token: object
