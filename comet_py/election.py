@@ -46,7 +46,7 @@ class StepDown:
     """This tab is no longer master: close the socket and become a follower."""
 
 
-Action = Union[Post, BecomeMaster, StepDown]
+Action = Post | BecomeMaster | StepDown
 
 
 class ElectionRole(enum.StrEnum):

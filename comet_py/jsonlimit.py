@@ -44,7 +44,7 @@ SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore[
 
 
 # A JSON string (escapes included), so brackets inside strings do not count.
-_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STRING_RE: re.Pattern[str] | None = None  # compiled at first use: only for texts with many brackets
 # Bytes: opening brackets -> +1, closing -> -1 (as signed bytes), everything else deleted.
 _STEP = bytes(1 if c in b"[{" else 255 if c in b"]}" else 0 for c in range(256))
 _NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
@@ -54,6 +54,9 @@ def depth_exceeds(text: str, limit: int) -> bool:
     """True when the JSON ``text`` nests more than ``limit`` arrays/objects deep."""
     if text.count("[") + text.count("{") <= limit:  # the common case: too few brackets
         return False
+    global _STRING_RE
+    if _STRING_RE is None:
+        _STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
     outside = _STRING_RE.sub("", text).encode("utf-8", "surrogatepass")
     steps = outside.translate(_STEP, _NOT_BRACKET)
     if len(steps) <= limit:

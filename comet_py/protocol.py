@@ -16,7 +16,7 @@ import logging
 import random
 import re
 from .records import record
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
 from .jsonlimit import MAX_DEPTH, SCAN, TooDeep
@@ -63,8 +63,7 @@ MAX_SUBSCRIPTION_BYTES = 2176
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _UUID_CHARS = _ALNUM + "_-"
-_UUID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
-_MARKER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# uuid: 32 of _UUID_CHARS; marker: 1-64 of them (str tests: no regex compiled at import).
 
 
 # --------------------------------------------------------------------------- URL
@@ -76,7 +75,7 @@ def build_url(options: Options, *, uuid: str, page_is_https: bool, node: str | N
     The server parses it by position, so the order is fixed; missing values
     are empty strings (never "undefined"). ``wss=None`` follows the page.
     """
-    if not _UUID_RE.fullmatch(uuid):
+    if not isinstance(uuid, str) or len(uuid) != 32 or uuid.strip(_UUID_CHARS):
         # CppComet copies exactly 32 chars: a short uuid would swallow "&api=js".
         raise ValueError(f"uuid must be 32 chars of [A-Za-z0-9_-], got {uuid!r}")
     secure = page_is_https if options.wss is None else options.wss
@@ -106,7 +105,7 @@ def new_marker(rng: random.Random | None = None) -> str:
 
 def _check_marker(marker: str) -> str:
     # The server checks markers like channel names; anything else is an error frame.
-    if not isinstance(marker, str) or not _MARKER_RE.fullmatch(marker):
+    if not isinstance(marker, str) or not 1 <= len(marker) <= 64 or marker.strip(_UUID_CHARS):
         raise ValueError(f"invalid marker {marker!r}: use 1-64 chars of [A-Za-z0-9_-]")
     return marker
 
@@ -227,7 +226,7 @@ def decode_frame(text: str) -> list[dict[str, Any]]:
 
 
 _MYSQL_UNESCAPE = {"0": "\0", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "b": "\b"}
-_ESC_RE = re.compile(r"\\(.?)", re.S)
+_ESC_RE: re.Pattern[str] | None = None  # compiled at first use: only CppComet's text needs it
 
 
 def mysql_unescape(text: str) -> str:
@@ -236,6 +235,9 @@ def mysql_unescape(text: str) -> str:
     ``\\'`` gives ``'`` (the JS cascade loses such messages entirely),
     ``\\"`` gives ``"``, ``\\\\`` gives ``\\``; ``\\n`` etc. give control chars.
     """
+    global _ESC_RE
+    if _ESC_RE is None:
+        _ESC_RE = re.compile(r"\\(.?)", re.S)
     return _ESC_RE.sub(lambda m: _MYSQL_UNESCAPE.get(m.group(1), m.group(1)), text)
 
 
@@ -348,7 +350,7 @@ class Ignored:
     reason: str
 
 
-Classified = Union[AuthInfo, SysError, MarkerAnswer, DeliveryReport, ChannelMessage, Ignored]
+Classified = AuthInfo | SysError | MarkerAnswer | DeliveryReport | ChannelMessage | Ignored
 
 
 def _as_int(value: Any, default: int = 0) -> int:

@@ -49,7 +49,7 @@ GAP = "gap"               # the state a gap travels as in a ``state`` message (a
 TIMEOUT_ERROR = CallError(REQUEST_TIMEOUT, "comet_py: no master tab answered the call in time")
 STOPPED_ERROR = CallError(CONNECTION_LOST, "comet_py: tab stopped")
 
-Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
+Token = tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
 Message = dict[str, Any]  # a validated envelope (plain JSON-able dict)
 HistoryIds = Mapping[str, str]
 
@@ -146,8 +146,8 @@ class PendingCall:
     args: dict[str, Any]
 
 
-Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, RivalMaster, Deliver,
-               Resolve, MasterChanged, RemoteState, RemoteAuth]
+Action = (Post | RunCall | ChannelsChanged | CatchUp | TabJoined | TabLeft | RivalMaster | Deliver
+          | Resolve | MasterChanged | RemoteState | RemoteAuth)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import logging
 import random
 from collections import deque
 from .records import field, record
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from .backoff import Backoff
 from .channels import check_name
@@ -148,7 +148,7 @@ class Reconnect:
     delay: float
 
 
-Event = Union[Send, Dispatch, Answer, StateChanged, Gap, AuthChanged, Reconnect]
+Event = Send | Dispatch | Answer | StateChanged | Gap | AuthChanged | Reconnect
 
 
 # ------------------------------------------------------------ internal records
