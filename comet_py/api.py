@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import json
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
 from .channels import check_event, check_name, check_send_pipe
 from .errors import NotStartedError
@@ -24,7 +24,8 @@ from .session import State
 
 log = logging.getLogger("comet_py")
 
-Callback = Callable[[Message], Union[None, Awaitable[None]]]
+if TYPE_CHECKING:  # annotations only: no typing objects built at import
+    Callback = Callable[[Message], Union[None, Awaitable[None]]]
 _MISSING: Any = object()
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
