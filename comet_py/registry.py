@@ -8,7 +8,6 @@ from .records import record
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels import Target, parse_target
-from .message import history_id_int
 
 __all__ = ["Registry", "Subscription"]
 
@@ -145,7 +144,8 @@ class Registry:
         return history_id is None or self._accept(info, history_id)
 
     def _accept(self, info: Mapping[str, Any], history_id: Any) -> bool:
-        m = history_id_int(history_id)
+        # history_id_int, inline
+        m = int(history_id) if type(history_id) is str and history_id.isascii() and history_id.isdigit() else None
         if m is None or info.get("history") is True:
             return True
         pipe = info.get("pipe") or ""

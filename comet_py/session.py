@@ -807,7 +807,8 @@ class Session:
             return None
         history_id = info.get("history_id")
         if history_id is not None:
-            m = history_id_int(history_id)
+            # history_id_int, inline
+            m = int(history_id) if type(history_id) is str and history_id.isascii() and history_id.isdigit() else None
             if m is not None:
                 last = self._last_history_ids.get(pipe)
                 if last is not None and m <= last:
