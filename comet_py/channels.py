@@ -7,6 +7,7 @@ The rules are what CppComet enforces (protocol.md §4.1), not what its docs say:
 from __future__ import annotations
 
 import logging
+
 from .records import record
 
 __all__ = [

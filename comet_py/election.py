@@ -20,9 +20,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from .records import record
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from .records import record
 from .relay import Post, beats, make_apply, make_bye, make_leader, parse
 
 log = logging.getLogger("comet_py.election")

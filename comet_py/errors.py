@@ -7,8 +7,9 @@ still handles them sensibly.
 
 from __future__ import annotations
 
-from .records import record
 from typing import Any, Optional
+
+from .records import record
 
 __all__ = [
     "CometError",

@@ -16,9 +16,10 @@ before history_id had its own key, the history_id.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from .records import FrozenInstanceError, record
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from .records import FrozenInstanceError, record
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 

@@ -8,10 +8,10 @@ a typo fails at ``start()`` rather than as a silent anonymous connection.
 from __future__ import annotations
 
 import re
-from .records import record
 from typing import Any, Mapping
 
 from .errors import OptionsError
+from .records import record
 
 __all__ = ["Options", "parse_options", "DEFAULT_NODE", "KNOWN_KEYS"]
 

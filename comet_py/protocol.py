@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-from .records import record
 from typing import Any, Iterable
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
@@ -23,6 +22,7 @@ from .jsonlimit import MAX_DEPTH, SCAN, TooDeep
 from .jsonlimit import loads as _loads
 from .message import make_message_dict
 from .options import Options
+from .records import record
 
 __all__ = [
     "CLIENT_VERSION",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from .records import record
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels import Target, parse_target
+from .records import record
 
 __all__ = ["Registry", "Subscription"]
 

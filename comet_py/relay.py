@@ -15,11 +15,11 @@ import json
 import logging
 import math
 from collections import OrderedDict
-from .records import record
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
 from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
+from .records import record
 from .session import State
 
 log = logging.getLogger("comet_py.relay")

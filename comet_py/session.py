@@ -18,7 +18,6 @@ import itertools
 import logging
 import random
 from collections import deque
-from .records import field, record
 from typing import Any, Iterable
 
 from .backoff import Backoff
@@ -46,6 +45,7 @@ from .protocol import (
     track_pipe_users_frame,
     web_pipe_frame,
 )
+from .records import field, record
 
 __all__ = [
     "Session",
