@@ -22,7 +22,9 @@ The server runs with --max-client-buffer 256 MiB so that a paused page's backlog
 After the drain, each page times ``--direct`` frames of the same shape handed straight to its
 frame handler (``window.benchDirect``: comet_py's ``Connection._received`` in Pyodide, the JS
 page's ``onmessage``): the page's own work per message, without the socket (steadier than the
-drain on a loaded machine). bench/ingest_cpython.py measures the same path in CPython.
+drain on a loaded machine), and the Python page also times the same frames through two JSON
+decodes and nothing else (``window.benchFloor``): what any Python page pays before its own code.
+bench/ingest_cpython.py measures the same path in CPython.
 
     .venv/bin/python bench/ingest.py [--n 20000] [--rounds 3] [--direct 5000] [--wait-idle 120]
 """
@@ -129,6 +131,9 @@ async def run_page(browser, server, kind, n, dev_id, pipe, direct):
             await asyncio.sleep(0.05)
         count = await page.evaluate("window.benchCount()")
         direct_ms = await page.evaluate(f"window.benchDirect({direct})") if res and direct else None
+        # The Python page only: the same frames through two JSON decodes and nothing else.
+        floor_ms = (await page.evaluate(f"window.benchFloor({direct})")
+                    if res and direct and kind == "py" else None)
     finally:
         await ctx.close()
         await pub.close()
@@ -136,7 +141,8 @@ async def run_page(browser, server, kind, n, dev_id, pipe, direct):
         return {"kind": kind, "rate": None, "received": count, "fill_rate": fill_rate, "error": "timeout"}
     return {"kind": kind, "rate": (res["n"] - 1) / (res["last"] - res["first"]) * 1000, "ms": res["last"] - res["first"],
             "received": res["n"], "fill_rate": fill_rate, "checksum_ok": res["checksum"] == n * (n - 1) // 2,
-            "direct_us": direct_ms * 1000 / direct if direct_ms else None}
+            "direct_us": direct_ms * 1000 / direct if direct_ms else None,
+            "floor_us": floor_ms * 1000 / direct if floor_ms else None}
 
 
 async def amain(args):
@@ -181,6 +187,7 @@ def main() -> None:
     fills = [r["fill_rate"] for rs in results.values() for r in rs if r.get("fill_rate")]
 
     py_direct, js_direct = stats("py", "direct_us"), stats("js", "direct_us")
+    py_floor = stats("py", "floor_us")
 
     def row(name, s, base, d):
         direct = f"{d[0]:.1f}" if d[0] is not None else "n/a"
@@ -200,6 +207,9 @@ def main() -> None:
         + table(["receiver (draining a backlog of frames)", "msgs/s median", "min–max", "÷ JS",
                  f"µs/msg, {args.direct:,} frames straight to the handler"], rows)
         + (f"\n\nPython/JS = **{ratio:.2f}**; goal ≥ 0.9 (issue 13): **{'met' if ratio >= 0.9 else 'not met'}**." if ratio else "\n\nPython/JS: n/a (a run failed).")
+        + (f" In the Python page, the same {args.direct:,} frames through two JSON decodes and nothing else"
+           f" (`window.benchFloor`: the frame, then its data string) took {py_floor[0]:.1f} µs/msg (median)."
+           if py_floor[0] else "")
         + (f" For scale, the server + CPython feeder filled the backlog at {median(fills):,.0f} msgs/s (median; web_pipe2 in, one subscriber + one delivery report out)." if fills else "")
     )
     record("ingest", md, {"args": vars(args), "results": results, "ratio": ratio, "offsite": OFFSITE, "elapsed_s": elapsed})

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import json
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
 from .channels import check_event, check_name, check_send_pipe
 from .errors import NotStartedError
@@ -24,7 +24,8 @@ from .session import State
 
 log = logging.getLogger("comet_py")
 
-Callback = Callable[[Message], Union[None, Awaitable[None]]]
+if TYPE_CHECKING:  # annotations only: no typing objects built at import
+    Callback = Callable[[Message], Union[None, Awaitable[None]]]
 _MISSING: Any = object()
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
@@ -312,14 +313,18 @@ class CometApi:
     # -- roles.TabSink: what the coordinator tells this page --------------------------------------
 
     def deliver(self, message: dict) -> None:
-        if not self._registry.accept(message):
-            return  # already delivered (same history_id): never twice
-        callbacks = self._registry.match(message)
+        callbacks = self._registry.callbacks_for(message)  # none for a duplicate: never twice
         if not callbacks:
             return
         event = Message.from_dict(message)
         for callback in callbacks:
-            self._call_user(callback, event)
+            # _call_user(callback, event), inline: this runs for every message.
+            try:
+                result = callback(event)
+                if result is not None:
+                    self._returned(result)
+            except Exception:
+                log.exception("comet_py: a callback raised")
 
     def set_auth(self, authorized: bool) -> None:
         if authorized == self._authorized:
@@ -357,12 +362,17 @@ class CometApi:
         """Run page code; a raise is logged and never stops the next delivery."""
         try:
             result = callback(*args)
-            if result is not None and inspect.isawaitable(result):  # most callbacks return None
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
+            if result is not None:  # most callbacks return None
+                self._returned(result)
         except Exception:
             log.exception("comet_py: a callback raised")
+
+    def _returned(self, result: Any) -> None:
+        """What a callback returned: run it when it is awaitable (an async callback)."""
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Future) -> None:
         self._tasks.discard(task)

@@ -7,8 +7,8 @@ The rules are what CppComet enforces (protocol.md §4.1), not what its docs say:
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
+
+from .records import record
 
 __all__ = [
     "NAME_MIN",
@@ -30,7 +30,6 @@ RESERVED_PREFIXES = ("bin_", "big_", "push_", "comet_", "self_", "trust_", "sys_
 REPORT_PREFIX = "_answer_to_"
 
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_SEND_RE = re.compile(r"@?(?:web_|webauth_)[A-Za-z0-9_-]*")
 _warned_reserved: set[str] = set()
 
 
@@ -76,7 +75,8 @@ def check_send_pipe(pipe: str) -> str:
     """Validate a ``web_pipe_send`` target: ``web_*``, ``webauth_*`` or ``@web_*`` (anonymous)."""
     bare = pipe[1:] if isinstance(pipe, str) and pipe.startswith("@") else pipe
     check_name(bare)
-    if not _SEND_RE.fullmatch(pipe) or pipe.startswith("@webauth_"):
+    # check_name passed: bare is all [A-Za-z0-9_-], so only its prefix is left to test.
+    if not bare.startswith(("web_", "webauth_")) or pipe.startswith("@webauth_"):
         raise ValueError(
             f"cannot send into {pipe!r}: browsers may only publish to web_* or webauth_* "
             "channels (@web_* sends anonymously)"
@@ -84,7 +84,7 @@ def check_send_pipe(pipe: str) -> str:
     return pipe
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """What a subscription name means.
 

@@ -21,11 +21,12 @@ from . import relay
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
 from .errors import CallError, ConnectionLost
 from .options import Options
-from .roles import FollowerRole, MasterRole, Role, TabSink
+from .roles import FollowerRole, MasterRole
 from .session import Session, State
 
 if TYPE_CHECKING:  # only for annotations: not imported in the browser
     from .platform import Platform
+    from .roles import Role, TabSink
 
 log = logging.getLogger("comet_py")
 

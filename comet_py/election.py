@@ -20,9 +20,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from .records import record
 from .relay import Post, beats, make_apply, make_bye, make_leader, parse
 
 log = logging.getLogger("comet_py.election")
@@ -35,18 +35,18 @@ REPLY_GAP_MS = 50         # immediate leader replies at most this often: no stor
 __all__ = ["FallbackElection", "ElectionRole", "BecomeMaster", "StepDown", "Post", "next_term"]
 
 
-@dataclass(frozen=True)
+@record
 class BecomeMaster:
     """This tab is master now, with this term: connect, and announce the term in states."""
     term: int
 
 
-@dataclass(frozen=True)
+@record
 class StepDown:
     """This tab is no longer master: close the socket and become a follower."""
 
 
-Action = Union[Post, BecomeMaster, StepDown]
+Action = Post | BecomeMaster | StepDown
 
 
 class ElectionRole(enum.StrEnum):

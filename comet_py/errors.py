@@ -7,8 +7,9 @@ still handles them sensibly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
+
+from .records import record
 
 __all__ = [
     "CometError",
@@ -59,7 +60,7 @@ CODES: dict[str, type[CometError]] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class CallError:
     """Why a call failed: ``code`` (a key of CODES) and a human ``detail``."""
 

@@ -17,9 +17,9 @@ import json
 import re
 from array import array
 from itertools import accumulate
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "TooDeep", "depth_exceeds", "loads"]
+__all__ = ["MAX_DEPTH", "ENVELOPE_DEPTH", "DECODER", "SCAN", "TooDeep", "depth_exceeds", "loads"]
 
 #: nesting levels allowed in a server frame and in a message's JSON data.
 MAX_DEPTH = 100
@@ -35,12 +35,16 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"non-JSON constant {name}")
 
 
-# Built once: json.loads with options builds a new decoder per call (a hot path).
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+# Built once: json.loads with options builds a new decoder per call (a hot path). The hot paths
+# of protocol.plain_message and Session.received_fast call its raw_decode inline.
+DECODER = _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+#: ``DECODER.raw_decode`` without its Python wrapper: ``(value, end)`` of the JSON value that starts
+#: at ``idx``; raises StopIteration when none does there, ValueError for a bad one.
+SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore[attr-defined]
 
 
 # A JSON string (escapes included), so brackets inside strings do not count.
-_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STRING_RE: re.Pattern[str] | None = None  # compiled at first use: only for texts with many brackets
 # Bytes: opening brackets -> +1, closing -> -1 (as signed bytes), everything else deleted.
 _STEP = bytes(1 if c in b"[{" else 255 if c in b"]}" else 0 for c in range(256))
 _NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
@@ -50,6 +54,9 @@ def depth_exceeds(text: str, limit: int) -> bool:
     """True when the JSON ``text`` nests more than ``limit`` arrays/objects deep."""
     if text.count("[") + text.count("{") <= limit:  # the common case: too few brackets
         return False
+    global _STRING_RE
+    if _STRING_RE is None:
+        _STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
     outside = _STRING_RE.sub("", text).encode("utf-8", "surrogatepass")
     steps = outside.translate(_STEP, _NOT_BRACKET)
     if len(steps) <= limit:

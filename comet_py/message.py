@@ -16,9 +16,10 @@ before history_id had its own key, the history_id.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, TypeVar
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .records import FrozenInstanceError, record
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
@@ -90,7 +91,7 @@ def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
     return obj
 
 
-@dataclass(frozen=True)
+@record
 class ServerInfo(Mapping[str, Any]):
     """``e.server_info``: where a message came from."""
 
@@ -138,12 +139,54 @@ class ServerInfo(Mapping[str, Any]):
         })
 
 
-@dataclass(frozen=True, eq=True)
-class Message(Mapping[str, Any]):
-    """A message given to callbacks: ``e.data`` and ``e.server_info``."""
+def _refuse(obj: Any, value: Any) -> None:
+    raise FrozenInstanceError(f"cannot assign to field of {type(obj).__name__}")
 
-    data: Any
-    server_info: ServerInfo
+
+class Message(Mapping[str, Any]):
+    """A message given to callbacks: ``e.data`` and ``e.server_info``. Immutable, like the frozen
+    dataclass it was (assigning ``data`` or ``server_info`` raises
+    ``dataclasses.FrozenInstanceError``).
+
+    A plain ``__slots__`` class: one is built per message in every tab, and a frozen dataclass
+    (or any ``__setattr__`` that refuses) makes each field's assignment a slow call.
+    ``from_dict`` keeps the message dict's server_info and makes the ``ServerInfo`` on first
+    access, so a callback that reads only ``e.data`` never pays for it."""
+
+    __slots__ = ("_data", "_info", "_info_dict")
+    __match_args__ = ("data", "server_info")
+
+    _data: Any
+    _info: ServerInfo | None
+    _info_dict: Mapping[str, Any] | None
+
+    def __init__(self, data: Any, server_info: ServerInfo) -> None:
+        self._data = data
+        self._info = server_info
+        self._info_dict = None
+
+    def _server_info(self) -> ServerInfo:
+        info = self._info
+        if info is None:
+            info = self._info = ServerInfo.from_dict(self._info_dict or {})
+            self._info_dict = None
+        return info
+
+    if TYPE_CHECKING:  # what the properties below give, for type checkers
+        @property
+        def data(self) -> Any: ...
+        @property
+        def server_info(self) -> ServerInfo: ...
+    else:
+        # Read-only: a C getter for data (read by every callback), assignment refused.
+        data = property(attrgetter("_data"), _refuse)
+        server_info = property(_server_info, _refuse)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Message)
+        return (self._data, self.server_info) == (other._data, other.server_info)
 
     def __getitem__(self, key: str) -> Any:
         if key == "data":
@@ -166,7 +209,11 @@ class Message(Mapping[str, Any]):
         info = d.get("server_info")
         if type(info) is not dict and not isinstance(info, Mapping):  # the abc test is slow
             info = {}
-        return _frozen(cls, {"data": d.get("data"), "server_info": ServerInfo.from_dict(info)})
+        obj = _new(cls)
+        obj._data = d.get("data")
+        obj._info = None
+        obj._info_dict = info
+        return obj
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (data is whatever JSON decoding gave, or a str)."""
@@ -190,3 +237,6 @@ class Message(Mapping[str, Any]):
             f"Message(pipe={si.pipe!r}, event={si.event!r}, user_id={si.user_id}"
             f"{extra}, data={data})"
         )
+
+
+_new = object.__new__

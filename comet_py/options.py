@@ -8,10 +8,10 @@ a typo fails at ``start()`` rather than as a silent anonymous connection.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import OptionsError
+from .records import record
 
 __all__ = ["Options", "parse_options", "DEFAULT_NODE", "KNOWN_KEYS"]
 
@@ -23,9 +23,9 @@ USER_KEY_MAX = 600
 # The URL is parsed by position on '&' and sent unencoded: anything that would
 # split it ('&'), end it ('#', whitespace) or be percent-encoded by the browser
 # (non-ASCII) cannot reach the server intact.
-_USER_KEY_RE = re.compile(r"[!-~]*")
+_USER_KEY_CHARS = "".join(map(chr, range(ord("!"), ord("~") + 1)))  # printable ASCII, no space
 _USER_KEY_FORBIDDEN = "&#?"
-_UUID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
+_UUID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 # host (name, IPv4 or [IPv6]), optional :port, optional /path; no scheme.
 _NODE_RE = re.compile(
     r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
@@ -34,7 +34,7 @@ _NODE_RE = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record
 class Options:
     """Validated connection options.
 
@@ -149,7 +149,7 @@ def parse_options(opt: Mapping[str, Any] | None = None, **kw: Any) -> Options:
         raise OptionsError(
             f"option 'user_key' is {len(user_key)} chars; the server reads at most {USER_KEY_MAX}"
         )
-    if not _USER_KEY_RE.fullmatch(user_key):
+    if user_key.strip(_USER_KEY_CHARS):  # not all of them printable ASCII (str tests: no regex to compile)
         raise OptionsError(
             "option 'user_key' may only hold printable ASCII without spaces "
             "(a users_auth hash or a JWT)"
@@ -182,7 +182,7 @@ def parse_options(opt: Mapping[str, Any] | None = None, **kw: Any) -> Options:
     uuid = raw.get("uuid")
     if uuid in (None, ""):
         uuid = None
-    elif not isinstance(uuid, str) or not _UUID_RE.fullmatch(uuid):
+    elif not isinstance(uuid, str) or len(uuid) != 32 or uuid.strip(_UUID_CHARS):
         # CppComet copies exactly 32 chars; a shorter one would swallow "&api=js".
         raise OptionsError(f"option 'uuid' must be 32 chars of [A-Za-z0-9_-], got {uuid!r}")
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
-from .jsonlimit import TooDeep
+from .jsonlimit import MAX_DEPTH, SCAN, TooDeep
 from .jsonlimit import loads as _loads
 from .message import make_message_dict
 from .options import Options
+from .records import record
 
 __all__ = [
     "CLIENT_VERSION",
@@ -63,8 +63,7 @@ MAX_SUBSCRIPTION_BYTES = 2176
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _UUID_CHARS = _ALNUM + "_-"
-_UUID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
-_MARKER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# uuid: 32 of _UUID_CHARS; marker: 1-64 of them (str tests: no regex compiled at import).
 
 
 # --------------------------------------------------------------------------- URL
@@ -76,7 +75,7 @@ def build_url(options: Options, *, uuid: str, page_is_https: bool, node: str | N
     The server parses it by position, so the order is fixed; missing values
     are empty strings (never "undefined"). ``wss=None`` follows the page.
     """
-    if not _UUID_RE.fullmatch(uuid):
+    if not isinstance(uuid, str) or len(uuid) != 32 or uuid.strip(_UUID_CHARS):
         # CppComet copies exactly 32 chars: a short uuid would swallow "&api=js".
         raise ValueError(f"uuid must be 32 chars of [A-Za-z0-9_-], got {uuid!r}")
     secure = page_is_https if options.wss is None else options.wss
@@ -106,7 +105,7 @@ def new_marker(rng: random.Random | None = None) -> str:
 
 def _check_marker(marker: str) -> str:
     # The server checks markers like channel names; anything else is an error frame.
-    if not isinstance(marker, str) or not _MARKER_RE.fullmatch(marker):
+    if not isinstance(marker, str) or not 1 <= len(marker) <= 64 or marker.strip(_UUID_CHARS):
         raise ValueError(f"invalid marker {marker!r}: use 1-64 chars of [A-Za-z0-9_-]")
     return marker
 
@@ -227,7 +226,7 @@ def decode_frame(text: str) -> list[dict[str, Any]]:
 
 
 _MYSQL_UNESCAPE = {"0": "\0", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "b": "\b"}
-_ESC_RE = re.compile(r"\\(.?)", re.S)
+_ESC_RE: re.Pattern[str] | None = None  # compiled at first use: only CppComet's text needs it
 
 
 def mysql_unescape(text: str) -> str:
@@ -236,6 +235,9 @@ def mysql_unescape(text: str) -> str:
     ``\\'`` gives ``'`` (the JS cascade loses such messages entirely),
     ``\\"`` gives ``"``, ``\\\\`` gives ``\\``; ``\\n`` etc. give control chars.
     """
+    global _ESC_RE
+    if _ESC_RE is None:
+        _ESC_RE = re.compile(r"\\(.?)", re.S)
     return _ESC_RE.sub(lambda m: _MYSQL_UNESCAPE.get(m.group(1), m.group(1)), text)
 
 
@@ -270,7 +272,7 @@ def decode_data(value: Any, *, mysql_escaped: bool = True) -> Any:
 # ----------------------------------------------------------------- classification
 
 
-@dataclass(frozen=True)
+@record
 class AuthInfo:
     """serverInfo: the first frame of every connection."""
 
@@ -286,7 +288,7 @@ class AuthInfo:
         return self.server.startswith("comet_server")
 
 
-@dataclass(frozen=True)
+@record
 class SysError:
     """``event:"error"`` on pipe ``sys``; ``code`` is set for connect errors (then close)."""
 
@@ -295,7 +297,7 @@ class SysError:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class MarkerAnswer:
     """A reply to a command, matched by ``marker``.
 
@@ -310,7 +312,7 @@ class MarkerAnswer:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class DeliveryReport:
     """``_answer_to_<pipe>``: the report on this connection's web_pipe2 into ``pipe``."""
 
@@ -318,7 +320,7 @@ class DeliveryReport:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class ChannelMessage:
     """A message on a channel (also personal ``msg``, history items, presence)."""
 
@@ -341,14 +343,14 @@ class ChannelMessage:
         return history_id
 
 
-@dataclass(frozen=True)
+@record
 class Ignored:
     """Something that is not a message (no pipe, no data)."""
 
     reason: str
 
 
-Classified = Union[AuthInfo, SysError, MarkerAnswer, DeliveryReport, ChannelMessage, Ignored]
+Classified = AuthInfo | SysError | MarkerAnswer | DeliveryReport | ChannelMessage | Ignored
 
 
 def _as_int(value: Any, default: int = 0) -> int:
@@ -386,6 +388,9 @@ def _opt_str(value: Any) -> str | None:
     return None
 
 
+_scan = SCAN  # jsonlimit.DECODER.raw_decode, without its wrapper
+_JSON_SPACE = frozenset(("", " ", "\t", "\n", "\r"))  # "" too: data[:1] of an empty str
+
 # The keys of an ordinary channel message (comet_server's and CppComet's v4 form).
 _PLAIN_KEYS = frozenset(("data", "event", "message_send_time", "pipe", "user_id", "history_id"))
 
@@ -398,7 +403,7 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
     each of the usual type, on a pipe that is not ``sys`` nor ``_answer*``. Everything else
     (legacy frames, history items, answers, odd types) returns None and takes the full rules.
     """
-    if not raw.keys() <= _PLAIN_KEYS:
+    if not _PLAIN_KEYS.issuperset(raw):
         return None
     try:
         pipe, event, data = raw["pipe"], raw["event"], raw["data"]
@@ -422,10 +427,24 @@ def plain_message(raw: dict[str, Any], *, mysql_escaped: bool = True) -> dict[st
     ):
         return None
     if type(data) is str:
-        data = decode_data(data, mysql_escaped=mysql_escaped)
-    # No uuid on the wire: server_info.uuid gives the history_id, as in classify_full.
-    return make_message_dict(data, pipe=pipe, event=event, user_id=user_id if user_id > 0 else 0,
-                             uuid=history_id, time=t, history_id=history_id)
+        # decode_data's usual case (one candidate), with jsonlimit.loads inline: no escapes to
+        # undo, too few brackets to be too deep, and a value from the first character to the last.
+        if (mysql_escaped and "\\" in data) or data.count("[") + data.count("{") > MAX_DEPTH:
+            data = decode_data(data, mysql_escaped=mysql_escaped)
+        else:
+            try:
+                value, end = _scan(data, 0)
+            except (StopIteration, ValueError):
+                # Not JSON from its first character: with no whitespace there, not JSON at all.
+                if data[:1] in _JSON_SPACE:
+                    data = decode_data(data, mysql_escaped=mysql_escaped)
+            else:
+                data = value if end == len(data) else decode_data(data, mysql_escaped=mysql_escaped)
+    # make_message_dict, inline. No uuid on the wire: server_info.uuid gives the history_id,
+    # as in classify_full.
+    return {"data": data, "server_info": {
+        "event": event, "history": False, "marker": None, "pipe": pipe,
+        "user_id": user_id if user_id > 0 else 0, "uuid": history_id, "time": t, "history_id": history_id}}
 
 
 def classify(raw: dict[str, Any], *, mysql_escaped: bool = True) -> Classified:

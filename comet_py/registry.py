@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels import Target, parse_target
-from .message import history_id_int
+from .records import record
 
 __all__ = ["Registry", "Subscription"]
 
 Callback = Callable[..., Any]
+_MAX_CACHED_PIPES = 256
 
 
-@dataclass(frozen=True)
+@record
 class Subscription:
     sub_id: str
     target: Target
@@ -34,6 +34,12 @@ class Registry:
         self._channels: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._last: dict[str, int] = {}
+        # pipe -> (event wanted or None, callback) of the callbacks that pipe can reach, in
+        # registration order: built on the pipe's first message, dropped on any change.
+        self._by_pipe: dict[str, list[tuple[str | None, Callback]]] = {}
+        # pipe -> its callbacks, for a pipe whose callbacks all take every event (the usual
+        # case): callbacks_for gives this very list, never changed once made.
+        self._unfiltered: dict[str, list[Callback]] = {}
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -53,6 +59,8 @@ class Registry:
         # "<signal>&&<n>" like the JS sigId; "comet_server_msg" is the JS "all" signal.
         sub_id = f"{target.name or 'comet_server_msg'}&&{next(self._ids)}"
         self._subs[sub_id] = Subscription(sub_id, target, callback)
+        self._by_pipe.clear()
+        self._unfiltered.clear()
         if target.server_channel is not None:
             self._channels[target.server_channel] += 1
         return sub_id
@@ -62,6 +70,8 @@ class Registry:
         sub = self._subs.pop(sub_id, None) if isinstance(sub_id, str) else None
         if sub is None:
             return False
+        self._by_pipe.clear()
+        self._unfiltered.clear()
         ch = sub.target.server_channel
         if ch is not None:
             self._channels[ch] -= 1
@@ -74,6 +84,8 @@ class Registry:
         n = len(self._subs)
         self._subs.clear()
         self._channels.clear()
+        self._by_pipe.clear()
+        self._unfiltered.clear()
         return n
 
     def subscriptions(self) -> list[Subscription]:
@@ -86,9 +98,38 @@ class Registry:
     def match(self, message: Mapping[str, Any]) -> list[Callback]:
         """Callbacks for a message dict, in registration order."""
         info = message.get("server_info") or {}
+        return self._match(info.get("pipe") or "", info.get("event") or "")
+
+    def _match(self, pipe: Any, event: Any) -> list[Callback]:
+        if type(pipe) is not str:  # not from our Session: the plain rule, no cache
+            return [s.callback for s in self._subs.values() if s.target.matches(pipe, event)]
+        entries = self._by_pipe.get(pipe)
+        if entries is None:
+            if len(self._by_pipe) >= _MAX_CACHED_PIPES:
+                self._by_pipe.clear()
+                self._unfiltered.clear()
+            # Target.matches(pipe, event), with the pipe's part decided once for the pipe.
+            entries = self._by_pipe[pipe] = [
+                (s.target.event, s.callback) for s in self._subs.values()
+                if (not pipe.startswith("_answer") if s.target.pipe is None else pipe == s.target.pipe)]
+            if all(wanted is None for wanted, _ in entries):
+                self._unfiltered[pipe] = [callback for _, callback in entries]
+        return [callback for wanted, callback in entries if wanted is None or wanted == event]
+
+    def callbacks_for(self, message: Mapping[str, Any]) -> list[Callback]:
+        """``accept(message)``, then ``match(message)``: the callbacks of a message to deliver,
+        none for a duplicate. The one call per message of every tab (server_info read once).
+        The list may be the registry's own: iterate it, never change it."""
+        info = message.get("server_info") or {}
+        history_id = info.get("history_id")
+        if history_id is not None and not self._accept(info, history_id):
+            return []
         pipe = info.get("pipe") or ""
-        event = info.get("event") or ""
-        return [s.callback for s in self._subs.values() if s.target.matches(pipe, event)]
+        if type(pipe) is str:
+            unfiltered = self._unfiltered.get(pipe)
+            if unfiltered is not None:
+                return unfiltered  # no callback of this pipe asks for an event: each one matches
+        return self._match(pipe, info.get("event") or "")
 
     # ------------------------------------------------------------------ dedup
 
@@ -99,7 +140,12 @@ class Registry:
         items (explicitly asked for with get_pipe_log), are always accepted.
         """
         info = message.get("server_info") or {}
-        m = history_id_int(info.get("history_id"))
+        history_id = info.get("history_id")
+        return history_id is None or self._accept(info, history_id)
+
+    def _accept(self, info: Mapping[str, Any], history_id: Any) -> bool:
+        # history_id_int, inline
+        m = int(history_id) if type(history_id) is str and history_id.isascii() and history_id.isdigit() else None
         if m is None or info.get("history") is True:
             return True
         pipe = info.get("pipe") or ""

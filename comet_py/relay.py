@@ -15,11 +15,11 @@ import json
 import logging
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from . import jsonlimit
 from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
+from .records import record
 from .session import State
 
 log = logging.getLogger("comet_py.relay")
@@ -49,20 +49,20 @@ GAP = "gap"               # the state a gap travels as in a ``state`` message (a
 TIMEOUT_ERROR = CallError(REQUEST_TIMEOUT, "comet_py: no master tab answered the call in time")
 STOPPED_ERROR = CallError(CONNECTION_LOST, "comet_py: tab stopped")
 
-Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
+Token = tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
 Message = dict[str, Any]  # a validated envelope (plain JSON-able dict)
 HistoryIds = Mapping[str, str]
 
 
 # -- actions -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class Post:
     """Post this envelope on the BroadcastChannel (``encode(message)`` gives the text)."""
     message: Message
 
 
-@dataclass(frozen=True)
+@record
 class RunCall:
     """Master: run this on the Session, with ``token`` as its token (web_pipe/request)."""
     token: Token
@@ -70,13 +70,13 @@ class RunCall:
     args: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class ChannelsChanged:
     """Master: the union of live tabs' channels changed; give it to Session.set_channels."""
     channels: frozenset[str]
 
 
-@dataclass(frozen=True)
+@record
 class CatchUp:
     """Master: a tab said hello with these last history_ids (back from the bfcache, say): fetch
     for that tab alone what it missed after them (Session.catch_up)."""
@@ -84,19 +84,19 @@ class CatchUp:
     history_ids: dict[str, str]
 
 
-@dataclass(frozen=True)
+@record
 class TabJoined:
     """Master: a tab not known before. Web Locks mode: request its tab lock to learn its death."""
     tab_id: str
 
 
-@dataclass(frozen=True)
+@record
 class TabLeft:
     """Master: a tab was dropped (bye, expiry or forget)."""
     tab_id: str
 
 
-@dataclass(frozen=True)
+@record
 class RivalMaster:
     """Master: another tab claims mastership with a stronger (term, id). Fallback mode: the
     election decides; Web Locks mode: the lock holder is right, the other one will step down."""
@@ -104,13 +104,13 @@ class RivalMaster:
     term: int
 
 
-@dataclass(frozen=True)
+@record
 class Deliver:
     """Give this message dict to this tab's callbacks (master or follower)."""
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class Resolve:
     """This tab's call ``req`` finished (error None on success), whichever tab ran it."""
     req: int
@@ -118,14 +118,14 @@ class Resolve:
     error: Optional[CallError]
 
 
-@dataclass(frozen=True)
+@record
 class MasterChanged:
     """Follower: it now follows this master."""
     master: str
     term: int
 
 
-@dataclass(frozen=True)
+@record
 class RemoteState:
     """Follower: a connection state event from the master (a Session StateChanged, or a Gap
     as state ``gap``: what this tab's on_state callbacks are told)."""
@@ -133,21 +133,21 @@ class RemoteState:
     detail: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class RemoteAuth:
     """Follower: the authorized status changed (Session AuthChanged)."""
     authorized: bool
 
 
-@dataclass(frozen=True)
+@record
 class PendingCall:
     req: int
     op: str
     args: dict[str, Any]
 
 
-Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, RivalMaster, Deliver,
-               Resolve, MasterChanged, RemoteState, RemoteAuth]
+Action = (Post | RunCall | ChannelsChanged | CatchUp | TabJoined | TabLeft | RivalMaster | Deliver
+          | Resolve | MasterChanged | RemoteState | RemoteAuth)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ class _StallClock:
 
 # -- master side ---------------------------------------------------------------------------------
 
-@dataclass
+@record(frozen=False)
 class _Tab:
     channels: frozenset[str]
     last_heard: float
@@ -351,6 +351,9 @@ class MasterRelay:
         self.term = term
         self._own_channels: frozenset[str] = frozenset()
         self._tabs: dict[str, _Tab] = {}
+        #: The live tabs other than the master's own, by id: read it, never change it (MasterRole
+        #: tests it per message; the same dict as ``_tabs``).
+        self.tabs: Mapping[str, _Tab] = self._tabs
         self._done: dict[str, OrderedDict[int, None]] = {}          # tab -> OrderedDict of reqs seen (dedup)
         self._next_req = 1
         self._state: str = State.CONNECTING
@@ -534,7 +537,7 @@ class MasterRelay:
 
 # -- follower side -------------------------------------------------------------------------------
 
-@dataclass
+@record(frozen=False)
 class _Call:
     req: int
     op: str

@@ -6,7 +6,7 @@ relays take the channel's text the same way, and carries out every relay action 
 handler (``Coordinator._run``), which hands the actions only a MasterRelay gives back to the
 ``MasterRole``.
 
-``TabSink`` is what a role and the Coordinator tell this tab's page (``CometApi``).
+``TabSink`` (for type checkers only) is what a role and the Coordinator tell this tab's page (``CometApi``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from .connection import Connection
 from .errors import BAD_CALL, CallError
-from .relay import GAP, HEARTBEAT_MS, Action, FollowerRelay, MasterRelay, PendingCall, Token
+from .relay import GAP, HEARTBEAT_MS, Action, Deliver, FollowerRelay, MasterRelay, PendingCall, Token
 from .session import Answer, AuthChanged, Dispatch, Event, Gap, Session, State, StateChanged
 
 if TYPE_CHECKING:  # only for annotations: not imported in the browser
@@ -24,33 +24,32 @@ if TYPE_CHECKING:  # only for annotations: not imported in the browser
 
 log = logging.getLogger("comet_py")
 
-Run = Callable[[list[Action]], None]   # the Coordinator's action handler
+if TYPE_CHECKING:  # for type checkers only: a Protocol class is dear to create at import
+    Run = Callable[[list[Action]], None]   # the Coordinator's action handler
 
+    class TabSink(Protocol):
+        """This tab's page: its callbacks, its state and its remembered history positions."""
 
-class TabSink(Protocol):
-    """This tab's page: its callbacks, its state and its remembered history positions."""
+        def deliver(self, message: dict[str, Any]) -> None: ...
+        def set_state(self, state: str, detail: dict[str, Any]) -> None: ...   # a State, or GAP
+        def set_auth(self, authorized: bool) -> None: ...
+        def set_master(self, is_master: bool) -> None: ...
+        def last_history_ids(self) -> dict[str, str]: ...
 
-    def deliver(self, message: dict[str, Any]) -> None: ...
-    def set_state(self, state: str, detail: dict[str, Any]) -> None: ...   # a State, or GAP
-    def set_auth(self, authorized: bool) -> None: ...
-    def set_master(self, is_master: bool) -> None: ...
-    def last_history_ids(self) -> dict[str, str]: ...
-
-
-class Role(Protocol):
-    @property
-    def relay(self) -> MasterRelay | FollowerRelay: ...  # takes the channel's text
-    @property
-    def highest_term(self) -> int: ...
-    def pending_calls(self) -> list[PendingCall]: ...
-    def announce(self, now_ms: float) -> None: ...
-    def call(self, op: str, args: dict[str, Any], now_ms: float) -> tuple[int, list[Action]]: ...
-    def set_channels(self, channels: frozenset[str], now_ms: float) -> None: ...
-    def tick(self, now_ms: float) -> None: ...
-    def page_became_visible(self, now_ms: float) -> None: ...
-    def network_back(self) -> None: ...
-    def network_lost(self) -> None: ...
-    def leave(self, now_ms: float) -> None: ...
+    class Role(Protocol):
+        @property
+        def relay(self) -> MasterRelay | FollowerRelay: ...  # takes the channel's text
+        @property
+        def highest_term(self) -> int: ...
+        def pending_calls(self) -> list[PendingCall]: ...
+        def announce(self, now_ms: float) -> None: ...
+        def call(self, op: str, args: dict[str, Any], now_ms: float) -> tuple[int, list[Action]]: ...
+        def set_channels(self, channels: frozenset[str], now_ms: float) -> None: ...
+        def tick(self, now_ms: float) -> None: ...
+        def page_became_visible(self, now_ms: float) -> None: ...
+        def network_back(self) -> None: ...
+        def network_lost(self) -> None: ...
+        def leave(self, now_ms: float) -> None: ...
 
 
 class MasterRole:
@@ -67,7 +66,7 @@ class MasterRole:
         self.relay.set_own_channels(channels)
         self.session = session
         session.set_channels(self.relay.union())
-        self.connection = Connection(session, platform, self.on_session_event)
+        self.connection = Connection(session, platform, self.on_session_event, self.on_message)
         self._highest_term = highest_term
         self._p = platform
         self._tab = tab
@@ -176,6 +175,18 @@ class MasterRole:
             watch.release()
 
     # -- the Session's output --------------------------------------------------------------------
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """``on_session_event(Dispatch(message))``, the hot path: an ordinary live message for
+        every tab. A lone tab hands it straight to its page (what ``route_deliver`` and
+        the Coordinator's ``Deliver`` would do)."""
+        if self.relay.tabs:
+            self._run(self.relay.route_deliver(message))
+            return
+        try:
+            self._tab.deliver(message)
+        except Exception:
+            log.exception("comet_py: failed to carry out %r", Deliver(message))  # as Coordinator._run
 
     def on_session_event(self, event: Event) -> None:
         """What the Connection passes on (all but Send and Reconnect), routed to the tabs."""

@@ -18,12 +18,12 @@ import itertools
 import logging
 import random
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from .backoff import Backoff
 from .channels import check_name
 from .errors import CONNECTION_LOST, QUEUE_FULL, REQUEST_TIMEOUT, SERVER_ERROR, CallError
+from .jsonlimit import MAX_DEPTH, SCAN
 from .message import history_id_int, make_message_dict
 from .options import Options
 from .protocol import (
@@ -45,6 +45,7 @@ from .protocol import (
     track_pipe_users_frame,
     web_pipe_frame,
 )
+from .records import field, record
 
 __all__ = [
     "Session",
@@ -59,6 +60,8 @@ __all__ = [
     "Event",
     "REQUEST_KINDS",
 ]
+
+_scan = SCAN  # jsonlimit.DECODER.raw_decode, without its wrapper
 
 #: personal messages (users_messages) arrive on this pipe, without a subscription.
 PERSONAL_PIPE = "msg"
@@ -81,14 +84,14 @@ class State(enum.StrEnum):
 # -------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
+@record
 class Send:
     """Write this text frame to the socket."""
 
     frame: str
 
 
-@dataclass(frozen=True)
+@record
 class Dispatch:
     """Hand a server message dict to the tabs: every tab (``to=None``) or only the requester's.
 
@@ -103,7 +106,7 @@ class Dispatch:
     exclude: object | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Answer:
     """Result of ``request`` (value), or a failure (``error``: its code and detail).
 
@@ -116,13 +119,13 @@ class Answer:
     error: CallError | None = None
 
 
-@dataclass(frozen=True)
+@record
 class StateChanged:
     state: State
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class Gap:
     """Messages on ``pipes`` may have been missed and could not be fetched again (no
     history_ids, history off, or a log too short). Not a state: the connection state stays.
@@ -133,19 +136,19 @@ class Gap:
     to: object = None
 
 
-@dataclass(frozen=True)
+@record
 class AuthChanged:
     authorized: bool
 
 
-@dataclass(frozen=True)
+@record
 class Reconnect:
     """Open a new socket (to ``session.url()``) after ``delay`` seconds."""
 
     delay: float
 
 
-Event = Union[Send, Dispatch, Answer, StateChanged, Gap, AuthChanged, Reconnect]
+Event = Send | Dispatch | Answer | StateChanged | Gap | AuthChanged | Reconnect
 
 
 # ------------------------------------------------------------ internal records
@@ -168,7 +171,7 @@ class _Phase(enum.StrEnum):
     ANSWERING = "answering"  # history items have arrived for it
 
 
-@dataclass
+@record(frozen=False)
 class _Request:
     seq: int
     kind: str
@@ -227,7 +230,7 @@ class _Request:
         return pipe_log_frame(self.pipe, self.marker, self.base - 1 if self.recovery else None)
 
 
-@dataclass
+@record(frozen=False)
 class _Outgoing:
     seq: int
     frame: str
@@ -238,7 +241,7 @@ class _Outgoing:
     anonymous: bool = False
 
 
-@dataclass
+@record(frozen=False)
 class _AwaitReport:
     pipe: str
     token: object
@@ -502,8 +505,38 @@ class Session:
 
     def received(self, text: str) -> list[Event]:
         """One WebSocket text frame. Never raises: a bad frame is logged and skipped."""
-        if self.state == State.CLOSED:
+        found = self.received_fast(text)
+        return [Dispatch(found)] if isinstance(found, dict) else found
+
+    def received_fast(self, text: str) -> dict[str, Any] | list[Event]:
+        """``received``, with its hot path kept apart: a frame that is one ordinary live channel
+        message for every tab gives that message dict alone (``Dispatch(message)`` without the
+        event around it), anything else the events ``received`` gives."""
+        if self.state is State.CLOSED:
             return []
+        # One line of JSON that is too shallow to be too deep (jsonlimit.loads, inline) and is
+        # an object from its first character to its last, parsed once. Anything else goes the
+        # long way: decode_frame's stripping, its fallback and its log lines.
+        if type(text) is str and "\n" not in text and text.count("[") + text.count("{") <= MAX_DEPTH:
+            try:
+                raw, end = _scan(text, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(text) and type(raw) is dict:
+                try:
+                    message = plain_message(raw, mysql_escaped=not self.server_is_comet_server)
+                    if message is None:
+                        return self._handle_full(raw)
+                    info = message["server_info"]
+                    if info["history_id"] is None and not self._held and info["pipe"] != PERSONAL_PIPE:
+                        return message  # what _live gives such a message, inline
+                    return self._live(message) or []
+                except Exception:  # a bug or an odd frame must not stop delivery
+                    log.exception("error handling a server frame: %r", raw)
+                    return []
+        return self._received_lines(text)
+
+    def _received_lines(self, text: str) -> list[Event]:
         events: list[Event] = []
         for raw in decode_frame(text):
             try:
@@ -619,11 +652,14 @@ class Session:
         return events + self._pump_logs(req.pipe)
 
     def _handle(self, raw: dict[str, Any]) -> list[Event]:
-        mysql_escaped = not self.server_is_comet_server
-        message = plain_message(raw, mysql_escaped=mysql_escaped)
+        message = plain_message(raw, mysql_escaped=not self.server_is_comet_server)
         if message is not None:  # the hot path: an ordinary message on a channel
             return self._on_live(message)
-        match classify_full(raw, mysql_escaped=mysql_escaped):  # plain_message said no
+        return self._handle_full(raw)
+
+    def _handle_full(self, raw: dict[str, Any]) -> list[Event]:
+        """A frame plain_message turned down: the full rules."""
+        match classify_full(raw, mysql_escaped=not self.server_is_comet_server):
             case AuthInfo() as info:
                 return self._on_auth(info)
             case ChannelMessage() as c if c.history:
@@ -758,34 +794,42 @@ class Session:
         return events
 
     def _on_live(self, message: dict[str, Any]) -> list[Event]:
-        pipe = message["server_info"]["pipe"]
+        return [Dispatch(message)] if self._live(message) is not None else []
+
+    def _live(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """A live message for every tab, or None when it is held back or a duplicate."""
+        info = message["server_info"]
+        pipe = info["pipe"]
         if pipe == PERSONAL_PIPE:
-            return self._on_personal(message)
+            return message if self._new_personal(info) else None
         if pipe in self._held:
             self._held[pipe].append(message)  # recovery of this pipe in progress
-            return []
-        m = history_id_int(message["server_info"].get("history_id"))
-        if m is not None:
-            last = self._last_history_ids.get(pipe)
-            if last is not None and m <= last:
-                log.debug("dropping a duplicate on %s (history_id %d <= %d)", pipe, m, last)
-                return []
-            self._last_history_ids[pipe] = m
-        return [Dispatch(message)]
+            return None
+        history_id = info.get("history_id")
+        if history_id is not None:
+            # history_id_int, inline
+            m = int(history_id) if type(history_id) is str and history_id.isascii() and history_id.isdigit() else None
+            if m is not None:
+                last = self._last_history_ids.get(pipe)
+                if last is not None and m <= last:
+                    log.debug("dropping a duplicate on %s (history_id %d <= %d)", pipe, m, last)
+                    return None
+                self._last_history_ids[pipe] = m
+        return message
 
-    def _on_personal(self, message: dict[str, Any]) -> list[Event]:
+    def _new_personal(self, info: dict[str, Any]) -> bool:
         """comet_server delivers a personal message at least once, with the same id each time:
         drop an id already delivered. Exact ids, not "at most the last one": a server with a
         fresh store starts its ids again from 1."""
-        mid = message["server_info"].get("uuid")
+        mid = info.get("uuid")
         if isinstance(mid, str) and mid:
             if mid in self._seen_personal:
                 log.debug("dropping a personal message delivered before (id %s)", mid)
-                return []
+                return False
             self._seen_personal[mid] = None
             if len(self._seen_personal) > self.SEEN_PERSONAL:
                 del self._seen_personal[next(iter(self._seen_personal))]
-        return [Dispatch(message)]
+        return True
 
     def _on_history_item(self, c: ChannelMessage) -> list[Event]:
         req = self._current_log(c.pipe)

@@ -34,3 +34,15 @@ def test_from_dict_normalises_odd_values_as_before():
         event="", history=False, marker=None, pipe="", user_id=0, time=5)
     assert Message.from_dict({"data": 1, "server_info": None}).server_info == ServerInfo.from_dict({})
     assert Message.from_dict({}) == Message(data=None, server_info=ServerInfo.from_dict({}))
+
+
+def test_server_info_is_made_once_on_first_access_and_cannot_be_replaced():
+    """from_dict makes the ServerInfo when a callback first reads it (issue 13), then keeps it."""
+    d = make_message_dict("x", pipe="web_chat", event="m")
+    m = Message.from_dict(d)
+    first = m.server_info
+    assert first is m.server_info and first == ServerInfo.from_dict(d["server_info"])
+    assert m == Message.from_dict(d) and m != Message.from_dict(make_message_dict("x", pipe="web_chat", event="n"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.server_info = first  # type: ignore[misc]
+    assert list(m) == ["data", "server_info"] and m.get("data") == "x" and "server_info" in m

@@ -349,7 +349,7 @@ _FIELD_VALUES = {
              _ABSENT],
     "event": ["m", "", "serverInfo", "error", 5, None, True, ["e"], _ABSENT],
     "data": ['{"i":1}', r'{\"a\":1}', r'\"plain string\"', r'{"t":"it\'s"}', r'{"a":"\\\\"}', '"s"', "plain",
-             "NaN", "[1,Infinity]", "[" * 150 + "]" * 150, "", 1, 2.5, None, {"i": 1}, [1], True, _ABSENT],
+             "NaN", "[1,Infinity]", "[" * 150 + "]" * 150, " [1]", "[1] ", "\t{}\n", " ", "\u3000[1]", "[1]x", "{", "", 1, 2.5, None, {"i": 1}, [1], True, _ABSENT],
     "message_send_time": [_ABSENT, 1795823348, 0, "1795823348", True, None, 1.5],
     "user_id": [_ABSENT, 0, 3, -2, "3", " 4", True, None, 2.0],
     "history_id": [_ABSENT, "43", "", 43, True, False, None, "x", 1.5],

@@ -91,3 +91,28 @@ def test_clear():
     r.add("web_a", cb(1))
     r.add("web_b", cb(2))
     assert r.clear() == 2 and r.server_channels() == frozenset() and r.match(msg("web_a")) == []
+
+
+def test_callbacks_for_follows_every_change_of_the_callbacks():
+    """callbacks_for caches per pipe (issue 13): each add, remove and clear is seen at once, and
+    a list it gave is never changed afterwards."""
+    r = Registry()
+    calls = []
+    a = r.add("web_chat", lambda e: calls.append("a"))
+    given = r.callbacks_for(msg("web_chat", "m"))
+    assert len(given) == 1 and r.callbacks_for(msg("web_chat", "m")) == given
+    b = r.add("web_chat.m", lambda e: calls.append("b"))
+    assert len(given) == 1
+    assert len(r.callbacks_for(msg("web_chat", "m"))) == 2 and len(r.callbacks_for(msg("web_chat", "x"))) == 1
+    r.remove(a)
+    assert len(r.callbacks_for(msg("web_chat", "m"))) == 1 and r.callbacks_for(msg("web_chat", "x")) == []
+    r.add(None, lambda e: calls.append("all"))
+    assert len(r.callbacks_for(msg("web_chat", "x"))) == 1 and len(r.callbacks_for(msg("web_other", "x"))) == 1
+    assert r.callbacks_for(msg("_answer_pipe_count", "x")) == []
+    r.remove(b)
+    r.clear()
+    assert r.callbacks_for(msg("web_chat", "m")) == [] and r.callbacks_for(msg("web_other", "x")) == []
+    for k in range(600):  # more pipes than the cache keeps
+        r.add(f"web_p{k}", lambda e: None)
+        assert len(r.callbacks_for(msg(f"web_p{k}", "m"))) == 1
+    assert len(r.callbacks_for(msg("web_p3", "m"))) == 1

@@ -336,7 +336,7 @@ def test_received_never_raises(monkeypatch, caplog):
     def boom(raw):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(s, "_on_live", boom)
+    monkeypatch.setattr("comet_py.session.plain_message", lambda raw, **kw: boom(raw))
     with caplog.at_level(logging.ERROR, logger="comet_py"):
         assert s.received(F.cs_live("web_a", None)) == []
     assert "error handling a server frame" in caplog.text
@@ -545,3 +545,37 @@ def test_update_options_changes_the_next_url():
     s = make()
     s.update_options(parse_options(dev_id=2, user_id=6, user_key="k2", node="other:1"))
     assert s.url().startswith("ws://other:1/ws/sesion=k2&myid=6&devid=2&")
+
+
+# ------------------------------------------------- the fast path of received (issue 13)
+
+_ONE_LINE_FRAMES = [
+    F.cs_live("web_a", None), F.cs_live("web_a", 7), F.cs_live("web_a", 7), F.cs_live("web_a", 6),
+    F.cs_live("msg", None), F.cs_live("web_a", None, data='{"i":1}'), F.cs_live("web_a", None, data=" [1]"),
+    F.CPP_WEB_PIPE, F.CPP_WEB_PIPE_STRING, F.CPP_COMETQL_PLAIN, F.CPP_LEN_123, F.CPP_LEN_125, F.CPP_REPORT,
+    F.CPP_ERR_WEB_ONLY, F.CPP_LOG_ITEMS[0], F.V3_WEB_PIPE, F.cs_history_item("web_a", 3),
+]
+_FRAME_TEXTS = _ONE_LINE_FRAMES + [
+    " " + F.cs_live("web_a", 8), F.cs_live("web_a", 9) + "\r\n", F.cs_live("web_a", 10) + "\x0c",
+    F.cs_live("web_a", 11) + "\n" + F.cs_live("web_b", 12), F.cs_live("web_a", 13) + "x", "[1]", "", "{}",
+    "[" * 150 + "]" * 150, '{"pipe":"web_a","event":"e","data":"' + "[" * 101 + '"}', "not json", "{'a':1}",
+]
+
+
+@pytest.mark.parametrize("info", [F.CS_INFO_AUTH, F.CPP_INFO_AUTH])
+def test_the_fast_path_of_received_gives_what_decoding_line_by_line_gives(info, caplog):
+    """received_fast only shortens the way: every text gives the events decode_frame and _handle
+    give (same messages, same drops of duplicates), and the same log lines."""
+    caplog.set_level(logging.DEBUG, logger="comet_py")
+    fast, slow = make(), make()
+    connect(fast, info)
+    connect(slow, info)
+    for text in _FRAME_TEXTS:
+        caplog.clear()
+        got = fast.received(text)
+        logged = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        assert got == slow._received_lines(text), text
+        assert logged == [r.getMessage() for r in caplog.records], text
+    found = fast.received_fast(F.cs_live("web_z", None))
+    assert isinstance(found, dict) and found["server_info"]["pipe"] == "web_z"
