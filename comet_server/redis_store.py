@@ -122,14 +122,24 @@ class RedisStore:
         return f"{self.prefix}{int(dev_id)}:{name}"
 
     # -- users_auth ----------------------------------------------------------------------------
+    # users_auth and users_data are one Redis hash each per dev_id, keyed by user id
+    def _user_set(self, dev_id: int, table: str, user_id: int, value: str) -> None:
+        self.r.hset(self._k(dev_id, table), str(int(user_id)), str(value))
+
+    def _user_get(self, dev_id: int, table: str, user_id: int) -> str | None:
+        return self.r.hget(self._k(dev_id, table), str(int(user_id)))
+
+    def _user_delete(self, dev_id: int, table: str, user_id: int) -> bool:
+        return bool(self.r.hdel(self._k(dev_id, table), str(int(user_id))))
+
     def set_user_hash(self, dev_id: int, user_id: int, hash: str) -> None:
-        self.r.hset(self._k(dev_id, "auth"), str(int(user_id)), str(hash))
+        self._user_set(dev_id, "auth", user_id, hash)
 
     def get_user_hash(self, dev_id: int, user_id: int) -> str | None:
-        return self.r.hget(self._k(dev_id, "auth"), str(int(user_id)))
+        return self._user_get(dev_id, "auth", user_id)
 
     def delete_user_hash(self, dev_id: int, user_id: int) -> bool:
-        return bool(self.r.hdel(self._k(dev_id, "auth"), str(int(user_id))))
+        return self._user_delete(dev_id, "auth", user_id)
 
     def user_hashes(self, dev_id: int, user_ids: list[int]) -> list[tuple[int, str]]:
         ids = sorted({int(u) for u in user_ids})
@@ -140,13 +150,13 @@ class RedisStore:
 
     # -- users_data ----------------------------------------------------------------------------
     def set_user_data(self, dev_id: int, user_id: int, data: str) -> None:
-        self.r.hset(self._k(dev_id, "udata"), str(int(user_id)), str(data))
+        self._user_set(dev_id, "udata", user_id, data)
 
     def get_user_data(self, dev_id: int, user_id: int) -> str | None:
-        return self.r.hget(self._k(dev_id, "udata"), str(int(user_id)))
+        return self._user_get(dev_id, "udata", user_id)
 
     def delete_user_data(self, dev_id: int, user_id: int) -> bool:
-        return bool(self.r.hdel(self._k(dev_id, "udata"), str(int(user_id))))
+        return self._user_delete(dev_id, "udata", user_id)
 
     # -- pipes_settings ------------------------------------------------------------------------
     def set_pipe_length(self, dev_id: int, pipe: str, length: int) -> None:
