@@ -261,13 +261,7 @@ def test_disconnect_while_pongs_are_written_is_not_an_error(srv, dev, logs):
     ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125  # zero mask: payload as is
     burst = ping * 2000
     for _ in range(3):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect((srv.host, srv.port))
-        sock.sendall((f"GET {srv.path(dev_id=dev)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        sock.recv(200)
+        sock = _never_reading_socket(srv, dev)
         sock.settimeout(0.05)
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
@@ -412,6 +406,19 @@ def _close_code(raw: RawWS) -> int | None:
         return None
 
 
+def _never_reading_socket(srv, dev) -> socket.socket:
+    """A raw socket past the upgrade, with a 4 KiB receive buffer: a peer that will not read
+    lets the server's writes pile up quickly."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((srv.host, srv.port))
+    sock.sendall((f"GET {srv.path(dev_id=dev)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.recv(200)
+    return sock
+
+
 def _opened(srv, dev) -> RawWS:
     raw = RawWS(srv.host, srv.port, srv.path(dev_id=dev))
     op, payload = raw.recv_frame()
@@ -545,15 +552,9 @@ def test_ping_flood_from_a_client_that_reads_nothing_is_cut_off(srv, dev):
     """Pongs pile up in the write buffer of a peer that never reads: past --max-client-buffer the
     connection is closed, as a slow subscriber is; the loop stays responsive throughout."""
     old = srv.hub.max_client_buffer
+    sock = _never_reading_socket(srv, dev)
     srv.run(setattr, srv.hub, "max_client_buffer", 64 * 1024)
-    sock = socket.socket()
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect((srv.host, srv.port))
-        sock.sendall((f"GET {srv.path(dev_id=dev)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        sock.recv(200)
         ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125
         sock.settimeout(0.05)
         deadline = time.monotonic() + DROP_BOUND
