@@ -8,7 +8,7 @@ and command handlers (comet_server.ws.handle_command), so only the connection la
   ``/ws/`` handler does the handshake with websockets' sans-I/O ``ServerProtocol``, then hands
   the transport to ``LeanConnection`` (an ``asyncio.Protocol`` around a
   ``websockets.protocol.Protocol`` in the OPEN state) and returns: aiohttp's request, handler
-  task, parser and RequestHandler are freed. See ``detach`` for the aiohttp 3.14.5 details.
+  task, parser and RequestHandler are freed. The upgrade and hand-over are now the server's own (``comet_server.ws_connection``).
 * ``lean_trimmed``: the same with the small trims the notes name (no per-Client keepalive
   timer, i.e. ``ping_interval=0`` standing in for one Hub-wide sweep; no uuid in websockets'
   Protocol; interned header strings).
@@ -39,16 +39,15 @@ sys.path.insert(0, str(BENCH))
 import common  # noqa: E402,F401 - repo root on sys.path
 
 from aiohttp import web  # noqa: E402
-from websockets.datastructures import Headers  # noqa: E402
 from websockets.frames import Opcode  # noqa: E402
-from websockets.http11 import Request as WsRequest  # noqa: E402
 from websockets.protocol import Protocol, Side, State  # noqa: E402
-from websockets.server import ServerProtocol  # noqa: E402
 
 from comet_server import auth, wire  # noqa: E402
 from comet_server.appkeys import HUB_KEY  # noqa: E402
 from comet_server.hub import Client, Hub  # noqa: E402
 from comet_server.ws import MAX_MSG_SIZE, handle_command  # noqa: E402
+# the server's own upgrade and hand-over, so the experiment measures what the server does
+from comet_server.ws_connection import Detached, detach, handshake  # noqa: E402
 
 PIPE = "web_idle"
 #: lean_trimmed: what the small trims of the notes would save (no per-Client keepalive timer, as
@@ -126,64 +125,15 @@ class LeanConnection(asyncio.Protocol):
         pass
 
 
-class _Detached(web.StreamResponse):
-    """What the handler returns once the connection is no longer aiohttp's: nothing to send."""
-
-    async def prepare(self, request):  # type: ignore[override]
-        return None
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        return None
-
-
-def handshake(request: web.Request) -> tuple[bytes | None, web.Response | None]:
-    """websockets' server handshake for an aiohttp request: (101 bytes, None) or (None, refusal)."""
-    sp = ServerProtocol(max_size=WS_MAX_SIZE,
-                        select_subprotocol=lambda _p, offered: offered[0] if offered else None)
-    headers = Headers()
-    for k, v in request.raw_headers:
-        headers[k.decode("latin-1")] = v.decode("latin-1")
-    resp = sp.accept(WsRequest(request.raw_path, headers))
-    if resp.status_code != 101:
-        return None, web.Response(status=resp.status_code, text="WebSocket upgrade expected\n")
-    sp.send_response(resp)
-    return b"".join(sp.data_to_send()), None
-
-
-def detach(request: web.Request, new: asyncio.Protocol) -> tuple[asyncio.Transport, bytes]:
-    """Take the connection away from aiohttp 3.14.5 and give it to ``new``.
-
-    ``RequestHandler`` keeps the transport and closes it when the handler returns (end of
-    ``start()``), so: its ``transport`` is set to None (``force_close``/``close`` then do nothing
-    to the socket), and ``connection_lost(None)`` is called on it so that aiohttp's ``Server``
-    forgets it (``_connections``) and its keep-alive timer is cancelled. Bytes that came after the
-    upgrade request are in ``_message_tail`` (aiohttp buffers them there while no payload parser
-    is set, i.e. because no WebSocketResponse was prepared). comet_server's connection gate
-    (limits._GatedProtocol) stays the transport's protocol, so the connection stays counted."""
-    proto = request.protocol
-    tr = request.transport
-    assert tr is not None
-    tail = proto._message_tail
-    proto._message_tail = b""
-    outer = tr.get_protocol()
-    if getattr(outer, "_inner", None) is proto:
-        outer._inner = new
-    else:
-        tr.set_protocol(new)
-    proto.transport = None
-    proto.connection_lost(None)
-    return tr, tail
-
-
 async def lean_handle_ws(request: web.Request) -> web.StreamResponse:
     """comet_server.ws.handle_ws reduced to what an idle run needs, on LeanConnection."""
     hub: Hub = request.app[HUB_KEY]
     parsed = wire.parse_ws_url(request.raw_path)
     if isinstance(parsed, wire.UrlError):
         return web.Response(status=400, text="bad url\n")
-    accept, refusal = handshake(request)
-    if refusal is not None:
-        return refusal
+    accept = handshake(request)
+    if accept is None:
+        return web.Response(status=400, text="WebSocket upgrade expected\n")
     conn = LeanConnection(request.transport, hub)
     tr, tail = detach(request, conn)
     tr.write(accept)
@@ -200,7 +150,7 @@ async def lean_handle_ws(request: web.Request) -> web.StreamResponse:
     hub.register(client)
     if tail:
         conn.data_received(tail)
-    return _Detached()
+    return Detached()
 
 
 async def start_lean(n: int, **config):
