@@ -62,7 +62,7 @@ def test_presence_and_counts_agree_on_every_node(cluster, dev, clients):
         w.subscribe("track_room", "user_status_41")
     settle_subscribers(cluster, dev, "track_room", 3, clients)
     for w in watchers.values():
-        drain(w, 0)  # the watchers' own subscription events
+        drain(w, 0.5)  # the watchers' own subscription events, which cross nodes through Redis: give them time to arrive
     tab_a = connect(cluster, "a", dev, clients, user_id=41, session=session)
     tab_c = connect(cluster, "c", dev, clients, user_id=41, session=session)
     tab_a.subscribe("track_room")
