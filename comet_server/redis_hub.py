@@ -425,22 +425,30 @@ class RedisHub(Hub):
     # Presence writes (hooks of Hub). A Redis failure never breaks a connection: the node is
     # marked dirty and the next heartbeat rewrites its presence.
 
-    def _write_conn(self, client: Client) -> None:
-        info = {"d": client.dev_id, "u": client.user_id if self._is_linked(client) else 0,
-                "id": client.uuid, "p": list(client.pipes)}
+    def _write_conn(self, client: Client, *, user_id: int | None = None,
+                    pipes: "Sequence[str] | None" = None) -> None:
+        """Record ``client`` in this node's connections: what a successor sweeps if we die."""
+        if user_id is None:
+            user_id = client.user_id if self._is_linked(client) else 0
+        info = {"d": client.dev_id, "u": user_id, "id": client.uuid,
+                "p": list(client.pipes if pipes is None else pipes)}
         self.r.hset(self._conns_key(self.node_id), client.conn_id, json.dumps(info))
 
     def _is_linked(self, client: Client) -> bool:
         return client in self._users.get((client.dev_id, client.user_id), ())
 
+    # The connection's record is written *before* the presence entries it covers (user link,
+    # subscriber entries): a node killed between two writes leaves nothing its successor cannot
+    # sweep. A record naming more than is linked is harmless: the sweep's HDEL then removes
+    # nothing and fires nothing.
+
     def register(self, client: Client) -> None:
+        if not client.closed:
+            try:
+                self._write_conn(client, user_id=client.user_id if client.authorized and client.user_id > 0 else 0)
+            except redis.RedisError as e:
+                self._redis_failed("register", e)
         super().register(client)
-        if client.closed:
-            return
-        try:
-            self._write_conn(client)
-        except redis.RedisError as e:
-            self._redis_failed("register", e)
 
     def unregister(self, client: Client) -> None:
         known = client in self._clients
@@ -453,8 +461,14 @@ class RedisHub(Hub):
 
     def set_subscription(self, client: Client, names: Sequence[str]) -> None:
         before = client.pipes
+        known = client in self._clients
+        try:
+            if known and not set(names) <= set(before):
+                self._write_conn(client, pipes=tuple(dict.fromkeys((*before, *names))))
+        except redis.RedisError as e:
+            self._redis_failed("subscription", e)
         super().set_subscription(client, names)
-        if client.pipes != before and client in self._clients:
+        if client.pipes != before and known:
             try:
                 self._write_conn(client)
             except redis.RedisError as e:
