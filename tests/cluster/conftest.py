@@ -79,6 +79,24 @@ def clients() -> Iterator[list[RawClient]]:
             c.close()
 
 
+def collect(client: RawClient, until: Callable[[list[dict]], bool], timeout: float = 10.0,
+            quiet: float = 0.3) -> list[dict]:
+    """Every frame so far and to come, until ``until(frames)`` holds (liveness bound only: a
+    loaded machine may carry cross-node events slowly), then ``quiet`` seconds more to catch a
+    duplicate; the client's buffer is emptied."""
+    deadline = time.monotonic() + timeout
+    frames = drain(client, 0)
+    while not until(frames):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"expected frames not seen within {timeout} s; seen {frames[-5:]}")
+        frames += drain(client, 0.05)
+    return frames + drain(client, quiet)
+
+
+def events(frames: list[dict], pipe: str) -> list[str]:
+    return [f["event"] for f in frames if f.get("pipe") == pipe]
+
+
 def sql(node: ServerProcess, dev_id: int, statement: str, args: tuple = ()) -> tuple[int, list[tuple]]:
     """Run one CometQL statement on ``node``: (affected rows, rows)."""
     conn = pymysql.connect(host="127.0.0.1", port=node.cometql_port, user=str(dev_id), password=PASSWORD,

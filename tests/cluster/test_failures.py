@@ -10,7 +10,7 @@ import pytest
 from comet_server.redis_hub import PRESENCE_BOUND
 from tests.support.rawclient import RawClient
 
-from .conftest import drain, eventually, make_cluster, pipe_count, sql
+from .conftest import collect, drain, eventually, make_cluster, pipe_count, sql
 
 
 def test_a_killed_nodes_presence_expires_once_within_the_bound():
@@ -33,7 +33,8 @@ def test_a_killed_nodes_presence_expires_once_within_the_bound():
             w.wait_for(lambda m: m.get("pipe") == "user_status_9" and m["event"] == "offline",
                        timeout=PRESENCE_BOUND + 5)
         took = time.monotonic() - killed_at
-        assert took <= PRESENCE_BOUND + 1.0, took  # documented bound, plus scheduling slack
+        # the documented bound, plus generous slack for a loaded machine (CI): proves "seconds"
+        assert took <= PRESENCE_BOUND + 3.0, took
         for n, w in watchers.items():
             frames = drain(w, 2 * PRESENCE_BOUND)  # nothing fires a second time
             offline = [f for f in frames if f.get("pipe") == "user_status_9"]
@@ -57,8 +58,10 @@ def test_unsubscription_of_a_killed_node_fires_once():
         time.sleep(0.3)
         drain(watcher, 0)
         cluster["b"].kill()
-        frames = drain(watcher, PRESENCE_BOUND + 2)
-        assert [f["event"] for f in frames if f.get("pipe") == "track_room"] == ["unsubscription"]
+        watcher.wait_for(lambda m: m.get("pipe") == "track_room" and m["event"] == "unsubscription",
+                         timeout=PRESENCE_BOUND + 5)
+        frames = drain(watcher, PRESENCE_BOUND)  # and nothing fires a second time
+        assert [f["event"] for f in frames if f.get("pipe") == "track_room"] == []
         assert pipe_count(watcher, "track_room") == 1
 
 
@@ -93,7 +96,7 @@ def test_after_a_redis_restart_the_nodes_recover_and_messages_flow():
         time.sleep(0.5)
         for k in range(5):
             pub.publish("web_after", "e", f"after{k}")
-        frames = drain(sub, 1.0)
+        frames = collect(sub, lambda fs: any(f.get("data") == "after4" for f in fs))
         got = [f["data"] for f in frames if f.get("pipe") == "web_after"]
         # the refused message never arrives; the probes that got through came before, once each
         probes = [d for d in got if d.startswith("probe")]
@@ -117,8 +120,10 @@ def test_a_node_restarted_under_its_id_right_after_a_kill_fires_the_leave_once()
         watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
         cluster["b"].kill()
         cluster["b"].start()  # same --node-id, before its liveness key expired
-        frames = drain(watcher, PRESENCE_BOUND + 2)
-        assert [f["event"] for f in frames if f.get("pipe") == "user_status_5"] == ["offline"]
+        watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "offline",
+                         timeout=PRESENCE_BOUND + 5)
+        frames = drain(watcher, PRESENCE_BOUND)  # and nothing fires a second time
+        assert [f["event"] for f in frames if f.get("pipe") == "user_status_5"] == []
         again = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=5, session="hash5"))
         assert again.server_info["authorized"] is True
         watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
