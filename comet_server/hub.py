@@ -542,6 +542,12 @@ class Hub:
             self._joined_pipe(client, p)
         client.pipes = new
 
+    def once_receiving(self, client: Client, pipe: str, then: Callable[[], None]) -> None:
+        """Run ``then`` once every message published on ``pipe`` from now on reaches ``client``:
+        at once here (a subscription takes effect when it is set). A history read runs this
+        way, so that no message falls between the read and the live feed."""
+        then()
+
     def _joined_pipe(self, client: Client, pipe: str) -> None:
         """Hook: ``client`` is now in the subscribers of ``pipe`` (the cluster records it)."""
 

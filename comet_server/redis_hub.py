@@ -31,7 +31,7 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import redis
 import redis.asyncio as aioredis
@@ -54,6 +54,8 @@ HEARTBEAT = 1.0
 NODE_TTL = 3.0
 #: a killed node's connections leave the presence within this many seconds (documented bound)
 PRESENCE_BOUND = NODE_TTL + 2 * HEARTBEAT
+#: history reads one channel may hold back while its SUBSCRIBE is unconfirmed (once_receiving)
+MAX_PENDING_READS = 256
 #: reconnect delays after a Redis failure (the last one repeats)
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -78,6 +80,8 @@ class RedisHub(Hub):
         self._confirmed: set[str] = set()  # ... and confirmed by Redis: messages reach us
         # channel -> (client, pipe) whose subscriber entry waits for that confirmation
         self._pending_joins: dict[str, list[tuple[Client, str]]] = {}
+        # channel -> history reads that wait for the same confirmation (once_receiving)
+        self._pending_reads: dict[str, list[Callable[[], None]]] = {}
         self._sub_changed = asyncio.Event()
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -298,7 +302,8 @@ class RedisHub(Hub):
                 self._redis_failed("subscribe", e)
 
     def _subscription_confirmed(self, channel: str) -> None:
-        """Redis delivers ``channel`` to us from now on: announce the subscribers that waited."""
+        """Redis delivers ``channel`` to us from now on: announce the subscribers that waited,
+        and answer the history reads that waited."""
         self._confirmed.add(channel)
         waiting = self._pending_joins.pop(channel, ())
         try:
@@ -307,6 +312,30 @@ class RedisHub(Hub):
                     self._redis_join_pipe(client, pipe)
         except redis.RedisError as e:
             self._redis_failed("join", e)
+        self._run_reads(channel)
+
+    def once_receiving(self, client: Client, pipe: str, then: Callable[[], None]) -> None:
+        """A subscription reaches messages from other nodes only once Redis confirms our
+        SUBSCRIBE. A history read made before that (a client's recovery right after it
+        subscribed) waits for it: a message published in between is then in the history read or
+        in the live feed (the client drops the copy it gets twice, by history_id). Without that,
+        a node change could lose it. Past MAX_PENDING_READS waiting on one channel, reads run at
+        once (a client flooding pipe_log during a Redis outage must not grow memory)."""
+        channel = self._pipe_channel(client.dev_id, pipe)
+        waiting = self._pending_reads.get(channel)
+        if channel in self._confirmed or pipe not in client.pipes or \
+                (waiting is not None and len(waiting) >= MAX_PENDING_READS):
+            then()
+            return
+        self._pending_reads.setdefault(channel, []).append(then)
+
+    def _run_reads(self, channel: str) -> None:
+        for then in self._pending_reads.pop(channel, ()):
+            try:
+                then()
+            except Exception:  # noqa: BLE001 - one failed read must not stop the others
+                redis_log.report("history read", "history read on %r failed", channel[:100],
+                                 exc_info=True, level=logging.ERROR)
 
     def _want(self, channel: str, wanted: bool) -> None:
         if wanted == (channel in self._wanted):
@@ -315,6 +344,7 @@ class RedisHub(Hub):
             self._wanted.add(channel)
         else:
             self._wanted.discard(channel)
+            self._run_reads(channel)  # nobody here waits for that channel's messages any more
         self._sub_changed.set()
 
     def _on_message(self, channel: str, data: str) -> None:

@@ -279,6 +279,12 @@ def cmd_pipe_log(hub: Hub, client: Client, args: str) -> None:
     if since is None:
         _error(client, f"Invalid history position: expected up to {MAX_ID_DIGITS} digits 0-9.")
         return
+    hub.once_receiving(client, pipe, lambda: _send_log(hub, client, pipe, marker, since))
+
+
+def _send_log(hub: Hub, client: Client, pipe: str, marker: str, since: int) -> None:
+    if client.closed:
+        return
     items = hub.history(client.dev_id, pipe, after=since)
     for it in items:
         # No "marker" (4.08 drops channel messages whose marker is not its tab's id) and no
