@@ -251,6 +251,18 @@ class _AwaitReport:
     anonymous: bool = False
 
 
+def first_node(uuid: str, count: int) -> int:
+    """Index of the node a browser tries first: the same on every load (``uuid`` is kept in
+    localStorage), and spread evenly over browsers (32-bit FNV-1a of the uuid). Plain code, not
+    ``hash()``: that is salted per process, and every interpreter must pick the same node."""
+    if count <= 1:
+        return 0
+    h = 0x811C9DC5
+    for byte in uuid.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h % count
+
+
 def _as_live(message: dict[str, Any]) -> dict[str, Any]:
     # Recovered history items are delivered as the live messages they replace.
     info = dict(message["server_info"])
@@ -295,7 +307,7 @@ class Session:
         self._open = False
         self._got_info = False  # serverInfo seen on the current socket
         self._recover_pending = False  # next serverInfo starts recovery
-        self._node_index = 0
+        self._node_index = first_node(self.uuid, len(options.nodes))
         self._seq = itertools.count()
         self._channels: frozenset[str] = frozenset()
 
@@ -322,7 +334,7 @@ class Session:
         self.options = options
         if options.uuid:
             self.uuid = options.uuid
-        self._node_index = 0
+        self._node_index = first_node(self.uuid, len(options.nodes))
 
     def connecting(self) -> list[Event]:
         """The I/O layer starts opening a socket."""

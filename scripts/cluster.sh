@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A 3-node comet_server cluster on this machine, with the demo: redis-server on 127.0.0.1:6390
 # (data in .cluster/), nodes a, b, c on http://127.0.0.1:8087, :8088, :8089 (CometQL 3307-3309).
-# Open http://127.0.0.1:8087/demo/chat/ and http://127.0.0.1:8088/demo/chat/: two nodes, one chat.
+# Open http://127.0.0.1:8087/demo/chat/ and http://127.0.0.1:8088/demo/chat/: two nodes, one chat;
+# the demo link printed at the end gives a page all three nodes (comet_py picks one, moves on).
 # Ctrl-C stops all four. COMET_CLUSTER_PORT / COMET_REDIS_PORT move the ports; extra arguments go
 # to every node.
 set -euo pipefail
@@ -32,5 +33,6 @@ for node in a b c; do
   pids+=($!)
   i=$((i + 1))
 done
-echo "cluster: nodes a, b, c on http://127.0.0.1:$base/, :$((base + 1))/, :$((base + 2))/ (demo: /demo/chat/); redis $url"
+echo "cluster: nodes a, b, c on http://127.0.0.1:$base/, :$((base + 1))/, :$((base + 2))/; redis $url"
+echo "demo on all three nodes: http://127.0.0.1:$base/demo/chat/?node=127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
 wait -n

@@ -1,7 +1,7 @@
 """The comet_py demo chat, in Python (PyScript). Served by comet_server as /demo/chat/chat.py.
 
 URL options: ``?room=lobby&dev=15&node=host:port`` (defaults: room ``lobby``, dev_id 15, the
-page's own host).
+page's own host); ``node=a:8087,b:8088`` gives comet_py the nodes of a cluster.
 
 Channels of room R:
   web_R                 the chat (history on, seeded by demo/seed.py); event "chat" = a message
@@ -147,7 +147,7 @@ def param(name, default):
 
 
 ROOM = param("room", "lobby")
-NODE = param("node", str(js.location.host))
+NODES = [n for n in param("node", "").split(",") if n] or [str(js.location.host)]
 try:
     DEV_ID = int(param("dev", "15"))
 except ValueError:
@@ -746,7 +746,7 @@ def on_state(state, detail):
         show_warn(None)
         refresh_counts()
     elif state == "disconnected":
-        show_warn(f"Cannot reach the comet server at {NODE}. Retrying… Messages you send now are "
+        show_warn(f"Cannot reach the comet server at {', '.join(NODES)}. Retrying… Messages you send now are "
                   "queued and go out when the connection is back.")
 
 
@@ -826,7 +826,7 @@ async def main():
     cometApi.onAuthFalill(on_auth_refused)
 
     S.identity = load_identity()
-    options = {"dev_id": DEV_ID, "node": NODE, "uuid": UUID}
+    options = {"dev_id": DEV_ID, "node": NODES if len(NODES) > 1 else NODES[0], "uuid": UUID}
     if S.identity and S.identity.get("user_id"):
         options.update(user_id=int(S.identity["user_id"]), user_key=str(S.identity.get("key") or ""))
     cometApi.start(options)

@@ -14,6 +14,7 @@ from comet_py.session import (
     Reconnect,
     Send,
     Session,
+    first_node,
     StateChanged,
 )
 
@@ -144,14 +145,30 @@ def test_reconnect_resubscribes_and_backs_off_with_jitter_under_cap():
     assert rc.delay <= 0.5  # serverInfo reset the backoff
 
 
-def test_node_list_rotates_on_each_close():
-    s = make(node=["n1.example:8087", "n2.example:8087"])
-    assert "//n1.example:8087/" in s.url()
+def test_node_list_starts_at_the_browsers_own_node_and_moves_on_at_each_close():
+    nodes = ["n1.example:8087", "n2.example:8087", "n3.example:8087"]
+    s = make(node=nodes)
+    first = first_node(UUID, 3)
+    assert f"//{nodes[first]}/" in s.url()
     s.connecting()
     s.closed()
-    assert "//n2.example:8087/" in s.url()
+    assert f"//{nodes[(first + 1) % 3]}/" in s.url()
     s.closed()
-    assert "//n1.example:8087/" in s.url()
+    s.closed()
+    assert f"//{nodes[first]}/" in s.url()  # round the list, back to its own node
+    again = make(node=nodes)  # the same browser (uuid) on its next load: the same node
+    assert again.url() == make(node=nodes).url() and f"//{nodes[first]}/" in again.url()
+
+
+def test_browsers_spread_over_the_nodes():
+    counts = [0, 0, 0]
+    for i in range(3000):
+        counts[first_node(f"{i:032x}", 3)] += 1
+    assert all(900 < c < 1100 for c in counts), counts  # even within 10 %
+    assert first_node("anything", 1) == 0
+    # fixed values: every interpreter (CPython, Pyodide, MicroPython) picks the same node
+    # (FNV-1a test vectors: "" 0x811c9dc5, "a" 0xe40c292c, "foobar" 0xbf9cf968)
+    assert [first_node(u, 7) for u in ("", "a", "foobar")] == [0x811C9DC5 % 7, 0xE40C292C % 7, 0xBF9CF968 % 7]
 
 
 def test_wss_follows_page_scheme():
