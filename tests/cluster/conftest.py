@@ -64,6 +64,14 @@ def cluster() -> Iterator[Cluster]:
         yield c
 
 
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A Redis of the module's own, for tests that run hubs and stores in-process."""
+    r = RedisServer().start()
+    yield r.url
+    r.close()
+
+
 @pytest.fixture
 def dev() -> int:
     return random.randint(1000, 99999)

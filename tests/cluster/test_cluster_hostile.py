@@ -8,14 +8,6 @@ from comet_server import __main__ as server_main
 from comet_server.redis_hub import RedisHub
 from comet_server.redis_store import RedisStore
 from tests.server.test_hub import mk
-from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    r = RedisServer().start()
-    yield r.url
-    r.close()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 from comet_server.redis_hub import RedisHub
 from comet_server.redis_store import RedisStore
 from tests.server.test_hub import mk
-from tests.support.redis_server import RedisServer
 
 DEV, USER, NODE = 3, 5, "here"
 prefixes = itertools.count()
@@ -25,13 +24,6 @@ prefixes = itertools.count()
 
 class Killed(BaseException):
     """The node dies here (BaseException: the hub's own RedisError handlers do not see it)."""
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    r = RedisServer().start()
-    yield r.url
-    r.close()
 
 
 def kill_after(hub: RedisHub, n: int | None) -> list[int]:

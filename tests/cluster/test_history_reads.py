@@ -13,17 +13,9 @@ from comet_server import ws
 from comet_server.redis_hub import MAX_PENDING_READS, RedisHub
 from comet_server.redis_store import RedisStore
 from tests.server.test_hub import mk
-from tests.support.redis_server import RedisServer
 
 DEV, PIPE = 4, "web_h"
 prefixes = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    r = RedisServer().start()
-    yield r.url
-    r.close()
 
 
 @pytest.fixture

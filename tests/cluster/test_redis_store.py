@@ -9,18 +9,10 @@ import pytest
 
 import tests.server.test_store as sqlite_suite
 from comet_server.redis_store import RedisStore
-from tests.support.redis_server import RedisServer
 
 #: checks the database file on disk: test_two_stores_on_one_redis_share_everything stands in
 SQLITE_ONLY = {"test_second_store_on_same_file_sees_changes"}
 SUITE = [getattr(sqlite_suite, n) for n in sorted(dir(sqlite_suite)) if n.startswith("test_") and n not in SQLITE_ONLY]
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    r = RedisServer().start()
-    yield r.url
-    r.close()
 
 
 @pytest.mark.parametrize("test", SUITE, ids=lambda f: f.__name__)
