@@ -191,6 +191,13 @@ class Client:
         self._ack_scheduled = True  # one ping per loop pass covers every message of the burst
         loop.call_soon(self._send_ack_ping)
 
+    def personal_in_flight(self) -> set[str]:
+        """Ids of the personal messages written to this connection and not confirmed yet."""
+        ids = set(self._unacked or ())
+        for batch in (self._acks or {}).values():
+            ids.update(batch)
+        return ids
+
     def _send_ack_ping(self) -> None:
         self._ack_scheduled = False
         if self.closed or not self._unacked:
@@ -452,11 +459,14 @@ class Hub:
         """``client`` left its user's connections: True when none is left anywhere."""
         return (client.dev_id, client.user_id) not in self._users
 
-    def deliver_queue(self, client: Client) -> int:
-        """Write the user's queued messages, oldest first; returns how many were written."""
+    def deliver_queue(self, client: Client, skip: set[str] | frozenset[str] = frozenset()) -> int:
+        """Write the user's queued messages (but the ids in ``skip``), oldest first; returns how
+        many were written."""
         msgs = self.store.queued_user_messages(client.dev_id, client.user_id)
         n = 0
         for m in msgs:
+            if m.id in skip:
+                continue
             obj = {"data": m.data, "event": m.event, "fromQueue": True, "message_send_time": m.time,
                    "pipe": "msg", "uuid": m.id}
             if not client.send_obj(obj):

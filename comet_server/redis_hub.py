@@ -313,6 +313,21 @@ class RedisHub(Hub):
         except redis.RedisError as e:
             self._redis_failed("join", e)
         self._run_reads(channel)
+        if channel.startswith(self.prefix) and channel != self._ctl_channel():
+            kind, dev_id, name = self._parse_channel(channel)
+            if kind == "uch":
+                self._deliver_missed(dev_id, int(name))
+
+    def _deliver_missed(self, dev_id: int, user_id: int) -> None:
+        """Our user channel just started: a personal message sent from another node after the
+        user's connection here was counted online, and before that, reached the queue only. Its
+        connections here get what is queued and was not written to them yet."""
+        try:
+            for client in list(self._users.get((dev_id, user_id), ())):
+                if not client.closed:
+                    self.deliver_queue(client, skip=client.personal_in_flight())
+        except redis.RedisError as e:
+            self._redis_failed("queue", e)
 
     def once_receiving(self, client: Client, pipe: str, then: Callable[[], None]) -> None:
         """A subscription reaches messages from other nodes only once Redis confirms our

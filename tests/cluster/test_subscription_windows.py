@@ -1,7 +1,14 @@
-"""A history read (pipe_log) right after a subscription, on a cluster node: it waits until Redis
-confirms the node's SUBSCRIBE, so a message published in between is in the answer or in the
-live feed, never lost. This is what a comet_py master relies on when it moves to another node
-and recovers by history marker (tests/e2e/test_cluster_failover.py is the whole path)."""
+"""The moment between a node's SUBSCRIBE and Redis's confirmation of it, when messages from other
+nodes do not reach the node yet:
+
+* a history read (pipe_log) right after a subscription waits for the confirmation, so a message
+  published in between is in the answer or in the live feed, never lost. A comet_py master relies
+  on it when it moves to another node and recovers by history marker
+  (tests/e2e/test_cluster_failover.py is the whole path);
+* a personal message sent from another node to a user who has just connected here (counted online
+  already, the user channel not confirmed yet) is delivered when the confirmation comes, not only
+  at the user's next connect.
+"""
 
 from __future__ import annotations
 
@@ -97,3 +104,23 @@ def test_a_held_read_of_a_client_that_left_sends_nothing(pair):
     sent = len(transport.frames)
     here._subscription_confirmed(here._pipe_channel(DEV, PIPE))
     assert len(transport.frames) == sent and answers(transport) == []
+
+
+def personal(transport) -> list[str]:
+    return [m["data"] for m in transport.messages() if m.get("pipe") == "msg"]
+
+
+def test_a_personal_message_sent_before_the_user_channel_is_confirmed_arrives_with_the_confirmation(pair):
+    here, there = pair
+    there.send_to_user(DEV, 5, "e", "queued while offline")
+    client, transport = mk(here, dev_id=DEV, user_id=5, authorized=True, uuid="user5")
+    assert personal(transport) == ["queued while offline"]  # the queue, at connect
+    assert there.user_connection_count(DEV, 5) == 1  # online for the whole cluster at once
+    assert there.send_to_user(DEV, 5, "e", "in the window") == 1  # "here" is not subscribed yet
+    assert personal(transport) == ["queued while offline"]
+    here._subscription_confirmed(here._user_channel(DEV, 5))
+    # the missed one now, and not a second copy of the one written at connect (still unconfirmed)
+    assert personal(transport) == ["queued while offline", "in the window"]
+    client.answer_pings()  # the page confirms what it read: those rows leave the queue
+    here._subscription_confirmed(here._user_channel(DEV, 5))  # confirmed again (Redis reconnect)
+    assert personal(transport) == ["queued while offline", "in the window"]  # nothing twice
