@@ -101,17 +101,17 @@ class Connection:
     def handle(self, events: list[Event]) -> None:
         """Carry out Session events: its own methods' and what the tabs' calls returned."""
         for event in events:
-            match event:
-                case Send(frame):
-                    if self._socket is None or not self._socket.send(frame):
-                        log.debug("comet_py: not sent, socket not open: %.60r", frame)
-                case Answer(token) if token == _LIVENESS:
-                    pass  # any frame proved the connection alive; the value does not matter
-                case Reconnect(delay):
-                    if not self._stopped and self._reconnect is None:
-                        self._reconnect = asyncio.get_event_loop().call_later(delay, self._connect)
-                case _:
-                    self._on_event(event)
+            # if/isinstance, not match: MicroPython has no match statement
+            if isinstance(event, Send):
+                if self._socket is None or not self._socket.send(event.frame):
+                    log.debug("comet_py: not sent, socket not open: %.60r", event.frame)
+            elif isinstance(event, Answer) and event.token == _LIVENESS:
+                pass  # any frame proved the connection alive; the value does not matter
+            elif isinstance(event, Reconnect):
+                if not self._stopped and self._reconnect is None:
+                    self._reconnect = asyncio.get_event_loop().call_later(event.delay, self._connect)
+            else:
+                self._on_event(event)
 
     def _schedule_tick(self) -> None:
         self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)

@@ -280,34 +280,34 @@ class Coordinator:
         for action in actions:
             master = self._master()
             try:
-                match action:
-                    case relay.Post(message):
-                        self._channel.post(relay.encode(message))
-                    case relay.Deliver(message):
-                        self.tab.deliver(message)
-                    case relay.Resolve(req, value, error):
-                        self._resolve(req, value, error)
-                    case relay.RemoteState(state, detail):
-                        self.tab.set_state(state, detail)
-                    case relay.RemoteAuth(authorized):
-                        self.tab.set_auth(authorized)
-                    # Only a MasterRelay asks these, so only while this tab is the master:
-                    case relay.RunCall(token, op, args) if master is not None:
-                        master.run_call(token, op, args)
-                    case relay.ChannelsChanged(channels) if master is not None:
-                        master.set_session_channels(channels)
-                    case relay.CatchUp(tab_id, history_ids) if master is not None:
-                        master.catch_up(tab_id, history_ids)
-                    case relay.TabJoined(tab_id) if master is not None:
-                        master.watch(tab_id)
-                    case relay.TabLeft(tab_id) if master is not None:
-                        master.unwatch(tab_id)
-                    case BecomeMaster(term):
-                        self._promote(term)
-                    case StepDown():
-                        self._demote()
-                    case _:  # MasterChanged, RivalMaster: nothing to do
-                        log.debug("comet_py: %r", action)
+                # if/isinstance, not match: MicroPython has no match statement
+                if isinstance(action, relay.Post):
+                    self._channel.post(relay.encode(action.message))
+                elif isinstance(action, relay.Deliver):
+                    self.tab.deliver(action.message)
+                elif isinstance(action, relay.Resolve):
+                    self._resolve(action.req, action.value, action.error)
+                elif isinstance(action, relay.RemoteState):
+                    self.tab.set_state(action.state, action.detail)
+                elif isinstance(action, relay.RemoteAuth):
+                    self.tab.set_auth(action.authorized)
+                # Only a MasterRelay asks these, so only while this tab is the master:
+                elif isinstance(action, relay.RunCall) and master is not None:
+                    master.run_call(action.token, action.op, action.args)
+                elif isinstance(action, relay.ChannelsChanged) and master is not None:
+                    master.set_session_channels(action.channels)
+                elif isinstance(action, relay.CatchUp) and master is not None:
+                    master.catch_up(action.tab_id, action.history_ids)
+                elif isinstance(action, relay.TabJoined) and master is not None:
+                    master.watch(action.tab_id)
+                elif isinstance(action, relay.TabLeft) and master is not None:
+                    master.unwatch(action.tab_id)
+                elif isinstance(action, BecomeMaster):
+                    self._promote(action.term)
+                elif isinstance(action, StepDown):
+                    self._demote()
+                else:  # MasterChanged, RivalMaster: nothing to do
+                    log.debug("comet_py: %r", action)
             except Exception:
                 log.exception("comet_py: failed to carry out %r", action)
 
