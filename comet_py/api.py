@@ -5,8 +5,6 @@ Python spellings beside them. The connection itself lives in the master tab (``c
 this class only validates calls, keeps this tab's callbacks and dispatches what arrives.
 """
 
-from __future__ import annotations
-
 import asyncio
 import inspect
 import json
@@ -28,6 +26,16 @@ if TYPE_CHECKING:  # annotations only: no typing objects built at import
     Callback = Callable[[Message], Union[None, Awaitable[None]]]
 _MISSING: Any = object()
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+
+
+def _is_awaitable(value: Any) -> bool:
+    # MicroPython's inspect has no isawaitable; its coroutines are generators (send and throw)
+    if _isawaitable is not None:
+        return bool(_isawaitable(value))
+    return hasattr(value, "send") and hasattr(value, "throw")
+
+
+_isawaitable = getattr(inspect, "isawaitable", None)
 
 
 class AttrDict(dict):
@@ -94,7 +102,7 @@ class CometApi:
 
     # -- subscriptions -----------------------------------------------------------------------
 
-    def subscription(self, name: Union[str, Callback, None], callback: Optional[Callback] = None) -> str:
+    def subscription(self, name: "Union[str, Callback, None]", callback: "Optional[Callback]" = None) -> str:
         """Register ``callback`` for a channel form (api.md §3); returns the subscription id.
 
         ``subscription(callback)`` alone (or ``name=""``) receives every message of this tab.
@@ -126,7 +134,7 @@ class CometApi:
 
     unsubscribe_all = unsubscriptionAll
 
-    def subscription_once(self, name: str, callback: Callback) -> str:
+    def subscription_once(self, name: str, callback: "Callback") -> str:
         """Like subscription, removed after its first message."""
         holder: dict[str, str] = {}
 
@@ -183,7 +191,7 @@ class CometApi:
         self._require_started()
         self._coordinator.web_pipe(pipe, event, text)
 
-    def get_pipe_log(self, pipe: str, callback: Optional[Callback] = None) -> "asyncio.Future[int]":
+    def get_pipe_log(self, pipe: str, callback: "Optional[Callback]" = None) -> "asyncio.Future[int]":
         """Ask for the channel's history: the stored messages arrive in this tab's callbacks
         with ``server_info.history == True``. Awaitable: gives how many arrived (comet_server)."""
         check_name(pipe)
@@ -369,7 +377,7 @@ class CometApi:
 
     def _returned(self, result: Any) -> None:
         """What a callback returned: run it when it is awaitable (an async callback)."""
-        if inspect.isawaitable(result):
+        if _is_awaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(self._task_done)

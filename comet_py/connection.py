@@ -11,8 +11,6 @@ tabs see ``disconnected``. A gap between our own ticks (throttled timers, a lapt
 restarts the wait once instead of counting against the server.
 """
 
-from __future__ import annotations
-
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -32,7 +30,7 @@ _LIVENESS = ("comet_py:liveness", 0)  # the probe's token: its answer is ours, n
 
 
 class Connection:
-    def __init__(self, session: Session, platform: Platform, on_event: Callable[[Event], None],
+    def __init__(self, session: Session, platform: "Platform", on_event: Callable[[Event], None],
                  on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
         """``on_message(message)``: the hot path, what ``on_event(Dispatch(message))`` would do
         for an ordinary live message to every tab (the default does just that)."""

@@ -11,8 +11,6 @@ The relays are sans-I/O: this module carries out their actions with the browser 
 ``comet_py.browser`` or a fake in tests), in one handler, ``_run``.
 """
 
-from __future__ import annotations
-
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Optional
@@ -35,7 +33,7 @@ UUID_STORAGE_KEY = "comet_server_uuid"
 
 
 class Coordinator:
-    def __init__(self, options: Options, tab: TabSink, platform: Platform) -> None:
+    def __init__(self, options: Options, tab: "TabSink", platform: "Platform") -> None:
         self.options = options
         self.tab = tab
         self.p = platform
