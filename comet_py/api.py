@@ -7,10 +7,10 @@ this class only validates calls, keeps this tab's callbacks and dispatches what 
 
 import asyncio
 import inspect
-import json
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
+from . import jsonsafe
 from .channels import check_event, check_name, check_send_pipe
 from .errors import NotStartedError
 from .message import Message
@@ -182,7 +182,7 @@ class CometApi:
         check_send_pipe(pipe)
         check_event(event)
         try:
-            text = json.dumps(message, ensure_ascii=False, allow_nan=False)
+            text = jsonsafe.dumps(message)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"web_pipe_send: the message is not JSON-serialisable: {exc}") from None
         # Over the server's frame limit (65535 bytes): refused here, in the caller's tab, rather
