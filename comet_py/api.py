@@ -10,7 +10,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
-from . import jsonsafe
+from . import aio, jsonsafe
 from .channels import check_event, check_name, check_send_pipe
 from .errors import NotStartedError
 from .message import Message
@@ -229,7 +229,7 @@ class CometApi:
                   response: Callable[[Any], AttrDict]) -> "asyncio.Future[Any]":
         """The awaitable of a server call: ``convert`` of its answer (or its exception), and
         ``callback(response(value))`` in the JS style when one was given."""
-        result: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+        result: asyncio.Future[Any] = aio.create_future()
 
         def done(fut: asyncio.Future) -> None:
             if fut.cancelled():
@@ -378,7 +378,7 @@ class CometApi:
     def _returned(self, result: Any) -> None:
         """What a callback returned: run it when it is awaitable (an async callback)."""
         if _is_awaitable(result):
-            task = asyncio.ensure_future(result)
+            task = aio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
 

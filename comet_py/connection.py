@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from . import aio
 from .session import Answer, Dispatch, Event, Reconnect, Send, Session, State
 
 if TYPE_CHECKING:  # only for annotations: not imported in the browser
@@ -107,12 +108,12 @@ class Connection:
                 pass  # any frame proved the connection alive; the value does not matter
             elif isinstance(event, Reconnect):
                 if not self._stopped and self._reconnect is None:
-                    self._reconnect = asyncio.get_event_loop().call_later(event.delay, self._connect)
+                    self._reconnect = aio.call_later(event.delay, self._connect)
             else:
                 self._on_event(event)
 
     def _schedule_tick(self) -> None:
-        self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
+        self._ticker = aio.call_later(TICK_SECONDS, self._tick)
 
     def _tick(self) -> None:
         if self._stopped:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import relay
+from . import aio, relay
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
 from .errors import CallError, ConnectionLost
 from .options import Options
@@ -170,7 +170,7 @@ class Coordinator:
         self._run(actions)
 
     def request(self, kind: str, pipe: str) -> asyncio.Future:
-        fut: asyncio.Future = asyncio.get_event_loop().create_future()
+        fut: asyncio.Future = aio.create_future()
         req, actions = self.role.call(kind, {"pipe": pipe}, self.p.now_ms())
         self._futures[req] = fut  # before the actions: a master's Session may answer at once
         self._run(actions)
@@ -258,7 +258,7 @@ class Coordinator:
             self.role.network_lost()
 
     def _schedule_tick(self) -> None:
-        self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
+        self._ticker = aio.call_later(TICK_SECONDS, self._tick)
 
     def _tick(self) -> None:
         if self._closed:

@@ -7,9 +7,9 @@
 // under /repo/tests/mpy, and packaging/micropython/lib (the typing stand-in) under /lib, which is on
 // MicroPython's sys.path as it is on a page.
 //
-// Prints one line "MPY-RESULT <json>": {"imports": {module: null | error}, "tests": {module:
-// {"import": null | error, "results": {test: null | error}}}}. Exit code 0 when the runner itself
-// worked: tests/mpy/test_lane.py judges the results.
+// `async def` tests are awaited. Prints one line "MPY-RESULT <json>": {"imports": {module: null |
+// error}, "tests": {module: {"import": null | error, "results": {test: null | error}}}}. Exit code
+// 0 when the runner itself worked: tests/mpy/test_lane.py judges the results.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -78,7 +78,9 @@ for name in json.loads(TEST_MODULES):
         fn = getattr(module, test)
         if test.startswith("test_") and callable(fn):
             try:
-                fn()
+                result = fn()
+                if hasattr(result, "send"):  # an async test: a coroutine is a generator here
+                    await result
                 entry["results"][test] = None
             except BaseException as exc:
                 entry["results"][test] = _error(exc)

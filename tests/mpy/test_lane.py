@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
 
 #: comet_py modules that import under MicroPython (``_package_init`` is comet_py/__init__.py)
-PORTED = {"backoff", "channels", "errors", "jsonsafe", "options", "platform", "records"}
+PORTED = {"aio", "backoff", "channels", "errors", "jsonsafe", "options", "platform", "records"}
 #: comet_py modules that do not yet, and why
 PENDING = {
     "message": "being rewritten for speed; ported after that merge",
@@ -78,7 +78,8 @@ def test_module_passes_under_micropython(lane: dict, module: str) -> None:
         pytest.xfail(f"not under MicroPython yet: {PENDING_TESTS[module]}")
     assert entry["import"] is None, entry["import"]
     source = (ROOT / "tests" / "mpy" / f"{module}.py").read_text()
-    expected = {line.split("(")[0][4:] for line in source.splitlines() if line.startswith("def test_")}
+    expected = {line.split("(")[0].split("def ")[1] for line in source.splitlines()
+                if line.startswith(("def test_", "async def test_"))}
     assert set(entry["results"]) == expected, "a test function did not run under MicroPython"
     failed = {t: err for t, err in sorted(entry["results"].items()) if err is not None}
     assert not failed, "\n".join(f"{t}:\n{err}" for t, err in failed.items())
