@@ -15,10 +15,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
 
 #: comet_py modules that import under MicroPython (``_package_init`` is comet_py/__init__.py)
-PORTED = {"aio", "backoff", "channels", "errors", "jsonsafe", "options", "platform", "records"}
+PORTED = {"aio", "backoff", "channels", "errors", "jsonsafe", "message", "options", "platform", "records"}
 #: comet_py modules that do not yet, and why
 PENDING = {
-    "message": "being rewritten for speed; ported after that merge",
     "jsonlimit": "being rewritten for speed; ported after that merge",
     "protocol": "being rewritten for speed; ported after that merge",
     "registry": "being rewritten for speed; ported after that merge",
