@@ -15,10 +15,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
 
 #: comet_py modules that import under MicroPython (``_package_init`` is comet_py/__init__.py)
-PORTED = {"aio", "backoff", "channels", "errors", "jsonsafe", "message", "options", "platform", "records"}
+PORTED = {"aio", "backoff", "channels", "errors", "jsonlimit", "jsonsafe", "message", "options",
+          "platform", "records"}
 #: comet_py modules that do not yet, and why
 PENDING = {
-    "jsonlimit": "being rewritten for speed; ported after that merge",
     "protocol": "being rewritten for speed; ported after that merge",
     "registry": "being rewritten for speed; ported after that merge",
     "relay": "being rewritten for speed; ported after that merge",

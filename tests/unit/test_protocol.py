@@ -400,3 +400,15 @@ def test_ordinary_messages_take_the_fast_path(text):
 def test_other_frames_take_the_full_rules(text):
     (obj,) = P.decode_frame(text)
     assert P.plain_message(obj) is None
+
+
+def test_the_fast_depth_check_agrees_with_the_plain_walk_that_micropython_runs():
+    # jsonlimit.depth_exceeds (str.translate, a regex) vs _depth_exceeds_walk (MicroPython's), on
+    # random texts of brackets, quotes, backslashes and letters: the same answer for every limit.
+    rng = random.Random(15)
+    alphabet = '[]{}"\\\\a,'
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        for limit in (0, 1, 2, 3, 5):
+            fast = jsonlimit.depth_exceeds(text, limit)
+            assert fast == jsonlimit._depth_exceeds_walk(text, limit), (text, limit)
