@@ -13,3 +13,14 @@ def raises(kind, fn, *args, **kwargs):
     except kind as exc:
         return exc
     raise AssertionError("%r did not raise %s" % (fn, kind.__name__))
+
+
+def unit_frames():
+    """tests/unit/frames.py, the server frames captured from CppComet and comet_server (the
+    MicroPython runner writes it to the same place in its file system)."""
+    unit = __file__.rsplit("/", 2)[0] + "/unit"
+    if unit not in sys.path:
+        sys.path.append(unit)
+    import frames
+
+    return frames

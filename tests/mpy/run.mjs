@@ -39,6 +39,7 @@ mp.FS.writeFile("/repo/comet_py/__init__.py", "");
 mount(path.join(repo, "tests"), "/repo/tests", (name) => name === "__init__.py");
 mount(path.join(repo, "tests", "mpy"), "/repo/tests/mpy",
   (name) => py(name) && name !== "test_lane.py");
+mount(path.join(repo, "tests", "unit"), "/repo/tests/unit", (name) => name === "frames.py");
 mount(path.join(repo, "packaging", "micropython", "lib"), "/lib", py);
 
 const modules = fs.readdirSync(path.join(repo, "comet_py")).filter(py).sort()

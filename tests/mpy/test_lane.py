@@ -16,10 +16,9 @@ RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
 
 #: comet_py modules that import under MicroPython (``_package_init`` is comet_py/__init__.py)
 PORTED = {"aio", "backoff", "channels", "errors", "jsonlimit", "jsonsafe", "message", "options",
-          "platform", "records", "registry"}
+          "platform", "protocol", "records", "registry"}
 #: comet_py modules that do not yet, and why
 PENDING = {
-    "protocol": "being rewritten for speed; ported after that merge",
     "relay": "being rewritten for speed; ported after that merge",
     "roles": "being rewritten for speed; ported after that merge",
     "session": "being rewritten for speed; ported after that merge",
