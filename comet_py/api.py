@@ -57,7 +57,7 @@ class CometApi:
         self._options: Optional[Options] = None
         self._coordinator: Any = None
         self._authorized: Optional[bool] = None
-        self._state: str = State.IDLE.value
+        self._state: str = State.IDLE
         self._is_master = False
         self._auth_callbacks: dict[bool, list[Callable[[], Any]]] = {True: [], False: []}
         self._state_callbacks: list[Callable[[str, dict], Any]] = []

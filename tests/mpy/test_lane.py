@@ -15,17 +15,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
 
 #: comet_py modules that import under MicroPython (``_package_init`` is comet_py/__init__.py)
-PORTED = {"aio", "backoff", "channels", "errors", "jsonlimit", "jsonsafe", "message", "options",
-          "platform", "protocol", "records", "registry"}
+PORTED = {"aio", "backoff", "channels", "connection", "errors", "jsonlimit", "jsonsafe", "message",
+          "options", "platform", "protocol", "records", "registry", "session"}
 #: comet_py modules that do not yet, and why
 PENDING = {
-    "relay": "being rewritten for speed; ported after that merge",
-    "roles": "being rewritten for speed; ported after that merge",
-    "session": "being rewritten for speed; ported after that merge",
+    "relay": "__future__, class unions, OrderedDict.popitem(last=False)",
+    "roles": "imports relay; a match statement",
     "election": "imports relay",
-    "coordinator": "imports relay, roles, session; asyncio Future/call_later (the setTimeout layer)",
-    "connection": "imports session; asyncio call_later (the setTimeout layer)",
-    "api": "imports message, registry, relay, session; asyncio Queue/Future/ensure_future",
+    "coordinator": "imports relay, roles",
+    "api": "imports relay; asyncio Queue",
     "browser": "the FFI layer: pyodide.ffi / pyodide.code (MicroPython: pyscript.ffi, jsffi, js)",
     "_package_init": "imports api",
 }
