@@ -5,14 +5,12 @@ Python spellings beside them. The connection itself lives in the master tab (``c
 this class only validates calls, keeps this tab's callbacks and dispatches what arrives.
 """
 
-from __future__ import annotations
-
 import asyncio
 import inspect
-import json
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
+from . import aio, jsonsafe
 from .channels import check_event, check_name, check_send_pipe
 from .errors import NotStartedError
 from .message import Message
@@ -28,6 +26,16 @@ if TYPE_CHECKING:  # annotations only: no typing objects built at import
     Callback = Callable[[Message], Union[None, Awaitable[None]]]
 _MISSING: Any = object()
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+
+
+def _is_awaitable(value: Any) -> bool:
+    # MicroPython's inspect has no isawaitable; its coroutines are generators (send and throw)
+    if _isawaitable is not None:
+        return bool(_isawaitable(value))
+    return hasattr(value, "send") and hasattr(value, "throw")
+
+
+_isawaitable = getattr(inspect, "isawaitable", None)
 
 
 class AttrDict(dict):
@@ -49,7 +57,7 @@ class CometApi:
         self._options: Optional[Options] = None
         self._coordinator: Any = None
         self._authorized: Optional[bool] = None
-        self._state: str = State.IDLE.value
+        self._state: str = State.IDLE
         self._is_master = False
         self._auth_callbacks: dict[bool, list[Callable[[], Any]]] = {True: [], False: []}
         self._state_callbacks: list[Callable[[str, dict], Any]] = []
@@ -94,7 +102,7 @@ class CometApi:
 
     # -- subscriptions -----------------------------------------------------------------------
 
-    def subscription(self, name: Union[str, Callback, None], callback: Optional[Callback] = None) -> str:
+    def subscription(self, name: "Union[str, Callback, None]", callback: "Optional[Callback]" = None) -> str:
         """Register ``callback`` for a channel form (api.md §3); returns the subscription id.
 
         ``subscription(callback)`` alone (or ``name=""``) receives every message of this tab.
@@ -126,7 +134,7 @@ class CometApi:
 
     unsubscribe_all = unsubscriptionAll
 
-    def subscription_once(self, name: str, callback: Callback) -> str:
+    def subscription_once(self, name: str, callback: "Callback") -> str:
         """Like subscription, removed after its first message."""
         holder: dict[str, str] = {}
 
@@ -174,7 +182,7 @@ class CometApi:
         check_send_pipe(pipe)
         check_event(event)
         try:
-            text = json.dumps(message, ensure_ascii=False, allow_nan=False)
+            text = jsonsafe.dumps(message)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"web_pipe_send: the message is not JSON-serialisable: {exc}") from None
         # Over the server's frame limit (65535 bytes): refused here, in the caller's tab, rather
@@ -183,7 +191,7 @@ class CometApi:
         self._require_started()
         self._coordinator.web_pipe(pipe, event, text)
 
-    def get_pipe_log(self, pipe: str, callback: Optional[Callback] = None) -> "asyncio.Future[int]":
+    def get_pipe_log(self, pipe: str, callback: "Optional[Callback]" = None) -> "asyncio.Future[int]":
         """Ask for the channel's history: the stored messages arrive in this tab's callbacks
         with ``server_info.history == True``. Awaitable: gives how many arrived (comet_server)."""
         check_name(pipe)
@@ -221,7 +229,7 @@ class CometApi:
                   response: Callable[[Any], AttrDict]) -> "asyncio.Future[Any]":
         """The awaitable of a server call: ``convert`` of its answer (or its exception), and
         ``callback(response(value))`` in the JS style when one was given."""
-        result: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+        result: asyncio.Future[Any] = aio.create_future()
 
         def done(fut: asyncio.Future) -> None:
             if fut.cancelled():
@@ -369,8 +377,8 @@ class CometApi:
 
     def _returned(self, result: Any) -> None:
         """What a callback returned: run it when it is awaitable (an async callback)."""
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
+        if _is_awaitable(result):
+            task = aio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
 

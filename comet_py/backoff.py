@@ -9,9 +9,8 @@ less than 0.1 s: the first retry comes within 0.5 s, the ceiling reaches
 30 s after 6 failures. ``reset()`` after a serverInfo starts over.
 """
 
-from __future__ import annotations
-
 import random
+from typing import Any, Optional
 
 __all__ = ["Backoff"]
 
@@ -22,7 +21,7 @@ class Backoff:
         base: float = 0.5,
         factor: float = 2.0,
         cap: float = 30.0,
-        rng: random.Random | None = None,
+        rng: Optional[Any] = None,
         *,
         floor: float = 0.1,
     ) -> None:
@@ -32,7 +31,9 @@ class Backoff:
         self.factor = factor
         self.cap = cap
         self.floor = floor
-        self._rng = rng or random.Random()
+        # rng: anything with uniform(a, b), e.g. a seeded random.Random in tests; by default the
+        # random module itself (MicroPython has no random.Random).
+        self._uniform = rng.uniform if rng is not None else random.uniform
         self.attempts = 0
 
     def ceiling(self) -> float:
@@ -44,7 +45,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Delay before the next attempt, in seconds (full jitter, floor, cap)."""
-        delay = max(self.floor, self._rng.uniform(0.0, self.ceiling()))
+        delay = max(self.floor, self._uniform(0.0, self.ceiling()))
         self.attempts += 1
         return delay
 

@@ -4,9 +4,8 @@ The rules are what CppComet enforces (protocol.md §4.1), not what its docs say:
 ``[A-Za-z0-9_-]``, 2..64 characters; event names ``[A-Za-z0-9_-]``, 1..64.
 """
 
-from __future__ import annotations
-
 import logging
+from typing import Optional
 
 from .records import record
 
@@ -93,10 +92,11 @@ class Target:
     ``server_channel``: the channel to subscribe on the server (None = nothing to send).
     """
 
+    _fields = ("name", "pipe", "event", "server_channel")
     name: str
-    pipe: str | None
-    event: str | None
-    server_channel: str | None
+    pipe: Optional[str]
+    event: Optional[str]
+    server_channel: Optional[str]
 
     def matches(self, pipe: str, event: str) -> bool:
         if self.pipe is None:
@@ -105,7 +105,7 @@ class Target:
         return pipe == self.pipe and (self.event is None or event == self.event)
 
 
-def parse_target(name: str | None) -> Target:
+def parse_target(name: Optional[str]) -> Target:
     """Parse a subscription name (api.md §3). Raises ``ValueError`` for a bad one."""
     if name is None or name == "":
         return Target("", None, None, None)
@@ -117,7 +117,7 @@ def parse_target(name: str | None) -> Target:
         return Target(name, REPORT_PREFIX + pipe, None, None)
     base, dot, event = name.partition(".")
     check_name(base)
-    ev: str | None = None
+    ev: Optional[str] = None
     if dot:
         if "." in event:
             raise ValueError(

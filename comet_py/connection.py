@@ -11,12 +11,11 @@ tabs see ``disconnected``. A gap between our own ticks (throttled timers, a lapt
 restarts the wait once instead of counting against the server.
 """
 
-from __future__ import annotations
-
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from . import aio
 from .session import Answer, Dispatch, Event, Reconnect, Send, Session, State
 
 if TYPE_CHECKING:  # only for annotations: not imported in the browser
@@ -32,7 +31,7 @@ _LIVENESS = ("comet_py:liveness", 0)  # the probe's token: its answer is ours, n
 
 
 class Connection:
-    def __init__(self, session: Session, platform: Platform, on_event: Callable[[Event], None],
+    def __init__(self, session: Session, platform: "Platform", on_event: Callable[[Event], None],
                  on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
         """``on_message(message)``: the hot path, what ``on_event(Dispatch(message))`` would do
         for an ordinary live message to every tab (the default does just that)."""
@@ -101,20 +100,20 @@ class Connection:
     def handle(self, events: list[Event]) -> None:
         """Carry out Session events: its own methods' and what the tabs' calls returned."""
         for event in events:
-            match event:
-                case Send(frame):
-                    if self._socket is None or not self._socket.send(frame):
-                        log.debug("comet_py: not sent, socket not open: %.60r", frame)
-                case Answer(token) if token == _LIVENESS:
-                    pass  # any frame proved the connection alive; the value does not matter
-                case Reconnect(delay):
-                    if not self._stopped and self._reconnect is None:
-                        self._reconnect = asyncio.get_event_loop().call_later(delay, self._connect)
-                case _:
-                    self._on_event(event)
+            # if/isinstance, not match: MicroPython has no match statement
+            if isinstance(event, Send):
+                if self._socket is None or not self._socket.send(event.frame):
+                    log.debug("comet_py: not sent, socket not open: %.60r", event.frame)
+            elif isinstance(event, Answer) and event.token == _LIVENESS:
+                pass  # any frame proved the connection alive; the value does not matter
+            elif isinstance(event, Reconnect):
+                if not self._stopped and self._reconnect is None:
+                    self._reconnect = aio.call_later(event.delay, self._connect)
+            else:
+                self._on_event(event)
 
     def _schedule_tick(self) -> None:
-        self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
+        self._ticker = aio.call_later(TICK_SECONDS, self._tick)
 
     def _tick(self) -> None:
         if self._stopped:

@@ -11,13 +11,11 @@ The relays are sans-I/O: this module carries out their actions with the browser 
 ``comet_py.browser`` or a fake in tests), in one handler, ``_run``.
 """
 
-from __future__ import annotations
-
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import relay
+from . import aio, relay
 from .election import BecomeMaster, FallbackElection, StepDown, next_term
 from .errors import CallError, ConnectionLost
 from .options import Options
@@ -35,7 +33,7 @@ UUID_STORAGE_KEY = "comet_server_uuid"
 
 
 class Coordinator:
-    def __init__(self, options: Options, tab: TabSink, platform: Platform) -> None:
+    def __init__(self, options: Options, tab: "TabSink", platform: "Platform") -> None:
         self.options = options
         self.tab = tab
         self.p = platform
@@ -172,7 +170,7 @@ class Coordinator:
         self._run(actions)
 
     def request(self, kind: str, pipe: str) -> asyncio.Future:
-        fut: asyncio.Future = asyncio.get_event_loop().create_future()
+        fut: asyncio.Future = aio.create_future()
         req, actions = self.role.call(kind, {"pipe": pipe}, self.p.now_ms())
         self._futures[req] = fut  # before the actions: a master's Session may answer at once
         self._run(actions)
@@ -260,7 +258,7 @@ class Coordinator:
             self.role.network_lost()
 
     def _schedule_tick(self) -> None:
-        self._ticker = asyncio.get_event_loop().call_later(TICK_SECONDS, self._tick)
+        self._ticker = aio.call_later(TICK_SECONDS, self._tick)
 
     def _tick(self) -> None:
         if self._closed:
@@ -280,34 +278,34 @@ class Coordinator:
         for action in actions:
             master = self._master()
             try:
-                match action:
-                    case relay.Post(message):
-                        self._channel.post(relay.encode(message))
-                    case relay.Deliver(message):
-                        self.tab.deliver(message)
-                    case relay.Resolve(req, value, error):
-                        self._resolve(req, value, error)
-                    case relay.RemoteState(state, detail):
-                        self.tab.set_state(state, detail)
-                    case relay.RemoteAuth(authorized):
-                        self.tab.set_auth(authorized)
-                    # Only a MasterRelay asks these, so only while this tab is the master:
-                    case relay.RunCall(token, op, args) if master is not None:
-                        master.run_call(token, op, args)
-                    case relay.ChannelsChanged(channels) if master is not None:
-                        master.set_session_channels(channels)
-                    case relay.CatchUp(tab_id, history_ids) if master is not None:
-                        master.catch_up(tab_id, history_ids)
-                    case relay.TabJoined(tab_id) if master is not None:
-                        master.watch(tab_id)
-                    case relay.TabLeft(tab_id) if master is not None:
-                        master.unwatch(tab_id)
-                    case BecomeMaster(term):
-                        self._promote(term)
-                    case StepDown():
-                        self._demote()
-                    case _:  # MasterChanged, RivalMaster: nothing to do
-                        log.debug("comet_py: %r", action)
+                # if/isinstance, not match: MicroPython has no match statement
+                if isinstance(action, relay.Post):
+                    self._channel.post(relay.encode(action.message))
+                elif isinstance(action, relay.Deliver):
+                    self.tab.deliver(action.message)
+                elif isinstance(action, relay.Resolve):
+                    self._resolve(action.req, action.value, action.error)
+                elif isinstance(action, relay.RemoteState):
+                    self.tab.set_state(action.state, action.detail)
+                elif isinstance(action, relay.RemoteAuth):
+                    self.tab.set_auth(action.authorized)
+                # Only a MasterRelay asks these, so only while this tab is the master:
+                elif isinstance(action, relay.RunCall) and master is not None:
+                    master.run_call(action.token, action.op, action.args)
+                elif isinstance(action, relay.ChannelsChanged) and master is not None:
+                    master.set_session_channels(action.channels)
+                elif isinstance(action, relay.CatchUp) and master is not None:
+                    master.catch_up(action.tab_id, action.history_ids)
+                elif isinstance(action, relay.TabJoined) and master is not None:
+                    master.watch(action.tab_id)
+                elif isinstance(action, relay.TabLeft) and master is not None:
+                    master.unwatch(action.tab_id)
+                elif isinstance(action, BecomeMaster):
+                    self._promote(action.term)
+                elif isinstance(action, StepDown):
+                    self._demote()
+                else:  # MasterChanged, RivalMaster: nothing to do
+                    log.debug("comet_py: %r", action)
             except Exception:
                 log.exception("comet_py: failed to carry out %r", action)
 

@@ -15,9 +15,6 @@ With message delays under ~150 ms this never makes two masters; with lost messag
 briefly, and the weaker one steps down as soon as it hears the other.
 """
 
-from __future__ import annotations
-
-import enum
 import logging
 import math
 from typing import Any, Iterable, Mapping, Optional, Union
@@ -38,6 +35,8 @@ __all__ = ["FallbackElection", "ElectionRole", "BecomeMaster", "StepDown", "Post
 @record
 class BecomeMaster:
     """This tab is master now, with this term: connect, and announce the term in states."""
+
+    _fields = ("term",)
     term: int
 
 
@@ -45,12 +44,15 @@ class BecomeMaster:
 class StepDown:
     """This tab is no longer master: close the socket and become a follower."""
 
+    _fields = ()
 
-Action = Post | BecomeMaster | StepDown
+
+Action = Union[Post, BecomeMaster, StepDown]
 
 
-class ElectionRole(enum.StrEnum):
-    """Where this tab is in the election: STOPPED -> start() -> APPLYING -> MASTER | FOLLOWER."""
+class ElectionRole:
+    """Where this tab is in the election: STOPPED -> start() -> APPLYING -> MASTER | FOLLOWER.
+    Plain strings (MicroPython has no enum)."""
 
     STOPPED = "stopped"
     APPLYING = "applying"

@@ -1,13 +1,14 @@
 """Exceptions raised by comet_py, and the codes a failed call travels under between tabs.
 
-Every class also derives from the builtin a caller would naturally catch
-(``ValueError``, ``TimeoutError``...), so code that does not know comet_py
-still handles them sensibly.
+On CPython and Pyodide every class also derives from the builtin a caller would naturally
+catch (``ValueError``, ``TimeoutError``...), so code that does not know comet_py still handles
+them sensibly. MicroPython refuses an exception class with two bases and has no builtin
+``TimeoutError``: there each class derives from ``CometError`` only, so ``except CometError`` (or
+the class itself) catches it and ``except ValueError`` does not (docs/api.md §8).
 """
 
-from __future__ import annotations
-
-from typing import Any, Optional
+import sys
+from typing import TYPE_CHECKING, Any, Optional
 
 from .records import record
 
@@ -26,16 +27,24 @@ class CometError(Exception):
     """Base class of every comet_py error."""
 
 
-class NotStartedError(CometError, RuntimeError):
-    """An operation needs ``start()`` first."""
+if TYPE_CHECKING or sys.implementation.name != "micropython":
+    class NotStartedError(CometError, RuntimeError):
+        """An operation needs ``start()`` first."""
 
+    class OptionsError(CometError, ValueError):
+        """A ``start()`` / ``restart()`` option is unknown or has a bad value."""
 
-class OptionsError(CometError, ValueError):
-    """A ``start()`` / ``restart()`` option is unknown or has a bad value."""
+    class RequestTimeout(CometError, TimeoutError):
+        """The server did not answer a request in time."""
+else:  # MicroPython: one base only (see the module's docstring)
+    class NotStartedError(CometError):
+        """An operation needs ``start()`` first."""
 
+    class OptionsError(CometError):
+        """A ``start()`` / ``restart()`` option is unknown or has a bad value."""
 
-class RequestTimeout(CometError, TimeoutError):
-    """The server did not answer a request in time."""
+    class RequestTimeout(CometError):
+        """The server did not answer a request in time."""
 
 
 class ConnectionLost(CometError):
@@ -64,6 +73,7 @@ CODES: dict[str, type[CometError]] = {
 class CallError:
     """Why a call failed: ``code`` (a key of CODES) and a human ``detail``."""
 
+    _fields = ("code", "detail")
     code: str
     detail: str
 

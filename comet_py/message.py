@@ -13,19 +13,54 @@ request marker of an answer, except that history items give their history_id the
 before history_id had its own key, the history_id.
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterator, Mapping
-from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING, Any, TypeVar
+import sys
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Iterator, TypeVar
 
 from .records import FrozenInstanceError, record
 
 __all__ = ["ServerInfo", "Message", "make_message_dict", "history_id_int"]
 
+_MICROPYTHON = sys.implementation.name == "micropython"
 _INFO_KEYS = ("event", "history", "marker", "pipe", "user_id", "uuid", "time", "history_id")
 _MSG_KEYS = ("data", "server_info")
-_INFO_VALUES = itemgetter(*_INFO_KEYS)
+
+if TYPE_CHECKING or not _MICROPYTHON:
+    from collections.abc import Mapping
+    from operator import itemgetter
+
+    _MappingBase = Mapping[str, Any]
+    _INFO_VALUES = itemgetter(*_INFO_KEYS)
+else:  # MicroPython: no collections.abc, no operator.itemgetter
+    class Mapping:
+        """What collections.abc.Mapping adds to ``__getitem__``, ``__iter__`` and ``__len__``."""
+
+        def get(self, key, default=None):
+            try:
+                return self[key]
+            except KeyError:
+                return default
+
+        def __contains__(self, key):
+            try:
+                self[key]
+            except KeyError:
+                return False
+            return True
+
+        def keys(self):
+            return list(self)
+
+        def items(self):
+            return [(key, self[key]) for key in self]
+
+        def values(self):
+            return [self[key] for key in self]
+
+    _MappingBase = Mapping
+
+    def _INFO_VALUES(d):
+        return tuple([d[key] for key in _INFO_KEYS])
 
 
 def _opt_str(value: Any) -> str | None:
@@ -46,7 +81,8 @@ def _int(value: Any, default: int = 0) -> int:
 
 def history_id_int(value: Any) -> int | None:
     """A history_id as a number (they compare as numbers: "9" < "10"); None if not one."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    # (MicroPython has no str.isascii; its isdigit is ASCII-only: "²".isdigit() is False)
+    if isinstance(value, str) and value.isdigit() and (_MICROPYTHON or value.isascii()):
         return int(value)
     return None
 
@@ -82,19 +118,28 @@ def make_message_dict(
 _T = TypeVar("_T")
 
 
-def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
-    """``cls(**fields)`` for a frozen dataclass without __post_init__ or slots, as fast as a
-    plain object: its __init__ sets each field through ``object.__setattr__`` (several times
-    slower, and this runs for every message in every tab). ``fields`` must be all of them."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj
+if not _MICROPYTHON:
+    def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
+        """``cls(**fields)`` for a frozen dataclass without __post_init__ or slots, as fast as a
+        plain object: its __init__ sets each field through ``object.__setattr__`` (several times
+        slower, and this runs for every message in every tab). ``fields`` must be all of them."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(fields)
+        return obj
+else:
+    def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
+        # An instance's __dict__ is read-only in MicroPython: each field past __setattr__.
+        obj = object.__new__(cls)
+        for name, value in fields.items():
+            object.__setattr__(obj, name, value)
+        return obj
 
 
 @record
-class ServerInfo(Mapping[str, Any]):
+class ServerInfo(_MappingBase):
     """``e.server_info``: where a message came from."""
 
+    _fields = _INFO_KEYS  # its fields are the wire's keys, in this order
     event: str
     history: bool
     marker: str | None
@@ -143,7 +188,7 @@ def _refuse(obj: Any, value: Any) -> None:
     raise FrozenInstanceError(f"cannot assign to field of {type(obj).__name__}")
 
 
-class Message(Mapping[str, Any]):
+class Message(_MappingBase):
     """A message given to callbacks: ``e.data`` and ``e.server_info``. Immutable, like the frozen
     dataclass it was (assigning ``data`` or ``server_info`` raises
     ``dataclasses.FrozenInstanceError``).

@@ -5,10 +5,7 @@
 a typo fails at ``start()`` rather than as a silent anonymous connection.
 """
 
-from __future__ import annotations
-
-import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from .errors import OptionsError
 from .records import record
@@ -26,12 +23,46 @@ USER_KEY_MAX = 600
 _USER_KEY_CHARS = "".join(map(chr, range(ord("!"), ord("~") + 1)))  # printable ASCII, no space
 _USER_KEY_FORBIDDEN = "&#?"
 _UUID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-# host (name, IPv4 or [IPv6]), optional :port, optional /path; no scheme.
-_NODE_RE = re.compile(
-    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
-    r"(?::(?P<port>[0-9]{1,5}))?"
-    r"(?P<path>(?:/[A-Za-z0-9._~-]+)*)/?"
-)
+# The checks below are plain code, not regexes: MicroPython's re has no fullmatch or named
+# groups, and silently fails counted repetition such as {32}.
+_DIGITS = frozenset("0123456789")
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_HOST_CHARS = _ALNUM | frozenset(".-")
+_IPV6_CHARS = frozenset("0123456789ABCDEFabcdef:.")
+_PATH_CHARS = _ALNUM | frozenset("._~-")
+
+
+def _only(text: str, allowed: "frozenset[str]") -> bool:
+    """``text`` is not empty and every character is in ``allowed``."""
+    return text != "" and all(ch in allowed for ch in text)
+
+
+def _node_port(value: str) -> Optional[str]:
+    """The port of ``host[:port][/path]`` ("" when there is none), or None when ``value`` is not
+    of that form. host: a name or IPv4 (A-Z a-z 0-9 . -, not starting or ending with . or -),
+    or [IPv6]; port: 1 to 5 digits; path: segments of A-Z a-z 0-9 . _ ~ -, one trailing /."""
+    slash = value.find("/")
+    hostport, path = (value, "") if slash < 0 else (value[:slash], value[slash:])
+    if path.endswith("/"):
+        path = path[:-1]
+    if path and not all(_only(segment, _PATH_CHARS) for segment in path[1:].split("/")):
+        return None
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        if close < 0 or not _only(hostport[1:close], _IPV6_CHARS):
+            return None
+        rest = hostport[close + 1:]
+    else:
+        host, colon, port = hostport.partition(":")
+        if not _only(host, _HOST_CHARS) or host[0] in ".-" or host[-1] in ".-":
+            return None
+        rest = colon + port
+    if rest == "":
+        return ""
+    port = rest[1:]
+    if rest[0] != ":" or not _only(port, _DIGITS) or len(port) > 5:
+        return None
+    return port
 
 
 @record
@@ -42,6 +73,7 @@ class Options:
     entry; ``node`` is the first one.
     """
 
+    _fields = ("dev_id", "user_id", "user_key", "nodes", "wss", "uuid")
     dev_id: int
     user_id: int = 0
     user_key: str = ""
@@ -69,7 +101,7 @@ class Options:
             "uuid": self.uuid,
         }
 
-    def merged(self, new: Mapping[str, Any] | None = None, **kw: Any) -> "Options":
+    def merged(self, new: Optional[Mapping[str, Any]] = None, **kw: Any) -> "Options":
         """Options for ``restart(opt)``: given keys replace old ones, the rest stay."""
         base = self.to_dict()
         changes = _collect(new, kw)
@@ -77,19 +109,28 @@ class Options:
         return parse_options(base)
 
 
-def _collect(opt: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> dict[str, Any]:
+def _is_mapping(obj: Any) -> bool:
+    # duck-typed: MicroPython has no collections.abc.Mapping to check against
+    return isinstance(obj, dict) or (hasattr(obj, "keys") and hasattr(obj, "__getitem__"))
+
+
+def _collect(opt: Optional[Mapping[str, Any]], kw: Mapping[str, Any]) -> "dict[str, Any]":
     if opt is None:
         opt = {}
-    elif not isinstance(opt, Mapping):
+    elif not _is_mapping(opt):
         raise OptionsError(f"options must be a dict, got {type(opt).__name__}")
     out = dict(opt)
     out.update(kw)  # keyword arguments win over the dict
     for key in out:
         if not isinstance(key, str) or key not in KNOWN_KEYS:
-            import difflib  # only for this message: its import is a cost to every page
-
-            hint = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            extra = ""
+            try:
+                import difflib  # only for this message: its import is a cost to every page
+            except ImportError:  # MicroPython has none: no hint
+                pass
+            else:
+                hint = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise OptionsError(
                 f"unknown option {key!r}{extra}; known options: {', '.join(KNOWN_KEYS)}"
             )
@@ -102,7 +143,7 @@ def _as_id(key: str, value: Any) -> int:
         raise OptionsError(f"option {key!r} must be an int or a digit string, got bool")
     if isinstance(value, int):
         n = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif isinstance(value, str) and _only(value, _DIGITS):
         n = int(value)
     else:
         raise OptionsError(
@@ -121,16 +162,15 @@ def _check_node(value: Any) -> str:
             f"option 'node' is host[:port][/path] without a scheme, got {value!r} "
             "(use wss=True for TLS)"
         )
-    m = _NODE_RE.fullmatch(value)
-    if m is None:
+    port = _node_port(value)
+    if port is None:
         raise OptionsError(f"option 'node' must look like host[:port][/path], got {value!r}")
-    port = m.group("port")
-    if port is not None and not 0 < int(port) < 65536:
+    if port and not 0 < int(port) < 65536:
         raise OptionsError(f"option 'node' has an invalid port in {value!r}")
     return value.rstrip("/")  # the URL appends "/ws/..."
 
 
-def parse_options(opt: Mapping[str, Any] | None = None, **kw: Any) -> Options:
+def parse_options(opt: Optional[Mapping[str, Any]] = None, **kw: Any) -> Options:
     """Validate ``start()`` options (a dict and/or keywords; keywords win)."""
     raw = _collect(opt, kw)
     if raw.get("dev_id") is None:
@@ -163,7 +203,7 @@ def parse_options(opt: Mapping[str, Any] | None = None, **kw: Any) -> Options:
 
     node_raw = raw.get("node")
     if node_raw is None:
-        nodes: tuple[str, ...] = (DEFAULT_NODE,)
+        nodes: "tuple[str, ...]" = (DEFAULT_NODE,)
     elif isinstance(node_raw, str):
         nodes = (_check_node(node_raw),)
     elif isinstance(node_raw, (list, tuple)):

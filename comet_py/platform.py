@@ -4,13 +4,11 @@ Two things satisfy ``Platform``, and mypy checks both: the module ``comet_py.bro
 functions and classes are the members) and the test fake ``tests.support.fake_browser.FakePage``
 (methods of the same names). Only what comet_py calls is listed here.
 
-Sans-I/O: this module imports nothing from ``js`` and runs in CPython 3.11 and Pyodide.
+Sans-I/O: this module imports nothing from ``js`` and runs in CPython 3.11, Pyodide and
+MicroPython (where the Protocol classes are plain classes and the annotations are not evaluated).
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Protocol
+from typing import Callable, Protocol
 
 __all__ = ["Platform", "PlatformChannel", "PlatformLock", "PlatformPageEvents", "PlatformSocket"]
 

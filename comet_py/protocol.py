@@ -10,12 +10,9 @@ event; ``decode_data`` reproduces the JS client's data cascade (§3.4-5) without
 its apostrophe bug.
 """
 
-from __future__ import annotations
-
 import logging
 import random
-import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Union
 
 from .channels import REPORT_PREFIX, check_event, check_name, check_send_pipe
 from .jsonlimit import MAX_DEPTH, SCAN, TooDeep
@@ -88,16 +85,23 @@ def build_url(options: Options, *, uuid: str, page_is_https: bool, node: str | N
     )
 
 
-def new_uuid(rng: random.Random | None = None) -> str:
+def _system_rng() -> Any:
+    # MicroPython has no random.SystemRandom: its random module (seeded at start-up from the
+    # host's random source, different in every tab) has choice() itself.
+    system_random = getattr(random, "SystemRandom", None)
+    return system_random() if system_random is not None else random
+
+
+def new_uuid(rng: "random.Random | None" = None) -> str:
     """A client uuid like ``getUUID()``: 32 chars of ``[A-Za-z0-9_-]``."""
-    r = rng or random.SystemRandom()
-    return "".join(r.choice(_UUID_CHARS) for _ in range(32))
+    r = rng or _system_rng()
+    return "".join([r.choice(_UUID_CHARS) for _ in range(32)])
 
 
-def new_marker(rng: random.Random | None = None) -> str:
+def new_marker(rng: "random.Random | None" = None) -> str:
     """A request marker like ``getCustomString()``: 10 chars of ``[A-Za-z0-9]``."""
-    r = rng or random.SystemRandom()
-    return "".join(r.choice(_ALNUM) for _ in range(10))
+    r = rng or _system_rng()
+    return "".join([r.choice(_ALNUM) for _ in range(10)])
 
 
 # ---------------------------------------------------------------------- commands
@@ -226,7 +230,6 @@ def decode_frame(text: str) -> list[dict[str, Any]]:
 
 
 _MYSQL_UNESCAPE = {"0": "\0", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "b": "\b"}
-_ESC_RE: re.Pattern[str] | None = None  # compiled at first use: only CppComet's text needs it
 
 
 def mysql_unescape(text: str) -> str:
@@ -235,10 +238,19 @@ def mysql_unescape(text: str) -> str:
     ``\\'`` gives ``'`` (the JS cascade loses such messages entirely),
     ``\\"`` gives ``"``, ``\\\\`` gives ``\\``; ``\\n`` etc. give control chars.
     """
-    global _ESC_RE
-    if _ESC_RE is None:
-        _ESC_RE = re.compile(r"\\(.?)", re.S)
-    return _ESC_RE.sub(lambda m: _MYSQL_UNESCAPE.get(m.group(1), m.group(1)), text)
+    # Plain code, no regex: the same on MicroPython (whose re has no re.S). A lone backslash at
+    # the end is dropped.
+    parts = []
+    start = 0
+    while True:
+        slash = text.find("\\", start)
+        if slash < 0:
+            parts.append(text[start:])
+            return "".join(parts)
+        parts.append(text[start:slash])
+        escaped = text[slash + 1:slash + 2]
+        parts.append(_MYSQL_UNESCAPE.get(escaped, escaped))
+        start = slash + 2
 
 
 def decode_data(value: Any, *, mysql_escaped: bool = True) -> Any:
@@ -276,6 +288,7 @@ def decode_data(value: Any, *, mysql_escaped: bool = True) -> Any:
 class AuthInfo:
     """serverInfo: the first frame of every connection."""
 
+    _fields = ("authorized", "user_key", "server")
     authorized: bool
     user_key: str  # the users_auth hash the server stored ("real user key")
     server: str
@@ -292,6 +305,7 @@ class AuthInfo:
 class SysError:
     """``event:"error"`` on pipe ``sys``; ``code`` is set for connect errors (then close)."""
 
+    _fields = ("error", "code", "message")
     error: str
     code: int | None
     message: dict[str, Any]
@@ -306,6 +320,7 @@ class MarkerAnswer:
     dict) or ``answer`` (anything else; value: decoded data).
     """
 
+    _fields = ("marker", "kind", "value", "message")
     marker: str
     kind: str
     value: Any
@@ -316,6 +331,7 @@ class MarkerAnswer:
 class DeliveryReport:
     """``_answer_to_<pipe>``: the report on this connection's web_pipe2 into ``pipe``."""
 
+    _fields = ("pipe", "message")
     pipe: str
     message: dict[str, Any]
 
@@ -324,6 +340,7 @@ class DeliveryReport:
 class ChannelMessage:
     """A message on a channel (also personal ``msg``, history items, presence)."""
 
+    _fields = ("message",)
     message: dict[str, Any]
 
     # The annotations are make_message_dict's types (the dict's values are Any).
@@ -347,10 +364,11 @@ class ChannelMessage:
 class Ignored:
     """Something that is not a message (no pipe, no data)."""
 
+    _fields = ("reason",)
     reason: str
 
 
-Classified = AuthInfo | SysError | MarkerAnswer | DeliveryReport | ChannelMessage | Ignored
+Classified = Union[AuthInfo, SysError, MarkerAnswer, DeliveryReport, ChannelMessage, Ignored]
 
 
 def _as_int(value: Any, default: int = 0) -> int:
@@ -478,7 +496,7 @@ def classify_full(raw: dict[str, Any], *, mysql_escaped: bool) -> Classified:
     time = t if isinstance(t, int) and not isinstance(t, bool) else None
     user_id = max(_as_int(raw.get("user_id")), 0)
 
-    def message(history: bool = False, info_marker: str | None = marker) -> dict[str, Any]:
+    def message(history: bool = False, info_marker: "str | None" = marker) -> "dict[str, Any]":
         return make_message_dict(
             data,
             pipe=pipe,

@@ -7,12 +7,20 @@ and comet_py has some 35, all created by ``import comet_py`` and ``start()`` (is
 with defaults (``field(default_factory=...)`` too), repr, eq, ``__match_args__``; frozen
 (the default): ``dataclasses.FrozenInstanceError`` on assignment, and a hash. Type checkers
 treat it as a dataclass (``dataclass_transform``).
+
+MicroPython keeps no class annotations, so a record that must run there names its fields, in
+order, in ``_fields = ("x", "y")`` (used whenever present; defaults stay class attributes). A
+CPython test checks that every record's ``_fields`` equals its annotations, so they cannot drift.
 """
 
-from __future__ import annotations
-
-from dataclasses import FrozenInstanceError
+import sys
 from typing import Any, Callable, TypeVar, dataclass_transform, overload
+
+try:
+    from dataclasses import FrozenInstanceError
+except ImportError:  # MicroPython: no dataclasses
+    class FrozenInstanceError(AttributeError):  # type: ignore[no-redef]
+        pass
 
 __all__ = ["FrozenInstanceError", "field", "record"]
 
@@ -32,18 +40,34 @@ def field(*, default_factory: Callable[[], _T]) -> _T:
 
 
 _MISSING = object()
+_PORTABLE = sys.implementation.name == "micropython"
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     cls = type(self)
     names = cls.__match_args__
+    values = self.__dict__  # filled directly, past a frozen __setattr__, as dataclasses do
+    if len(args) == len(names) and not kwargs:
+        values.update(zip(names, args))
+        return
+    _fill(cls, names, values, args, kwargs)
+
+
+def _init_portable(self: Any, *args: Any, **kwargs: Any) -> None:
+    # MicroPython: an instance's __dict__ is read-only, so each field goes in past __setattr__.
+    cls = type(self)
+    values: dict[str, Any] = {}
+    _fill(cls, cls.__match_args__, values, args, kwargs)
+    for name, value in values.items():
+        object.__setattr__(self, name, value)
+
+
+def _fill(cls: Any, names: tuple[str, ...], values: dict[str, Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> None:
     n = len(args)
     if n > len(names):
         raise TypeError(f"{cls.__name__}() takes {len(names)} arguments, {n} given")
-    values = self.__dict__  # filled directly, past a frozen __setattr__, as dataclasses do
     values.update(zip(names, args))
-    if n == len(names) and not kwargs:
-        return
     defaults = cls._record_defaults
     for name in names[n:]:
         value = kwargs.pop(name, _MISSING)
@@ -62,8 +86,9 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def _repr(self: Any) -> str:
-    fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in type(self).__match_args__)
-    return f"{type(self).__qualname__}({fields})"
+    cls = type(self)
+    fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in cls.__match_args__])
+    return f"{getattr(cls, '__qualname__', cls.__name__)}({fields})"
 
 
 def _values(self: Any) -> tuple[Any, ...]:
@@ -89,8 +114,16 @@ def _frozen_delattr(self: Any, name: str) -> None:
 
 
 def _make(cls: type[_T], frozen: bool) -> type[_T]:
-    # The class's own annotated names, in order (no record inherits another's fields).
-    names = tuple(cls.__dict__.get("__annotations__") or getattr(cls, "__annotations__", {}))
+    # The class's own field names, in order (no record inherits another's fields): its
+    # ``_fields`` if given (MicroPython has no annotations), else its annotations.
+    own = cls.__dict__
+    names = own.get("_fields")
+    if names is None:
+        names = tuple(own.get("__annotations__") or getattr(cls, "__annotations__", {}))
+        if _PORTABLE and not names:
+            raise TypeError(f"@record {cls.__name__}: MicroPython needs its _fields")
+    else:
+        names = tuple(names)
     defaults: dict[str, Any] = {}
     for name in names:
         value = cls.__dict__.get(name, _MISSING)
@@ -99,7 +132,8 @@ def _make(cls: type[_T], frozen: bool) -> type[_T]:
             if isinstance(value, _Factory):
                 delattr(cls, name)
     attrs: dict[str, Any] = {"__match_args__": names, "_record_defaults": defaults,
-                             "__init__": _init, "__repr__": _repr, "__eq__": _eq}
+                             "__init__": _init_portable if _PORTABLE else _init,
+                             "__repr__": _repr, "__eq__": _eq}
     if frozen:
         attrs.update(__setattr__=_frozen_setattr, __delattr__=_frozen_delattr, __hash__=_hash)
     else:
@@ -111,13 +145,13 @@ def _make(cls: type[_T], frozen: bool) -> type[_T]:
 
 
 @overload
-def record(cls: type[_T], /) -> type[_T]: ...
+def record(cls: type[_T]) -> type[_T]: ...
 @overload
 def record(*, frozen: bool = True) -> Callable[[type[_T]], type[_T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def record(cls: type[_T] | None = None, /, *, frozen: bool = True) -> Any:
+def record(cls: "type[_T] | None" = None, *, frozen: bool = True) -> Any:
     """``@record`` (frozen) or ``@record(frozen=False)``: see the module's docstring."""
     if cls is None:
         return lambda c: _make(c, frozen)

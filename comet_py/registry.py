@@ -1,9 +1,8 @@
 """One tab's subscription callbacks: matching and duplicate suppression (sans-I/O)."""
 
-from __future__ import annotations
-
 import itertools
-from collections import Counter
+import sys
+from collections import OrderedDict
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels import Target, parse_target
@@ -13,10 +12,12 @@ __all__ = ["Registry", "Subscription"]
 
 Callback = Callable[..., Any]
 _MAX_CACHED_PIPES = 256
+_MICROPYTHON = sys.implementation.name == "micropython"
 
 
 @record
 class Subscription:
+    _fields = ("sub_id", "target", "callback")
     sub_id: str
     target: Target
     callback: Callback
@@ -30,8 +31,9 @@ class Registry:
     """
 
     def __init__(self) -> None:
-        self._subs: dict[str, Subscription] = {}  # insertion order = registration order
-        self._channels: Counter[str] = Counter()
+        # registration order (an OrderedDict: MicroPython's dicts keep no order)
+        self._subs: OrderedDict[str, Subscription] = OrderedDict()
+        self._channels: dict[str, int] = {}  # server channel -> how many callbacks want it
         self._ids = itertools.count(1)
         self._last: dict[str, int] = {}
         # pipe -> (event wanted or None, callback) of the callbacks that pipe can reach, in
@@ -61,8 +63,9 @@ class Registry:
         self._subs[sub_id] = Subscription(sub_id, target, callback)
         self._by_pipe.clear()
         self._unfiltered.clear()
-        if target.server_channel is not None:
-            self._channels[target.server_channel] += 1
+        ch = target.server_channel
+        if ch is not None:
+            self._channels[ch] = self._channels.get(ch, 0) + 1
         return sub_id
 
     def remove(self, sub_id: str) -> bool:
@@ -74,9 +77,11 @@ class Registry:
         self._unfiltered.clear()
         ch = sub.target.server_channel
         if ch is not None:
-            self._channels[ch] -= 1
-            if self._channels[ch] <= 0:
-                del self._channels[ch]
+            left = self._channels.get(ch, 0) - 1
+            if left > 0:
+                self._channels[ch] = left
+            else:
+                self._channels.pop(ch, None)
         return True
 
     def clear(self) -> int:
@@ -144,8 +149,9 @@ class Registry:
         return history_id is None or self._accept(info, history_id)
 
     def _accept(self, info: Mapping[str, Any], history_id: Any) -> bool:
-        # history_id_int, inline
-        m = int(history_id) if type(history_id) is str and history_id.isascii() and history_id.isdigit() else None
+        # history_id_int, inline (MicroPython: no str.isascii, and an ASCII-only isdigit)
+        m = (int(history_id) if type(history_id) is str and history_id.isdigit()
+             and (_MICROPYTHON or history_id.isascii()) else None)
         if m is None or info.get("history") is True:
             return True
         pipe = info.get("pipe") or ""

@@ -9,15 +9,14 @@ Session, deliver to this tab's callbacks, ...), in order.
 Envelope: ``{"v": 1, "k": kind, "from": tab_id, "to": tab_id | "*", "term": int, ...}``.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import math
+import sys
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
-from . import jsonlimit
+from . import jsonlimit, jsonsafe
 from .errors import CONNECTION_LOST, REQUEST_TIMEOUT, CallError
 from .records import record
 from .session import State
@@ -49,9 +48,17 @@ GAP = "gap"               # the state a gap travels as in a ``state`` message (a
 TIMEOUT_ERROR = CallError(REQUEST_TIMEOUT, "comet_py: no master tab answered the call in time")
 STOPPED_ERROR = CallError(CONNECTION_LOST, "comet_py: tab stopped")
 
-Token = tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
-Message = dict[str, Any]  # a validated envelope (plain JSON-able dict)
+Token = Tuple[str, int]   # (tab_id, req): what the master hands the Session for a call
+Message = Dict[str, Any]  # a validated envelope (plain JSON-able dict)
 HistoryIds = Mapping[str, str]
+
+_MICROPYTHON = sys.implementation.name == "micropython"
+if _MICROPYTHON:  # no collections.abc; a decoded or posted envelope is a dict there
+    _MAPPING: Any = dict
+    _RECURSION_ERROR: Any = RuntimeError  # what MicroPython raises for too deep a recursion
+else:
+    from collections.abc import Mapping as _MAPPING
+    _RECURSION_ERROR = RecursionError
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -59,12 +66,14 @@ HistoryIds = Mapping[str, str]
 @record
 class Post:
     """Post this envelope on the BroadcastChannel (``encode(message)`` gives the text)."""
+    _fields = ("message",)
     message: Message
 
 
 @record
 class RunCall:
     """Master: run this on the Session, with ``token`` as its token (web_pipe/request)."""
+    _fields = ("token", "op", "args")
     token: Token
     op: str
     args: dict[str, Any]
@@ -73,6 +82,7 @@ class RunCall:
 @record
 class ChannelsChanged:
     """Master: the union of live tabs' channels changed; give it to Session.set_channels."""
+    _fields = ("channels",)
     channels: frozenset[str]
 
 
@@ -80,6 +90,7 @@ class ChannelsChanged:
 class CatchUp:
     """Master: a tab said hello with these last history_ids (back from the bfcache, say): fetch
     for that tab alone what it missed after them (Session.catch_up)."""
+    _fields = ("tab_id", "history_ids")
     tab_id: str
     history_ids: dict[str, str]
 
@@ -87,12 +98,14 @@ class CatchUp:
 @record
 class TabJoined:
     """Master: a tab not known before. Web Locks mode: request its tab lock to learn its death."""
+    _fields = ("tab_id",)
     tab_id: str
 
 
 @record
 class TabLeft:
     """Master: a tab was dropped (bye, expiry or forget)."""
+    _fields = ("tab_id",)
     tab_id: str
 
 
@@ -100,6 +113,7 @@ class TabLeft:
 class RivalMaster:
     """Master: another tab claims mastership with a stronger (term, id). Fallback mode: the
     election decides; Web Locks mode: the lock holder is right, the other one will step down."""
+    _fields = ("master", "term")
     master: str
     term: int
 
@@ -107,12 +121,14 @@ class RivalMaster:
 @record
 class Deliver:
     """Give this message dict to this tab's callbacks (master or follower)."""
+    _fields = ("message",)
     message: dict[str, Any]
 
 
 @record
 class Resolve:
     """This tab's call ``req`` finished (error None on success), whichever tab ran it."""
+    _fields = ("req", "value", "error")
     req: int
     value: Any
     error: Optional[CallError]
@@ -121,6 +137,7 @@ class Resolve:
 @record
 class MasterChanged:
     """Follower: it now follows this master."""
+    _fields = ("master", "term")
     master: str
     term: int
 
@@ -129,6 +146,7 @@ class MasterChanged:
 class RemoteState:
     """Follower: a connection state event from the master (a Session StateChanged, or a Gap
     as state ``gap``: what this tab's on_state callbacks are told)."""
+    _fields = ("state", "detail")
     state: str
     detail: dict[str, Any]
 
@@ -136,18 +154,20 @@ class RemoteState:
 @record
 class RemoteAuth:
     """Follower: the authorized status changed (Session AuthChanged)."""
+    _fields = ("authorized",)
     authorized: bool
 
 
 @record
 class PendingCall:
+    _fields = ("req", "op", "args")
     req: int
     op: str
     args: dict[str, Any]
 
 
-Action = (Post | RunCall | ChannelsChanged | CatchUp | TabJoined | TabLeft | RivalMaster | Deliver
-          | Resolve | MasterChanged | RemoteState | RemoteAuth)
+Action = Union[Post, RunCall, ChannelsChanged, CatchUp, TabJoined, TabLeft, RivalMaster, Deliver,
+               Resolve, MasterChanged, RemoteState, RemoteAuth]
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -225,13 +245,19 @@ def make_leader(sender: str, term: int, to: str = BROADCAST) -> Message:
     return _envelope("leader", sender, to, term)
 
 
-# Built once: json.dumps/loads with options build a new encoder/decoder per call (hot path).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+if not _MICROPYTHON:
+    # Built once: json.dumps/loads with options build a new encoder/decoder per call (hot path).
+    _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
-
-def encode(message: Message) -> str:
-    """The text to post: compact JSON, no NaN (it would not parse on the other side)."""
-    return _ENCODER.encode(message)
+    def encode(message: Message) -> str:
+        """The text to post: compact JSON, no NaN (it would not parse on the other side)."""
+        return _ENCODER.encode(message)
+else:
+    def encode(message: Message) -> str:
+        """The text to post: compact JSON, no NaN (it would not parse on the other side).
+        MicroPython's json writes nan and sets: jsonsafe refuses them first, as CPython does."""
+        jsonsafe.check(message)
+        return json.dumps(message, separators=(",", ":"))
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -296,15 +322,15 @@ def parse(data: Union[str, Mapping[str, Any], Any]) -> Optional[Message]:
         try:
             # The frame cap plus the envelope's own levels: a message the master decoded fits.
             obj = jsonlimit.loads(data, jsonlimit.MAX_DEPTH + jsonlimit.ENVELOPE_DEPTH)
-        except (ValueError, RecursionError) as exc:
+        except (ValueError, _RECURSION_ERROR) as exc:
             log.debug("relay: ignored non-JSON message: %s", exc)
             return None
-    elif isinstance(data, Mapping):
+    elif isinstance(data, _MAPPING):
         obj = data
     else:
         log.debug("relay: ignored message of type %s", type(data).__name__)
         return None
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, _MAPPING):
         log.debug("relay: ignored non-object message")
         return None
     why = _check(obj)
@@ -335,6 +361,7 @@ class _StallClock:
 
 @record(frozen=False)
 class _Tab:
+    _fields = ("channels", "last_heard")
     channels: frozenset[str]
     last_heard: float
 
@@ -458,7 +485,7 @@ class MasterRelay:
             return out
         seen[req] = None
         while len(seen) > DEDUP_PER_TAB:
-            seen.popitem(last=False)
+            del seen[next(iter(seen))]  # the oldest (MicroPython: no popitem(last=False))
         out.append(RunCall((sender, req), m["op"], dict(m["args"])))
         return out
 
@@ -539,6 +566,7 @@ class MasterRelay:
 
 @record(frozen=False)
 class _Call:
+    _fields = ("req", "op", "args", "created", "skipped_at", "sent_at", "acked")
     req: int
     op: str
     args: dict[str, Any]
@@ -564,7 +592,8 @@ class FollowerRelay:
         self.channels: frozenset[str] = frozenset()
         self._history_ids = history_ids or dict
         self._keepalive = keepalive
-        self._calls: dict[int, _Call] = {}
+        # oldest first: an OrderedDict (MicroPython's dicts keep no order)
+        self._calls: OrderedDict[int, _Call] = OrderedDict()
         self._sent_pipes: dict[int, float] = {}       # web_pipe req -> ack time: a failure may still come
         self._next_req = 1
         self._started_at: Optional[float] = None

@@ -10,15 +10,12 @@ in through ``tick(now)``, and deadlines start at the first tick after a
 request (so they last between 10 s and 10 s + one tick interval).
 """
 
-from __future__ import annotations
-
-import copy
-import enum
 import itertools
 import logging
 import random
-from collections import deque
-from typing import Any, Iterable
+import sys
+from collections import OrderedDict
+from typing import Any, Iterable, Union
 
 from .backoff import Backoff
 from .channels import check_name
@@ -69,10 +66,12 @@ PERSONAL_PIPE = "msg"
 log = logging.getLogger("comet_py")
 
 REQUEST_KINDS = ("pipe_count", "pipe_log", "track_pipe_users")
+_MICROPYTHON = sys.implementation.name == "micropython"
 
 
-class State(enum.StrEnum):
-    """The connection's state, as every tab's ``on_state`` callbacks are told it."""
+class State:
+    """The connection's state, as every tab's ``on_state`` callbacks are told it: plain strings
+    (MicroPython has no enum; the values are those of the StrEnum this was)."""
 
     IDLE = "idle"
     CONNECTING = "connecting"
@@ -88,6 +87,7 @@ class State(enum.StrEnum):
 class Send:
     """Write this text frame to the socket."""
 
+    _fields = ("frame",)
     frame: str
 
 
@@ -101,6 +101,7 @@ class Dispatch:
     ``exclude``: with ``to=None``, every tab but the one of this token (a tab's own send,
     shown to the browser's other tabs as the server shows it to other connections)."""
 
+    _fields = ("message", "to", "exclude")
     message: dict[str, Any]
     to: object | None = None
     exclude: object | None = None
@@ -114,6 +115,7 @@ class Answer:
     was not sent (queue full, stopped) or the server refused it.
     """
 
+    _fields = ("token", "value", "error")
     token: object
     value: Any
     error: CallError | None = None
@@ -121,7 +123,8 @@ class Answer:
 
 @record
 class StateChanged:
-    state: State
+    _fields = ("state", "detail")
+    state: str  # a State value
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,12 +135,14 @@ class Gap:
 
     ``to``: the token of the one returning tab whose catch-up fell short (None: every tab)."""
 
+    _fields = ("pipes", "to")
     pipes: list[str]
     to: object = None
 
 
 @record
 class AuthChanged:
+    _fields = ("authorized",)
     authorized: bool
 
 
@@ -145,17 +150,18 @@ class AuthChanged:
 class Reconnect:
     """Open a new socket (to ``session.url()``) after ``delay`` seconds."""
 
+    _fields = ("delay",)
     delay: float
 
 
-Event = Send | Dispatch | Answer | StateChanged | Gap | AuthChanged | Reconnect
+Event = Union[Send, Dispatch, Answer, StateChanged, Gap, AuthChanged, Reconnect]
 
 
 # ------------------------------------------------------------ internal records
 
 
-class _Phase(enum.StrEnum):
-    """Where a request is. Every move is one method of ``_Request``:
+class _Phase:
+    """Where a request is (plain strings: MicroPython has no enum). Every move is one method of ``_Request``:
 
     - QUEUED --``send()``--> SENT
     - SENT or ANSWERING --``item_arrived()``--> ANSWERING (pipe_log: its history items come)
@@ -173,6 +179,8 @@ class _Phase(enum.StrEnum):
 
 @record(frozen=False)
 class _Request:
+    _fields = ("seq", "kind", "pipe", "marker", "tokens", "recovery", "base", "catch_up", "phase", "items",
+               "delivered", "last_item", "skip", "skip_history_id", "deadline", "quiet_since", "activity")
     seq: int
     kind: str
     pipe: str
@@ -181,7 +189,7 @@ class _Request:
     recovery: bool = False  # fixed at creation, like kind: what the request is for
     base: int = 0  # recovery: the last history_id delivered on this pipe
     catch_up: object = None  # recovery for one tab only (its token): Session.catch_up
-    phase: _Phase = _Phase.QUEUED
+    phase: str = _Phase.QUEUED
     items: list[dict[str, Any]] = field(default_factory=list)  # recovery only
     delivered: int = 0  # history items handed to the tokens
     last_item: int | None = None  # history_id of the last item handed over
@@ -232,6 +240,7 @@ class _Request:
 
 @record(frozen=False)
 class _Outgoing:
+    _fields = ("seq", "frame", "pipe", "token", "event", "text", "anonymous")
     seq: int
     frame: str
     pipe: str  # report pipe key (no '@')
@@ -243,6 +252,7 @@ class _Outgoing:
 
 @record(frozen=False)
 class _AwaitReport:
+    _fields = ("pipe", "token", "deadline", "event", "text", "anonymous")
     pipe: str
     token: object
     deadline: float | None = None
@@ -261,6 +271,29 @@ def first_node(uuid: str, count: int) -> int:
     for byte in uuid.encode():
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
     return h % count
+
+
+def _copy_tree(value: Any) -> Any:
+    """A copy of JSON-decoded data (dicts, lists, scalars), without recursion: MicroPython's
+    Python stack is a few hundred frames deep (copy.deepcopy would recurse per level)."""
+    top: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(top, 0)]  # (copied container, key of a value to copy)
+    while stack:
+        parent, key = stack.pop()
+        item = parent[key]
+        if type(item) is dict:
+            parent[key] = fields = dict(item)
+            stack.extend((fields, k) for k in fields)
+        elif type(item) is list:
+            parent[key] = items = list(item)
+            stack.extend((items, i) for i in range(len(items)))
+    return top[0]
+
+
+def _default_rng() -> Any:
+    # MicroPython has no random.Random: the random module itself has uniform() and choice().
+    make = getattr(random, "Random", None)
+    return make() if make is not None else random
 
 
 def _as_live(message: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +328,7 @@ class Session:
         self.options = options
         self.uuid = options.uuid or uuid
         self.page_is_https = page_is_https
-        self._rng = rng or random.Random()
+        self._rng = rng or _default_rng()
         self.backoff = backoff or Backoff(rng=self._rng)
 
         self.state = State.IDLE
@@ -311,15 +344,16 @@ class Session:
         self._seq = itertools.count()
         self._channels: frozenset[str] = frozenset()
 
-        self._requests: dict[str, _Request] = {}  # marker -> request
-        self._logs: dict[str, list[_Request]] = {}  # pipe -> pipe_log FIFO
+        # OrderedDicts where order matters (oldest first): MicroPython's dicts keep none.
+        self._requests: OrderedDict[str, _Request] = OrderedDict()  # marker -> request
+        self._logs: OrderedDict[str, list[_Request]] = OrderedDict()  # pipe -> pipe_log FIFO
         self._outbox: list[_Outgoing] = []  # web_pipe2 waiting for a socket
-        self._reports: deque[_AwaitReport] = deque()  # sent, report pending
+        self._reports: list[_AwaitReport] = []  # sent, report pending (oldest first)
         self._last_history_ids: dict[str, int] = {}  # pipe -> last history_id delivered
         self._held: dict[str, list[dict[str, Any]]] = {}  # pipe -> live msgs held during recovery
         self._pending_catch_ups: list[tuple[dict[str, str], object]] = []  # for the next serverInfo
         # ids of the latest personal messages delivered (comet_server resends one until confirmed)
-        self._seen_personal: dict[str, None] = {}
+        self._seen_personal: OrderedDict[str, None] = OrderedDict()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -671,21 +705,20 @@ class Session:
 
     def _handle_full(self, raw: dict[str, Any]) -> list[Event]:
         """A frame plain_message turned down: the full rules."""
-        match classify_full(raw, mysql_escaped=not self.server_is_comet_server):
-            case AuthInfo() as info:
-                return self._on_auth(info)
-            case ChannelMessage() as c if c.history:
-                return self._on_history_item(c)
-            case ChannelMessage(message):
-                return self._on_live(message)
-            case MarkerAnswer() as answer:
-                return self._on_answer(answer)
-            case DeliveryReport() as report:
-                return self._on_report(report)
-            case SysError() as error:
-                return self._on_sys_error(error)
-            case Ignored(reason):
-                log.debug("ignoring a frame (%s): %r", reason, raw)
+        # if/isinstance, not match: MicroPython has no match statement
+        got = classify_full(raw, mysql_escaped=not self.server_is_comet_server)
+        if isinstance(got, AuthInfo):
+            return self._on_auth(got)
+        if isinstance(got, ChannelMessage):
+            return self._on_history_item(got) if got.history else self._on_live(got.message)
+        if isinstance(got, MarkerAnswer):
+            return self._on_answer(got)
+        if isinstance(got, DeliveryReport):
+            return self._on_report(got)
+        if isinstance(got, SysError):
+            return self._on_sys_error(got)
+        if isinstance(got, Ignored):
+            log.debug("ignoring a frame (%s): %r", got.reason, raw)
         return []
 
     def _on_auth(self, info: AuthInfo) -> list[Event]:
@@ -819,8 +852,9 @@ class Session:
             return None
         history_id = info.get("history_id")
         if history_id is not None:
-            # history_id_int, inline
-            m = int(history_id) if type(history_id) is str and history_id.isascii() and history_id.isdigit() else None
+            # history_id_int, inline (MicroPython: no str.isascii, and an ASCII-only isdigit)
+            m = (int(history_id) if type(history_id) is str and history_id.isdigit()
+                 and (_MICROPYTHON or history_id.isascii()) else None)
             if m is not None:
                 last = self._last_history_ids.get(pipe)
                 if last is not None and m <= last:
@@ -863,7 +897,7 @@ class Session:
         req.last_item = m
         events: list[Event] = []
         for i, token in enumerate(req.tokens):
-            msg = c.message if i == 0 else copy.deepcopy(c.message)
+            msg = c.message if i == 0 else _copy_tree(c.message)
             events.append(Dispatch(msg, token))
         return events
 
@@ -920,7 +954,7 @@ class Session:
         # the oldest command of that kind still waiting.
         if "pipe_msg2" in text or "auth_type" in text or "event name" in text:
             if self._reports:
-                rep = self._reports.popleft()
+                rep = self._reports.pop(0)
                 events.append(Answer(rep.token, None, CallError(SERVER_ERROR, text)))
         elif "pipe_count" in text or "track_pipe_users" in text:
             kind = "pipe_count" if "pipe_count" in text else "track_pipe_users"

@@ -9,6 +9,8 @@ The site root is the repository root, but only these are served (everything else
 * ``/comet_py/``: only ``*.py`` and ``py.typed``
 * ``/vendor/pyodide/`` (no ``*.html``: Pyodide's ``console.html`` is a Python REPL that would run
   on the app's origin), ``/vendor/pyscript/``, ``/vendor/wheels/``
+* ``/vendor/micropython/``: only ``micropython.mjs`` and ``micropython.wasm`` (the interpreter of
+  ``type="mpy"`` pages)
 * with ``--test-pages``: ``/tests/pages/`` and ``/bench/pages/``
 * with ``--site DIR``: every other path, from DIR (``/`` is DIR/index.html when it exists). The
   paths above always come from comet_server, so a site cannot shadow them.
@@ -82,6 +84,8 @@ def content_type_for(name: str) -> str:
 
 #: served under /demo/ only in demo mode: the server console and the demo users' public keys
 _DEMO_ONLY = (("console",), ("accounts.json",))
+#: the only files served under /vendor/micropython/
+_MICROPYTHON_FILES = (("micropython.mjs",), ("micropython.wasm",))
 #: first URL segments that belong to comet_server's routes (besides its static trees)
 _ROUTE_PREFIXES = frozenset({"ws", "comet-server", "api", "info", "stats"})
 #: never served from any tree: SQLite databases and their side files
@@ -112,6 +116,7 @@ class StaticSite:
             (("vendor", "pyodide"), self.root / "vendor" / "pyodide", "no_html"),
             (("vendor", "pyscript"), self.root / "vendor" / "pyscript", "any"),
             (("vendor", "wheels"), self.root / "vendor" / "wheels", "any"),
+            (("vendor", "micropython"), self.root / "vendor" / "micropython", "micropython"),
         ]
         if test_pages:
             self.trees.append((("tests", "pages"), self.root / "tests" / "pages", "any"))
@@ -154,6 +159,8 @@ class StaticSite:
             if len(segments) > n and tuple(segments[:n]) == prefix:
                 rest = segments[n:]
                 if kind == "py" and not (rest[-1].endswith(".py") or rest[-1] == "py.typed"):
+                    return None
+                if kind == "micropython" and tuple(rest) not in _MICROPYTHON_FILES:
                     return None
                 if kind == "no_html" and os.path.splitext(rest[-1])[1].lower() in (".html", ".htm"):
                     return None

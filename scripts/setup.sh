@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYODIDE_VERSION=314.0.7
 PYSCRIPT_VERSION=0.7.31
+MICROPYTHON_VERSION=1.27.0  # npm @micropython/micropython-webassembly-pyscript, for type="mpy" pages
 PY=${PYTHON:-python3}
 
 # --- Debian packages ------------------------------------------------------------------------
@@ -78,13 +79,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/comet-server
   echo "$want" > "$stamp"
 fi
 
-# --- Pyodide and PyScript from npm, copied into vendor/ (git-ignored) ------------------------
+# --- Pyodide, PyScript and MicroPython from npm, copied into vendor/ (git-ignored) -----------
 # Versions and integrity hashes are pinned in scripts/npm/package-lock.json.
 vstamp=vendor/.versions
 vwant="$(sha256sum scripts/npm/package-lock.json | cut -d' ' -f1)"
 if [ "$(cat "$vstamp" 2>/dev/null)" != "$vwant" ]; then
-  echo "setup: vendoring pyodide $PYODIDE_VERSION and @pyscript/core $PYSCRIPT_VERSION from npm"
-  rm -rf vendor/pyodide vendor/pyscript vendor/npm
+  echo "setup: vendoring pyodide $PYODIDE_VERSION, @pyscript/core $PYSCRIPT_VERSION and micropython $MICROPYTHON_VERSION from npm"
+  rm -rf vendor/pyodide vendor/pyscript vendor/micropython vendor/npm
   mkdir -p vendor/npm
   cp scripts/npm/package.json scripts/npm/package-lock.json vendor/npm/
   (cd vendor/npm && npm ci --silent --no-audit --no-fund >/dev/null)
@@ -92,6 +93,9 @@ if [ "$(cat "$vstamp" 2>/dev/null)" != "$vwant" ]; then
   cp -r vendor/npm/node_modules/pyodide/. vendor/pyodide/
   cp -r vendor/npm/node_modules/@pyscript/core/dist/. vendor/pyscript/
   find vendor/pyscript vendor/pyodide -name '*.map' -delete
+  # MicroPython: only the interpreter (micropython.mjs + micropython.wasm) is served.
+  mkdir -p vendor/micropython
+  cp vendor/npm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.{mjs,wasm} vendor/micropython/
   # npm pyodide ships no wheels: fetch micropip/packaging from PyPI and fix the lock's sha256.
   .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     --python-version 3.13 -d vendor/pyodide micropip==0.11.1 packaging==26.1 2> >(grep -v "is ignored" >&2)

@@ -72,6 +72,31 @@ def test_allowed_files_served_with_mime_type(server, path, ctype):
     c.close()
 
 
+def test_micropython_interpreter_served_and_nothing_else_of_its_package(server, tmp_path):
+    mpy = REPO / "vendor" / "micropython"
+    if not (mpy / "micropython.mjs").exists():
+        pytest.skip("no vendored MicroPython (run scripts/setup.sh)")
+    status, h, body = get(server, "/vendor/micropython/micropython.mjs")
+    assert status == 200 and h["content-type"].startswith("text/javascript")
+    assert body == (mpy / "micropython.mjs").read_bytes()
+    status, h, body = get(server, "/vendor/micropython/micropython.wasm")
+    assert status == 200 and h["content-type"] == "application/wasm"
+    assert body[:4] == b"\0asm"
+    # the allow-list names the two files: anything else placed in that tree stays 404
+    from comet_server.static import StaticSite
+    root = tmp_path / "root"
+    (root / "vendor" / "micropython" / "sub").mkdir(parents=True)
+    for name in ("micropython.mjs", "micropython.wasm", "README.md", "package.json", "x.html",
+                 "micropython.mjs.map", "sub/micropython.mjs"):
+        (root / "vendor" / "micropython" / name).write_text("x")
+    site = StaticSite(root)
+    assert site.resolve("/vendor/micropython/micropython.mjs") is not None
+    assert site.resolve("/vendor/micropython/micropython.wasm") is not None
+    for name in ("README.md", "package.json", "x.html", "micropython.mjs.map", "sub/micropython.mjs",
+                 "", "MICROPYTHON.MJS", "micropython.mjs/", "../micropython/README.md"):
+        assert site.resolve(f"/vendor/micropython/{name}") is None, name
+
+
 def test_wheels_served_as_zip(server):
     wheels = sorted((REPO / "vendor" / "wheels").glob("*.whl"))
     if not wheels:
@@ -87,6 +112,8 @@ def test_wheels_served_as_zip(server):
     "/demo/%5c..%5c.git/HEAD", "/comet_server/app.py", "/comet_server/", "/comet_py/", "/comet_py/../README.md",
     "/README.md", "/pyproject.toml", "/requirements.txt", "/scripts/setup.sh", "/docs/design.md",
     "/tests/pages/harness.html", "/bench/pages/x.html", "/vendor/.versions", "/vendor/.wheel.sha",
+    "/vendor/micropython/", "/vendor/micropython/README.md", "/vendor/micropython/package.json",
+    "/vendor/micropython/%2e%2e/pyscript/core.js",
     "/vendor/pyodide/../../.git/HEAD", "/etc/passwd", "//etc/passwd", "/demo/", "/vendor/",
     "/%00", "/demo/%00x", "/comet_py/__init__.pyc", "/C:/Windows/win.ini", "/demo/.hidden",
     "/demo/x%2f..%2f..%2f.git%2fHEAD", "/nonexistent.html",

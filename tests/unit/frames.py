@@ -67,24 +67,30 @@ CS_INFO_ANON = r'{"authorized":false,"data":"","event":"serverInfo","message_sen
 CS_INFO_AUTH_STR = r'{"authorized":"true","data":"hash4hash4","event":"serverInfo","message_send_time":1795900000,"pipe":"sys","server":"comet_server 0.1.0"}'
 
 
-def cs_live(pipe: str, history_id: int | None, data: str = "x", event: str = "e", user_id: int = 5) -> str:
-    """comet_server channel message (web_pipe2 text not escaped; history_id on history channels)."""
+def compact_json(value) -> str:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"))``, written out so that these
+    frames are built under MicroPython too (tests/mpy: its json has no sort_keys)."""
     import json
 
+    if isinstance(value, dict):
+        return "{" + ",".join([json.dumps(k) + ":" + compact_json(value[k]) for k in sorted(value)]) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join([compact_json(item) for item in value]) + "]"
+    return json.dumps(value)
+
+
+def cs_live(pipe: str, history_id: int | None, data: str = "x", event: str = "e", user_id: int = 5) -> str:
+    """comet_server channel message (web_pipe2 text not escaped; history_id on history channels)."""
     d = {"data": data, "event": event, "message_send_time": 1795900001, "pipe": pipe, "user_id": user_id}
     if history_id is not None:
         d["history_id"] = str(history_id)
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return compact_json(d)
 
 
 def cs_history_item(pipe: str, history_id: int, data: str = "x", event: str = "e") -> str:
-    import json
-
-    return json.dumps(
+    return compact_json(
         {"data": data, "event": event, "fromQueue": True, "history": True, "history_id": str(history_id),
-         "message_send_time": 1795900001, "pipe": pipe, "user_id": 5},
-        sort_keys=True, separators=(",", ":"),
-    )
+         "message_send_time": 1795900001, "pipe": pipe, "user_id": 5})
 
 
 def cs_log_end(request_marker: str, n: int) -> str:
@@ -102,18 +108,13 @@ def cs_count(request_marker: str, n: int) -> str:
 
 
 def cs_report(pipe: str, text: str, n: int, *, user_id: int | None = None, history_id: str | None = None) -> str:
-    import json
-
     data: dict = {"message": text, "number_messages": n}
     if user_id is not None:  # comet_server's report also says what the others got
         data.update(event="said", user_id=user_id)
     if history_id is not None:
         data["history_id"] = history_id
-    return json.dumps(
-        {"data": data, "event": "answer",
-         "message_send_time": 1795900002, "pipe": "_answer_to_" + pipe},
-        sort_keys=True, separators=(",", ":"),
-    )
+    return compact_json(
+        {"data": data, "event": "answer", "message_send_time": 1795900002, "pipe": "_answer_to_" + pipe})
 
 
 CS_WEB_PIPE_APOSTROPHE = r'''{"data":"{\"text\":\"it's \\\"ok\\\"\"}","event":"say","message_send_time":1795900001,"pipe":"web_chat","user_id":5}'''

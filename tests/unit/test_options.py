@@ -68,3 +68,45 @@ def test_merged_keeps_unnamed_keys():
     assert o.merged() == o
     with pytest.raises(OptionsError):
         o.merged({"bogus": 1})
+
+
+# The regexes options.py used before its checks became plain code (MicroPython's re has no
+# fullmatch or named groups and fails {m,n} silently): the plain code must accept exactly what
+# they accepted, on any string.
+_OLD_NODE_RE = __import__("re").compile(
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<path>(?:/[A-Za-z0-9._~-]+)*)/?")
+_OLD_UUID_RE = __import__("re").compile(r"[A-Za-z0-9_-]{32}")
+
+
+def _old_node_ok(node: str) -> bool:
+    m = _OLD_NODE_RE.fullmatch(node)
+    return m is not None and (m.group("port") is None or 0 < int(m.group("port")) < 65536)
+
+
+def _accepted(**kw) -> bool:
+    try:
+        parse_options(dev_id=1, **kw)
+    except OptionsError:
+        return False
+    return True
+
+
+def test_node_check_accepts_what_the_old_regex_did():
+    import random
+    rng = random.Random(15)
+    alphabet = "ab9.-:/[]_~ \u00e9\n0F"
+    samples = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(20000)]
+    samples += ["a:00080", "a:000000", "[::1]:65535/x/", "a.-b", "[:]:1", "a:080/", "[1]/p//"]
+    differ = [s for s in samples if "://" not in s and _accepted(node=s) != _old_node_ok(s)]
+    assert not differ, differ[:20]
+
+
+def test_uuid_check_accepts_what_the_old_regex_did():
+    import random
+    rng = random.Random(16)
+    samples = ["".join(rng.choice("aZ9_-!\u00e9") for _ in range(rng.choice((31, 32, 33))))
+               for _ in range(3000)]
+    for s in samples:
+        assert _accepted(uuid=s) == (_OLD_UUID_RE.fullmatch(s) is not None), s

@@ -400,3 +400,31 @@ def test_ordinary_messages_take_the_fast_path(text):
 def test_other_frames_take_the_full_rules(text):
     (obj,) = P.decode_frame(text)
     assert P.plain_message(obj) is None
+
+
+def test_the_fast_depth_check_agrees_with_the_plain_walk_that_micropython_runs():
+    # jsonlimit.depth_exceeds (str.translate, a regex) vs _depth_exceeds_walk (MicroPython's), on
+    # random texts of brackets, quotes, backslashes and letters: the same answer for every limit.
+    rng = random.Random(15)
+    alphabet = '[]{}"\\\\a,'
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        for limit in (0, 1, 2, 3, 5):
+            fast = jsonlimit.depth_exceeds(text, limit)
+            assert fast == jsonlimit._depth_exceeds_walk(text, limit), (text, limit)
+
+
+def test_the_frames_compact_json_is_jsons_sorted_compact_form():
+    for value in ({"b": 1, "a": [1, {"z": None, "y": "\u00e9\\\""}], "c": {"x": True}}, [], {}, "s", 1.5):
+        assert F.compact_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def test_mysql_unescape_gives_what_the_regex_it_replaced_gave():
+    import re
+
+    old = re.compile(r"\\(.?)", re.S)
+    table = {"0": "\0", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "b": "\b"}
+    rng = random.Random(15)
+    for _ in range(5000):
+        text = "".join(rng.choice("\\\\\\0nrtZbq'\"\n\u00e9x") for _ in range(rng.randrange(0, 20)))
+        assert P.mysql_unescape(text) == old.sub(lambda m: table.get(m.group(1), m.group(1)), text), text

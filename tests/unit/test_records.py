@@ -61,3 +61,46 @@ def test_the_session_events_keep_their_dataclass_behaviour():
     assert Dispatch({"a": 1}) == Dispatch({"a": 1}, None, None) != Dispatch({"a": 1}, "t")
     assert repr(Dispatch({})) == "Dispatch(message={}, to=None, exclude=None)"
     assert StateChanged("connected").detail == {} and StateChanged("x").detail is not StateChanged("x").detail
+
+
+def _record_classes():
+    """Every @record class of comet_py (and of the MicroPython lane's record tests)."""
+    import importlib
+    import pathlib
+
+    import comet_py
+    from tests.mpy import test_mpy_records
+
+    modules = [importlib.import_module(f"comet_py.{p.stem}")
+               for p in sorted(pathlib.Path(comet_py.__file__).parent.glob("*.py"))
+               if p.stem not in ("__init__", "browser")]  # browser imports js
+    found = {}
+    for module in [*modules, test_mpy_records]:
+        for value in vars(module).values():
+            if isinstance(value, type) and "_record_defaults" in value.__dict__:
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return found
+
+
+def test_a_records_explicit_fields_are_its_annotations_in_order():
+    # MicroPython reads _fields (it keeps no annotations), CPython the annotations: never two lists.
+    classes = _record_classes()
+    assert len(classes) > 30
+    # every one states them: a record without them would have no fields under MicroPython
+    assert [name for name, cls in classes.items() if "_fields" not in cls.__dict__] == []
+    for name, cls in classes.items():
+        annotated = tuple(cls.__dict__.get("__annotations__", {}))
+        assert tuple(cls._fields) == annotated, name
+        assert cls.__match_args__ == annotated, name
+
+
+def test_explicit_fields_win_over_annotations():
+    # (the test above keeps comet_py's from disagreeing; this one shows which list is read)
+    @record
+    class Swapped:
+        _fields = ("b", "a")
+        a: int = 1
+        b: int = 2
+
+    s = Swapped(5)
+    assert (s.b, s.a) == (5, 1) and repr(s).endswith("Swapped(b=5, a=1)")

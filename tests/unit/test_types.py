@@ -15,8 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 MYPY = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
 
 # comet_py's sans-I/O modules (and the role objects): checked with `strict = true`.
-STRICT = ["backoff", "channels", "election", "errors", "jsonlimit", "message", "options",
-          "platform", "protocol", "registry", "relay", "roles", "session"]
+STRICT = ["aio", "backoff", "channels", "election", "errors", "jsonlimit", "jsonsafe", "message",
+          "options", "platform", "protocol", "records", "registry", "relay", "roles", "session"]
 
 
 def test_mypy_finds_no_errors() -> None:
