@@ -523,13 +523,13 @@ def test_update_options_changes_the_next_url():
 
 # ------------------------------------------------- the fast path of received (issue 13)
 
-_ONE_LINE_FRAMES = [
+ONE_LINE_FRAMES = [
     F.cs_live("web_a", None), F.cs_live("web_a", 7), F.cs_live("web_a", 7), F.cs_live("web_a", 6),
     F.cs_live("msg", None), F.cs_live("web_a", None, data='{"i":1}'), F.cs_live("web_a", None, data=" [1]"),
     F.CPP_WEB_PIPE, F.CPP_WEB_PIPE_STRING, F.CPP_COMETQL_PLAIN, F.CPP_LEN_123, F.CPP_LEN_125, F.CPP_REPORT,
     F.CPP_ERR_WEB_ONLY, F.CPP_LOG_ITEMS[0], F.V3_WEB_PIPE, F.cs_history_item("web_a", 3),
 ]
-_FRAME_TEXTS = _ONE_LINE_FRAMES + [
+FRAME_TEXTS = ONE_LINE_FRAMES + [
     " " + F.cs_live("web_a", 8), F.cs_live("web_a", 9) + "\r\n", F.cs_live("web_a", 10) + "\x0c",
     F.cs_live("web_a", 11) + "\n" + F.cs_live("web_b", 12), F.cs_live("web_a", 13) + "x", "[1]", "", "{}",
     "[" * 150 + "]" * 150, '{"pipe":"web_a","event":"e","data":"' + "[" * 101 + '"}', "not json", "{'a':1}",
