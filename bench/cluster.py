@@ -144,6 +144,8 @@ def main() -> None:
     ap.add_argument("--wait-idle", type=float, default=30.0, help="cometload --wait-idle (s) before each run")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     ap.add_argument("--skip-redis-single", action="store_true", help="leave out the 1-node-over-Redis set-up")
+    ap.add_argument("--record-as", default="cluster", metavar="NAME",
+                    help="README block and results/NAME.json to write (default cluster; another name keeps a variant apart)")
     args = ap.parse_args()
     t0 = time.monotonic()
     load_before = load_average()
@@ -231,7 +233,8 @@ def main() -> None:
             f"a→c {f2(p(R['ql_cluster'][i], '50'))}/{f2(p(R['ql_cluster'][i], '99'))} ms.")
     md = (
         f"Command: `.venv/bin/python bench/cluster.py --rounds {args.rounds} --conns {args.conns} --duration {args.duration:g} "
-        f"--procs {args.procs} --loop {args.loop}` (took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}). "
+        f"--procs {args.procs} --loop {args.loop}"
+        + (f" --record-as {args.record_as}" if args.record_as != "cluster" else "") + f"` (took {elapsed:.0f} s; load average before/after {load_before} / {load_average()}). "
         f"Figures are medians of {args.rounds} rounds; each round ran, each against fresh servers:\n\n"
         + "\n".join(f"    {R[k][0]['_cmd']}" for k in R)
         + "\n\n" + table(["figure", "3 nodes + Redis", "1 node (SQLite)", "÷ 1 node", "goal (issue 14)", "goal met?"], rows)
@@ -242,7 +245,7 @@ def main() -> None:
         f"{[round(dig(x, 'config', 'pre_run_busy_pct') or 0) for k in R for x in R[k]]} %."
     )
     strip = lambda r: {k: v for k, v in r.items() if k != "_stdout"}  # noqa: E731
-    record("cluster", md, {"args": vars(args), "runs": {k: [strip(x) for x in v] for k, v in R.items()},
+    record(args.record_as, md, {"args": vars(args), "runs": {k: [strip(x) for x in v] for k, v in R.items()},
                            "loads": loads, "elapsed_s": elapsed})
 
 
