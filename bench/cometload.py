@@ -4,7 +4,7 @@
 Part of comet_py's benchmarks: bench/server_fanout.py and bench/cometql.py run it as a separate
 process (``python bench/cometload.py ...``) against a fresh comet_server. It was adapted from the
 load generator supplied with the project's brief; its command line only gained options
-(--source-ips) and its JSON output is unchanged, so the commands recorded in bench/results/*.json
+(--source-ips, --sub-url-bases) and its JSON output only gained keys, so the commands recorded in bench/results/*.json
 run as they are. It needs ``websockets`` (and ``PyMySQL`` for ``--cometql``), both pinned in
 requirements-dev.txt.
 
@@ -270,8 +270,8 @@ def make_uuid(run_id, kind, i):
     return ("L%s%06d%024d" % (kind, run_id % 1000000, i))[:32]
 
 
-def build_url(cfg, uid, uuid):
-    base = cfg.url_base.rstrip("/")
+def build_url(cfg, uid, uuid, base=None):
+    base = (base or cfg.url_base).rstrip("/")
     return "%s%ssesion=%s&myid=%s&devid=%s&v=%s&uuid=%s&api=js" % (
         base, cfg.ws_path, cfg.session, uid, cfg.dev_id, cfg.api_version, uuid)
 
@@ -478,7 +478,7 @@ def source_addr(cfg, i):
     return (cfg.source_ips[i % len(cfg.source_ips)], 0) if cfg.source_ips else None
 
 
-async def open_conn(cfg, url, on_frame, timeout, local_addr=None):
+async def open_conn(cfg, url, on_frame, timeout, local_addr=None, addr=None):
     loop = asyncio.get_running_loop()
     t0 = time.time_ns()
     if cfg.client == "lib":
@@ -486,7 +486,7 @@ async def open_conn(cfg, url, on_frame, timeout, local_addr=None):
         c.t_start = t0
         await c.open(timeout)
         return c
-    host, port = cfg.host, cfg.port
+    host, port = addr or (cfg.host, cfg.port)
 
     async def _go():
         if local_addr is None:
@@ -514,7 +514,7 @@ async def open_conn(cfg, url, on_frame, timeout, local_addr=None):
 # ----------------------------------------------------------------------------------------------
 
 class RecvStats:
-    def __init__(self):
+    def __init__(self, sub_bases=()):
         self.frames = 0
         self.unparsable = 0
         self.other = 0
@@ -524,6 +524,8 @@ class RecvStats:
         self.first_recv_ns = 0
         self.last_recv_ns = 0
         self.hist = [0] * HIST_SIZE
+        # one more histogram per --sub-url-bases entry (None without it)
+        self.hist_by_base = [[0] * HIST_SIZE for _ in sub_bases] if sub_bases else None
         self.tl = {}
         self.n_warm = 0
         self.warm_dirty = False
@@ -541,6 +543,7 @@ def make_frame_handler(st, cfg, npubs):
     loads = json.loads
     dumps = json.dumps
     hist = st.hist
+    by_base = st.hist_by_base
     tl = st.tl
     time_ns = time.time_ns
 
@@ -606,14 +609,15 @@ def make_frame_handler(st, cfg, npubs):
             if us < 0:
                 st.neg_lat += 1
                 us = 0
-            hist[us] += 1
+            k = us
         else:
             sh = us.bit_length() - 6
             k = (sh << 6) | (us >> sh)
-            if k < HIST_SIZE:
-                hist[k] += 1
-            else:
-                hist[HIST_SIZE - 1] += 1
+            if k >= HIST_SIZE:
+                k = HIST_SIZE - 1
+        hist[k] += 1
+        if by_base is not None:
+            by_base[conn.base_idx][k] += 1
         s = now // 1_000_000_000
         tl[s] = tl.get(s, 0) + 1
         if not st.first_recv_ns:
@@ -668,7 +672,7 @@ async def worker_async(widx, cfg, ctl, sub_ids):
         except asyncio.TimeoutError:
             return ("timeout",)
 
-    st = RecvStats()
+    st = RecvStats(cfg.sub_url_bases)
     npubs = cfg.publishers
     on_frame = make_frame_handler(st, cfg, npubs)
     conns = []
@@ -690,14 +694,18 @@ async def worker_async(widx, cfg, ctl, sub_ids):
 
     async def open_one(j):
         async with sem:
-            url = build_url(cfg, cfg.uid, make_uuid(cfg.run_id, "s", j))
+            bi = j % len(cfg.sub_url_bases) if cfg.sub_url_bases else 0
+            base = cfg.sub_url_bases[bi] if cfg.sub_url_bases else None
+            url = build_url(cfg, cfg.uid, make_uuid(cfg.run_id, "s", j), base)
             try:
-                c = await open_conn(cfg, url, on_frame, cfg.connect_timeout, source_addr(cfg, j))
+                c = await open_conn(cfg, url, on_frame, cfg.connect_timeout, source_addr(cfg, j),
+                                    host_port(base) if base else None)
             except Exception as e:  # noqa: BLE001 - count every failure kind
                 name = type(e).__name__
                 fails[name] = fails.get(name, 0) + 1
                 return
             c.idx = j
+            c.base_idx = bi
             c.on_lost = on_lost
             c.bms = [bytearray(bm_init) for _ in range(npubs)]
             conns.append(c)
@@ -789,6 +797,7 @@ async def worker_async(widx, cfg, ctl, sub_ids):
         "other": st.other, "foreign": st.foreign, "dups": st.dups, "neg_lat": st.neg_lat,
         "first_recv_ns": st.first_recv_ns, "last_recv_ns": st.last_recv_ns,
         "hist": hist_sparse(st.hist), "tl": st.tl, "complete": complete,
+        "hist_by_base": [hist_sparse(h) for h in st.hist_by_base] if st.hist_by_base else None,
         "drain_s": t_drained - t_stop, "run_cpu_s": rusage_cpu() - run_cpu0,
         "run_wall_s": t_drained - run_t0,
     }
@@ -1319,6 +1328,7 @@ async def parent_main(cfg, workers):
                     "min": min(inner), "median": sorted(inner)[len(inner) // 2],
                     "max": max(inner)} if inner else None,
                 "latency_us": hist_pcts(H),
+                "latency_us_by_sub_url": by_sub_url(cfg, finals),
                 "worker_cpu_s": sum(f["run_cpu_s"] for f in finals),
                 "worker_wall_s": max((f["run_wall_s"] for f in finals), default=0),
                 "cpu_until_drained": snap_delta(s_run, s_end) if cfg.server_pid else None,
@@ -1391,6 +1401,20 @@ async def parent_main(cfg, workers):
     if b is not None and a is not None and ok:
         res["server_rss_mib_per_1k_conns"] = (a - b) / 1024.0 / (ok / 1000.0)
     return res
+
+
+def by_sub_url(cfg, finals):
+    """Latency percentiles of the subscribers of each --sub-url-bases entry (None without it)."""
+    if not cfg.sub_url_bases:
+        return None
+    out = {}
+    for i, base in enumerate(cfg.sub_url_bases):
+        H = {}
+        for f in finals:
+            if f.get("hist_by_base"):
+                hist_merge(H, f["hist_by_base"][i])
+        out[base] = hist_pcts(H)
+    return out
 
 
 def print_report(cfg, res):
@@ -1487,6 +1511,9 @@ def print_report(cfg, res):
         P("latency: p50 %s p90 %s p99 %s p99.9 %s max %s" % (
             fmt_us(L.get(50)), fmt_us(L.get(90)), fmt_us(L.get(99)), fmt_us(L.get(99.9)),
             fmt_us(L.get(100))))
+        for base, Lb in (d.get("latency_us_by_sub_url") or {}).items():
+            P("  subscribers on %s: p50 %s p99 %s max %s" % (
+                base, fmt_us(Lb.get(50)), fmt_us(Lb.get(99)), fmt_us(Lb.get(100))))
         cu = d.get("cpu_until_drained")
         P("load generator cpu (publish+drain): workers %s%% of a core each, parent %s" % (
             d["worker_cpu_pct_each"],
@@ -1508,6 +1535,16 @@ def _ip_list(text):
         return [str(ipaddress.ip_address(a.strip())) for a in text.split(",") if a.strip()]
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
+
+
+def _url_list(text):
+    urls = [u.strip() for u in text.split(",") if u.strip()]
+    for u in urls:
+        try:
+            host_port(u)
+        except Exception as e:  # noqa: BLE001 - websockets' InvalidURI and friends
+            raise argparse.ArgumentTypeError("%s: %s" % (u, e))
+    return urls
 
 
 def parse_args(argv=None):
@@ -1570,6 +1607,10 @@ def parse_args(argv=None):
                          "(e.g. 127.0.0.1,127.0.0.2): each (source IP, server) pair has only "
                          "net.ipv4.ip_local_port_range ports (~28k by default), so more "
                          "connections need more source addresses. Default: the kernel's choice")
+    ap.add_argument("--sub-url-bases", type=_url_list, default=[], metavar="URL[,URL...]",
+                    help="connect subscriber i to the i-th of these (round-robin) instead of "
+                         "--url-base, e.g. the nodes of a cluster; publishers stay on --url-base. "
+                         "Latency is then also reported per entry (latency_us_by_sub_url)")
     ap.add_argument("--connect-concurrency", type=int, default=200,
                     help="connection attempts in flight per process")
     ap.add_argument("--connect-timeout", type=float, default=15.0)

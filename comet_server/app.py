@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from dataclasses import dataclass
@@ -34,12 +35,15 @@ __all__ = ["Config", "create_app", "serve", "REPO_ROOT", "NODE_NAME"]
 log = logging.getLogger("comet_server")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: ``GET /info`` reports this, padded to 10 chars with '_' as CppComet does ("n1________").
+#: ``GET /info`` of a single process reports this, padded to 10 chars with '_' as CppComet does
+#: ("n1________"); a cluster node reports its --node-id as given.
 NODE_NAME = "n1"
 #: how often queued personal messages older than --queue-ttl are purged.
 PURGE_INTERVAL = 600.0
 
 STATIC_KEY: web.AppKey[StaticSite] = web.AppKey("comet_static", StaticSite)
+#: the "node" of ``GET /info``
+NODE_KEY: web.AppKey[str] = web.AppKey("comet_node", str)
 
 
 @dataclass
@@ -89,7 +93,7 @@ _CORS = {
 
 
 async def handle_info(request: web.Request) -> web.Response:
-    body = '{"status":"ok","node":"%s"}' % NODE_NAME.ljust(10, "_")  # CppComet's key order
+    body = '{"status":"ok","node":%s}' % json.dumps(request.app[NODE_KEY])  # CppComet's key order
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers=_CORS)
 
 
@@ -127,9 +131,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 def create_app(hub: HubAPI, *, root: str | Path = REPO_ROOT, test_pages: bool = False, demo: bool = False,
                site: str | Path | None = None, deny_files: tuple[str, ...] = (),
-               allowed_origins: tuple[str, ...] = ()) -> web.Application:
+               allowed_origins: tuple[str, ...] = (), node_id: str | None = None) -> web.Application:
+    """``node_id``: the cluster node's name, reported by ``GET /info`` (None: one process)."""
     app = web.Application(client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
+    app[NODE_KEY] = node_id if node_id is not None else NODE_NAME.ljust(10, "_")
     app[STATIC_KEY] = StaticSite(root, test_pages=test_pages, demo=demo, site=site, deny_files=deny_files)
     app[ALLOWED_ORIGINS_KEY] = frozenset(normalize_origin(o) for o in allowed_origins)
     # Imported and called directly: a broken HTTP API must stop the server, not switch itself off.
@@ -181,7 +187,7 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
         hub = Hub(store, cfg.password, **hub_options)
     app = create_app(hub, root=cfg.root, test_pages=cfg.test_pages, demo=cfg.demo, site=cfg.site,
                      deny_files=(cfg.db,) if cfg.db != ":memory:" and not cfg.redis else (),
-                     allowed_origins=cfg.allowed_origins)
+                     allowed_origins=cfg.allowed_origins, node_id=cluster.node_id if cluster is not None else None)
     # keepalive_timeout is aiohttp's timer that also closes a connection whose request head is
     # incomplete when it fires (see limits.py), i.e. our header timeout.
     runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.access_log else None,
@@ -214,7 +220,8 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
                 preauth_max_packet=cfg.cometql_preauth_max_packet, limits=conn_limits)
             cq_port = cfg.cometql_port
         cq_text = f"CometQL {cfg.host}:{cq_port}" if cq_port else "CometQL off"
-        print(f"comet_server listening on http://{cfg.host}:{port}/ (ws /ws/, {cq_text})", flush=True)
+        node_text = f", cluster node {cluster.node_id}" if cluster is not None else ""
+        print(f"comet_server listening on http://{cfg.host}:{port}/ (ws /ws/, {cq_text}{node_text})", flush=True)
         if ready is not None and not ready.done():
             ready.set_result((port, cq_port))
         maint = loop.create_task(_maintenance(hub, cfg.queue_ttl))

@@ -58,6 +58,10 @@ PRESENCE_BOUND = NODE_TTL + 2 * HEARTBEAT
 MAX_PENDING_READS = 256
 #: reconnect delays after a Redis failure (the last one repeats)
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
+#: after an outage, the track_* and offline events of our connections the other nodes missed are
+#: announced to them this long after Redis answers again: every node's subscriber connection has
+#: retried by then
+ANNOUNCE_DELAY = BACKOFF[-1] + HEARTBEAT
 
 
 def default_node_id() -> str:
@@ -87,6 +91,13 @@ class RedisHub(Hub):
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = False
         self.redis_ok = False
+        # (conn_id, dev_id, pipe): track_* joins whose ``subscription`` event reached local
+        # watchers only (Redis was away); announced to the other nodes after the next _resync
+        self._unannounced: set[tuple[str, int, str]] = set()
+        # (dev_id, pipe, message): leave / offline events of our connections that closed while
+        # Redis was away, for the other nodes only, found by _resync and announced with the joins
+        self._missed: list[tuple[int, str, dict]] = []
+        self._announce_timer: asyncio.TimerHandle | None = None
 
     # -- names ---------------------------------------------------------------------------------
     def _field(self, client: Client) -> str:
@@ -131,6 +142,9 @@ class RedisHub(Hub):
 
     async def stop(self) -> None:
         """Leave the cluster (after close_all): our key and membership go at once."""
+        if self._announce_timer is not None:
+            self._announce_timer.cancel()
+            self._announce_timer = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -174,7 +188,7 @@ class RedisHub(Hub):
         self.redis_ok = True
         if (added and not first) or self._dirty:
             self._dirty = False
-            self._resync()
+            self._resync(swept=bool(added) and not first)
         if not was_ok and not first:
             log.warning("redis back: presence of node %s rewritten", self.node_id)
         for node in self.r.smembers(nodes_key):
@@ -197,11 +211,20 @@ class RedisHub(Hub):
                 await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
 
-    def _sweep_presence(self, node: str, keep: "dict[str, Client] | None" = None) -> None:
+    def _sweep_presence(self, node: str, keep: "dict[str, Client] | None" = None, *, here: bool = True) -> None:
         """Remove ``node``'s connections (but the live ones in ``keep``, field -> Client) from
         the presence; fire track_* ``unsubscription`` and ``offline`` where this call removed
-        the last trace. A kept connection only loses the channels it has left since."""
+        the last trace. A kept connection only loses the channels it has left since.
+        ``here=False`` (our own resync): the events go to the other nodes only, since the local
+        watchers had them when the connection closed or left."""
         keep = keep or {}
+
+        def announce(dev_id: int, pipe: str, obj: dict) -> None:
+            if here:
+                self._event_broadcast(dev_id, pipe, obj, None)
+            else:
+                self._missed.append((dev_id, pipe, obj))
+
         conns = self.r.hgetall(self._conns_key(node))
         for conn, raw in conns.items():
             field = f"{node}/{conn}"
@@ -215,27 +238,67 @@ class RedisHub(Hub):
                 pipes = [p for p in pipes if p not in live.pipes]
             for pipe in pipes:
                 if self._redis_leave_pipe(dev_id, pipe, field) and pipe.startswith("track_"):
-                    self._event_broadcast(dev_id, pipe, {"data": {"user_id": user_id, "uuid": uuid},
-                                                         "event": "unsubscription",
-                                                         "message_send_time": self.now(), "pipe": pipe}, None)
+                    announce(dev_id, pipe, self._track_obj(pipe, "unsubscription", user_id, uuid))
             if live is None and user_id > 0 and self._redis_unlink_user(dev_id, user_id, field):
-                self._went_offline(dev_id, user_id)
+                if here:
+                    self._went_offline(dev_id, user_id)
+                else:
+                    self.store.set_user_time(dev_id, user_id, self.now())
+                    announce(dev_id, f"user_status_{user_id}", self._status_obj(user_id, "offline"))
             if live is None:
                 self.r.hdel(self._conns_key(node), conn)
 
-    def _resync(self) -> None:
+    def _resync(self, swept: bool = False) -> None:
         """Rewrite this node's presence from its local state: what Redis holds of connections
-        that closed meanwhile leaves (with its events), every live connection is written again."""
-        self._sweep_presence(self.node_id, keep={self._field(c): c for c in self._clients if not c.closed})
+        that closed meanwhile leaves (with its events), every live connection is written again.
+
+        track_* joins the other nodes missed are announced (``subscription``): the ones made while
+        Redis was away, to the other nodes only (local watchers saw them then), ``ANNOUNCE_DELAY``
+        s later; and, after this node was swept as dead (``swept``), every join Redis had lost, to
+        everyone at once (the sweep's ``unsubscription`` may have reached local watchers too), as
+        ``online`` is."""
+        self._sweep_presence(self.node_id, keep={self._field(c): c for c in self._clients if not c.closed}, here=False)
         for c in list(self._clients):
             if c.closed:
                 continue
             self._write_conn(c)
             for pipe in c.pipes:
-                self._redis_join_pipe(c, pipe)
+                added = self._redis_join_pipe(c, pipe)
+                if swept and added and pipe.startswith("track_") and (c.conn_id, c.dev_id, pipe) not in self._unannounced:
+                    self._track_broadcast(c.dev_id, pipe, "subscription", c.user_id, c.uuid, c.conn_id)
             if self._is_linked(c) and self._redis_link_user(c):
                 self.store.set_user_time(c.dev_id, c.user_id, 0)
                 self._presence(c.dev_id, c.user_id, "online")
+        if (self._unannounced or self._missed) and self._announce_timer is None:
+            self._announce_timer = asyncio.get_running_loop().call_later(ANNOUNCE_DELAY, self._announce_missed)
+
+    def _announce_missed(self) -> None:
+        """Publish the events of our connections the other nodes missed during an outage (to
+        them only: our echo is ignored): leaves and offlines found by _resync, then the joins.
+        Waiting ``ANNOUNCE_DELAY`` lets every node's subscriber connection, retrying with
+        ``BACKOFF``, come back first; what fails waits for the next resync."""
+        self._announce_timer = None
+        while self._missed:
+            dev_id, pipe, obj = self._missed[0]
+            try:
+                self._publish(self._pipe_channel(dev_id, pipe), {"o": obj})
+            except redis.RedisError as e:
+                self._redis_failed("announce", e)
+                return
+            del self._missed[0]
+        live = {c.conn_id: c for c in self._clients if not c.closed}
+        for key in sorted(self._unannounced):
+            conn_id, dev_id, pipe = key
+            c = live.get(conn_id)
+            if c is None or pipe not in c.pipes:
+                self._unannounced.discard(key)
+                continue
+            try:
+                self._publish(self._pipe_channel(dev_id, pipe), {"o": self._track_obj(pipe, "subscription", c.user_id, c.uuid)})
+            except redis.RedisError as e:
+                self._redis_failed("announce", e)
+                return
+            self._unannounced.discard(key)
 
     # -- pub/sub ---------------------------------------------------------------------------------
     async def _pubsub_loop(self) -> None:
@@ -416,15 +479,28 @@ class RedisHub(Hub):
             self._redis_failed("event publish", e)
             self._fanout(dev_id, pipe, wire.Out(obj), exclude)
 
+    def _status_obj(self, user_id: int, state: str) -> dict:
+        return {"data": state, "event": state, "message_send_time": self.now(), "pipe": f"user_status_{user_id}"}
+
     def _presence(self, dev_id: int, user_id: int, state: str) -> None:
-        pipe = f"user_status_{user_id}"
-        self._event_broadcast(dev_id, pipe, {"data": state, "event": state, "message_send_time": self.now(),
-                                             "pipe": pipe}, None)
+        self._event_broadcast(dev_id, f"user_status_{user_id}", self._status_obj(user_id, state), None)
+
+    def _track_obj(self, pipe: str, event: str, user_id: int, uuid: str) -> dict:
+        return {"data": {"user_id": user_id, "uuid": uuid}, "event": event, "message_send_time": self.now(), "pipe": pipe}
 
     def _track_broadcast(self, dev_id: int, pipe: str, event: str, user_id: int, uuid: str,
                          conn_id: str | None) -> None:
-        self._event_broadcast(dev_id, pipe, {"data": {"user_id": user_id, "uuid": uuid}, "event": event,
-                                             "message_send_time": self.now(), "pipe": pipe}, conn_id)
+        obj = self._track_obj(pipe, event, user_id, uuid)
+        key = (conn_id or "", dev_id, pipe)
+        if event == "unsubscription":
+            self._unannounced.discard(key)  # a join the other nodes missed needs no announcing now
+        try:
+            self._broadcast(dev_id, pipe, obj, conn_id)
+        except redis.RedisError as e:
+            self._redis_failed("event publish", e)
+            self._fanout(dev_id, pipe, wire.Out(obj), conn_id)
+            if event == "subscription" and conn_id is not None:
+                self._unannounced.add(key)
 
     def _send_personal(self, dev_id: int, user_id: int, obj: dict) -> int:
         everywhere = self._publish(self._user_channel(dev_id, user_id), {"k": "msg", "o": obj},
@@ -498,6 +574,8 @@ class RedisHub(Hub):
     def unregister(self, client: Client) -> None:
         known = client in self._clients
         super().unregister(client)
+        if self._unannounced:
+            self._unannounced = {k for k in self._unannounced if k[0] != client.conn_id}
         if known:
             try:
                 self.r.hdel(self._conns_key(self.node_id), client.conn_id)
@@ -545,12 +623,13 @@ class RedisHub(Hub):
         except redis.RedisError as e:
             self._redis_failed("leave", e)
 
-    def _redis_join_pipe(self, client: Client, pipe: str) -> None:
+    def _redis_join_pipe(self, client: Client, pipe: str) -> bool:
+        """True when this call created the subscriber entry (it was not in Redis)."""
         info = json.dumps([client.user_id, client.uuid, client.user_agent, client.ip, client.origin, client.language])
         p = self.r.pipeline()
         p.hset(self._k(client.dev_id, "subs:" + pipe), self._field(client), info)
         p.sadd(self._k(client.dev_id, "pipes"), pipe)
-        p.execute()
+        return bool(p.execute()[0])
 
     def _redis_leave_pipe(self, dev_id: int, pipe: str, field: str) -> bool:
         """True when this call removed the entry (the leave is ours to announce)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -163,3 +165,13 @@ def test_users_auth_delete_on_a_kicks_the_user_on_c(cluster, dev, clients):
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     again = connect(cluster, "b", dev, clients, user_id=63, session=session)
     assert again.server_info["authorized"] is False  # the hash is gone on every node
+
+
+def test_each_node_names_itself_in_info_and_its_ready_line(cluster):
+    """Behind one name, a user tells the nodes apart by GET /info (CppComet's "node" key)."""
+    for name in ("a", "b", "c"):
+        node = cluster[name]
+        with urllib.request.urlopen(f"{node.url}/info", timeout=5) as resp:
+            assert json.loads(resp.read()) == {"status": "ok", "node": f"node-{name}"}
+            assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert node.ready_line.strip().endswith(f", cluster node node-{name})")

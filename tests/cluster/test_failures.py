@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pymysql
 import pytest
 
-from comet_server.redis_hub import PRESENCE_BOUND
+from comet_server.redis_hub import ANNOUNCE_DELAY, PRESENCE_BOUND
 from tests.support.rawclient import RawClient
+from tests.support.server import random_uuid
 
-from .conftest import collect, drain, eventually, make_cluster, pipe_count, sql
+from .conftest import ask, collect, drain, eventually, make_cluster, pipe_count, sql
 
 
 def test_a_killed_nodes_presence_expires_once_within_the_bound():
@@ -127,3 +130,59 @@ def test_a_node_restarted_under_its_id_right_after_a_kill_fires_the_leave_once()
         again = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=5, session="hash5"))
         assert again.server_info["authorized"] is True
         watcher.wait_for(lambda m: m.get("pipe") == "user_status_5" and m["event"] == "online")
+
+
+def _track(frames: list[dict], pipe: str, uuid: str) -> list[str]:
+    """The track_* events about connection ``uuid`` among ``frames``, in order."""
+    return [f["event"] for f in frames if f.get("pipe") == pipe and f["data"].get("uuid") == uuid]
+
+
+def test_track_events_of_an_outage_reach_the_other_nodes_once_redis_is_back():
+    """A join and a leave made while Redis is away reach the watchers on the same node at once,
+    and the watchers on other nodes after the outage: once each, nobody twice."""
+    with make_cluster(("a", "b")) as cluster:
+        dev = 7005
+        far = RawClient(cluster["a"].ws_url(dev_id=dev))
+        near = RawClient(cluster["b"].ws_url(dev_id=dev))
+        for w in (far, near):
+            w.subscribe("track_lobby")
+        uuid = random_uuid()
+        joiner = RawClient(cluster["b"].ws_url(dev_id=dev, uuid=uuid))
+        eventually(lambda: pipe_count(far, "track_lobby") == 2, what="2 watchers")
+        time.sleep(0.3)
+        drain(far, 0), drain(near, 0)
+        for event, act in (("subscription", lambda: joiner.subscribe("track_lobby")), ("unsubscription", joiner.close)):
+            cluster.redis.stop()
+            time.sleep(0.5)
+            act()
+            near.wait_for(lambda m: _track([m], "track_lobby", uuid) == [event])  # the local watcher at once
+            cluster.redis.start()
+            far.wait_for(lambda m: _track([m], "track_lobby", uuid) == [event], timeout=ANNOUNCE_DELAY + 15)
+            assert _track(drain(far, ANNOUNCE_DELAY + 1), "track_lobby", uuid) == []  # once
+            assert _track(drain(near, 0), "track_lobby", uuid) == []  # nothing again for the local one
+            users = ask(far, "track_pipe_users\ntrack_lobby\n{marker}\n")["data"]
+            assert (uuid in [u["uuid"] for u in users]) == (event == "subscription"), users
+
+
+def test_a_node_frozen_past_the_bound_announces_its_subscribers_again():
+    """SIGSTOP longer than PRESENCE_BOUND: the survivor sees the node's connections leave; once
+    the node runs again they are still connected, so they join again, and the counts agree."""
+    with make_cluster(("a", "b")) as cluster:
+        dev = 7006
+        watcher = RawClient(cluster["a"].ws_url(dev_id=dev))
+        watcher.subscribe("track_lobby")
+        uuid = random_uuid()
+        sleeper = RawClient(cluster["b"].ws_url(dev_id=dev, uuid=uuid))
+        sleeper.subscribe("track_lobby")
+        eventually(lambda: pipe_count(watcher, "track_lobby") == 2, what="2 subscribers")
+        time.sleep(0.3)
+        drain(watcher, 0)
+        os.kill(cluster["b"].proc.pid, signal.SIGSTOP)
+        try:
+            watcher.wait_for(lambda m: _track([m], "track_lobby", uuid) == ["unsubscription"], timeout=PRESENCE_BOUND + 5)
+            assert pipe_count(watcher, "track_lobby") == 1
+        finally:
+            os.kill(cluster["b"].proc.pid, signal.SIGCONT)
+        watcher.wait_for(lambda m: _track([m], "track_lobby", uuid) == ["subscription"], timeout=10)
+        assert _track(drain(watcher, 2), "track_lobby", uuid) == []
+        assert pipe_count(watcher, "track_lobby") == 2
