@@ -17,14 +17,13 @@ RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
 #: comet_py modules that import under MicroPython (``_package_init`` is comet_py/__init__.py)
 #: (api imports; its async iterator of a subscription still needs asyncio.Queue, which MicroPython
 #: lacks, and start() imports coordinator)
-PORTED = {"_package_init", "aio", "api", "backoff", "channels", "connection", "election", "errors",
+PORTED = {"_package_init", "aio", "api", "backoff", "browser", "channels", "connection", "election", "errors",
           "jsonlimit", "jsonsafe", "message", "options", "platform", "protocol", "records", "registry",
           "relay", "session"}
 #: comet_py modules that do not yet, and why
 PENDING = {
     "roles": "imports relay; a match statement",
     "coordinator": "imports relay, roles",
-    "browser": "the FFI layer: pyodide.ffi / pyodide.code (MicroPython: pyscript.ffi, jsffi, js)",
 }
 #: test modules of tests/mpy that cannot import under MicroPython yet (they run under CPython)
 PENDING_TESTS: "dict[str, str]" = {}
