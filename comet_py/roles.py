@@ -9,8 +9,6 @@ handler (``Coordinator._run``), which hands the actions only a MasterRelay gives
 ``TabSink`` (for type checkers only) is what a role and the Coordinator tell this tab's page (``CometApi``).
 """
 
-from __future__ import annotations
-
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
@@ -57,8 +55,8 @@ class MasterRole:
     every tab, and what only a master keeps: the watches on the other tabs' locks and the time
     of its last heartbeat."""
 
-    def __init__(self, tab_id: str, term: int, session: Session, platform: Platform, tab: TabSink,
-                 run: Run, *, channels: frozenset[str], highest_term: int,
+    def __init__(self, tab_id: str, term: int, session: Session, platform: "Platform", tab: "TabSink",
+                 run: "Run", *, channels: frozenset[str], highest_term: int,
                  tab_lock: Callable[[str], str] | None) -> None:
         """``tab_lock``: Web Locks mode, a tab id's lock name (the master watches each tab's
         lock and says bye itself); None in fallback mode (silent tabs expire instead)."""
@@ -190,33 +188,36 @@ class MasterRole:
 
     def on_session_event(self, event: Event) -> None:
         """What the Connection passes on (all but Send and Reconnect), routed to the tabs."""
-        match event:
-            case Dispatch(message, to, exclude):  # the hot path: no clock read
-                self._run(self.relay.route_deliver(message, to, exclude))
-            case Answer(token, value, error):
-                self._run(self.relay.route_answer(token, value, error))
-            case StateChanged(State.CLOSED):
-                # Only our own stop (this tab leaves or steps down) closes the session: the
-                # connection goes on in the next master, so no tab is told "closed".
-                pass
-            case StateChanged(state, detail):
+        # if/isinstance, not match: MicroPython has no match statement
+        if isinstance(event, Dispatch):  # the hot path: no clock read
+            self._run(self.relay.route_deliver(event.message, event.to, event.exclude))
+        elif isinstance(event, Answer):
+            self._run(self.relay.route_answer(event.token, event.value, event.error))
+        elif isinstance(event, StateChanged):
+            # Only our own stop (this tab leaves or steps down) closes the session: the
+            # connection goes on in the next master, so no tab is told "closed".
+            if event.state != State.CLOSED:
+                state, detail = event.state, event.detail
                 self._run(self.relay.state_message(state, self.session.authorized, self._p.now_ms(), detail))
                 self._tab.set_state(state, detail)
-            case Gap(pipes, None):
-                self._run(self.relay.gap(pipes, self._p.now_ms()))
-                self._tab.set_state(GAP, {"pipes": pipes})
-            case Gap(pipes, (str() as tab_id, _)) if tab_id != self.relay.tab_id:
-                self._run(self.relay.gap(pipes, self._p.now_ms(), to=tab_id))  # one returning tab's
-            case AuthChanged(authorized):
-                self._run(self.relay.auth_message(authorized, self._p.now_ms()))
-                self._tab.set_auth(authorized)
+        elif isinstance(event, Gap):
+            to = event.to
+            if to is None:
+                self._run(self.relay.gap(event.pipes, self._p.now_ms()))
+                self._tab.set_state(GAP, {"pipes": event.pipes})
+            elif (isinstance(to, (tuple, list)) and len(to) == 2 and isinstance(to[0], str)
+                    and to[0] != self.relay.tab_id):
+                self._run(self.relay.gap(event.pipes, self._p.now_ms(), to=to[0]))  # one returning tab's
+        elif isinstance(event, AuthChanged):
+            self._run(self.relay.auth_message(event.authorized, self._p.now_ms()))
+            self._tab.set_auth(event.authorized)
 
 
 class FollowerRole:
     """This tab follows the master over the channel: a FollowerRelay, and (Web Locks mode) the
     decision to steal the lock from a master that holds it but stays silent."""
 
-    def __init__(self, tab_id: str, platform: Platform, run: Run, *,
+    def __init__(self, tab_id: str, platform: "Platform", run: "Run", *,
                  history_ids: Callable[[], Mapping[str, str]], channels: frozenset[str],
                  highest_term: int, locks: bool, steal: Callable[[], None]) -> None:
         self.relay = FollowerRelay(tab_id, history_ids=history_ids, keepalive=not locks)
