@@ -26,6 +26,7 @@ def test_the_page_runs_micropython_with_comet_py_from_the_bundle(mpy, shared_con
                     "__import__('comet_py.browser').browser.MICROPYTHON") is True
     assert mpy.eval("sorted(n for n in dir(comet_py) if n[0].isupper())")[:2] == ["AttrDict", "CometApi"]
     assert not shared_context.blocked
+    assert not shared_context.console_errors, shared_context.console_errors
 
 
 def test_clock_random_ids_and_storage(mpy):
