@@ -35,7 +35,7 @@ def test_the_sans_io_core_never_imports_the_browser():
         if path.name in browser_only:
             continue
         imports = re.findall(r"^\s*(?:import|from)\s+([\w.]+)", path.read_text(), re.M)
-        assert not {name.split(".")[0] for name in imports} & {"js", "pyodide", "pyscript"}, path.name
+        assert not {name.split(".")[0] for name in imports} & {"js", "jsffi", "pyodide", "pyscript"}, path.name
 
 
 def test_pyscript_mpy_toml_loads_the_local_micropython_and_comet_py_as_one_bundle():
