@@ -1,23 +1,38 @@
-"""The browser, seen from Python: the only module that touches ``js`` and ``pyodide.ffi``.
+"""The browser, seen from Python: the only module that touches ``js`` and the FFI, on Pyodide
+(``pyodide.ffi``) and on MicroPython (``jsffi``, PyScript's ``type="mpy"``).
 
 Every JavaScript callback is a ``create_proxy`` that its owner keeps referenced and destroys
-when done, so nothing leaks and nothing is called after it is gone.
+when done, so nothing leaks and nothing is called after it is gone. MicroPython's proxies have
+no ``destroy()`` (JS garbage collection frees them): there, removing the listener is the release.
+
+MicroPython 1.27 differences handled here: a JS exception thrown by a synchronous call unwinds
+past Python's ``try`` (so calls that can throw are guarded in JS), a JS integer beyond 32 bits
+comes back truncated (so the clock is ``time.time()``), and JS arrays have no ``to_py()``.
 """
 
-from __future__ import annotations
-
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import js  # type: ignore[import-not-found]
-from pyodide.code import run_js  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+from . import aio
+
+MICROPYTHON = sys.implementation.name == "micropython"
+if MICROPYTHON:
+    from jsffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+    run_js = js.eval  # a global (indirect) eval, as pyodide.code.run_js
+    _js_object = to_js  # a dict becomes a plain JS object
+else:
+    from pyodide.code import run_js  # type: ignore[import-not-found, no-redef]
+    from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+    def _js_object(d: "dict[str, Any]") -> Any:
+        return to_js(d, dict_converter=js.Object.fromEntries)
 
 log = logging.getLogger("comet_py")
-
-
-def _js_object(d: dict[str, Any]) -> Any:
-    return to_js(d, dict_converter=js.Object.fromEntries)
 
 
 class _Proxies:
@@ -32,7 +47,7 @@ class _Proxies:
         return proxy
 
     def destroy(self) -> None:
-        for proxy in self._items:
+        for proxy in () if MICROPYTHON else self._items:
             try:
                 proxy.destroy()
             except Exception:  # already destroyed
@@ -44,7 +59,7 @@ class _Proxies:
 
 def now_ms() -> float:
     """Wall clock in ms (Date.now), comparable across tabs and immune to timer throttling."""
-    return float(js.Date.now())
+    return time.time() * 1000.0 if MICROPYTHON else float(js.Date.now())
 
 
 def page_is_https() -> bool:
@@ -100,24 +115,26 @@ def page_visible() -> bool:
 def random_id(length: int) -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     # One conversion to bytes: indexing the JS array would be a call into JS per character.
-    values = js.crypto.getRandomValues(js.Uint8Array.new(length)).to_bytes()
+    values = js.crypto.getRandomValues(js.Uint8Array.new(length))
+    values = values if MICROPYTHON else values.to_bytes()
     return "".join(alphabet[v % len(alphabet)] for v in values)
 
 
-def storage_get(key: str) -> str | None:
-    try:
-        value = js.localStorage.getItem(key)
-    except Exception:  # storage disabled or sandboxed
-        return None
+# Storage can throw (disabled, sandboxed, full, none in a worker): caught in JS, on both
+# interpreters, since MicroPython cannot catch a JS throw.
+_STORAGE = run_js("""({
+  get(key) { try { return localStorage.getItem(key); } catch (e) { return null; } },
+  set(key, value) { try { localStorage.setItem(key, value); return true; } catch (e) { return false; } },
+})""")
+
+
+def storage_get(key: str) -> "Optional[str]":
+    value = _STORAGE.get(key)
     return None if value is None else str(value)
 
 
 def storage_set(key: str, value: str) -> bool:
-    try:
-        js.localStorage.setItem(key, value)
-        return True
-    except Exception:
-        return False
+    return bool(_STORAGE.set(key, value))
 
 
 # What a worker's global scope fires of the window events comet_py listens to.
@@ -133,7 +150,7 @@ class PageEvents:
         self._proxies = _Proxies()
         self._bound: list[tuple[Any, str, Any]] = []
 
-    def on(self, target: str, event: str, fn: Callable[..., None], *, field: str | None = None) -> None:
+    def on(self, target: str, event: str, fn: Callable[..., None], *, field: "Optional[str]" = None) -> None:
         """``fn()`` on each event, or ``fn(event[field])`` (e.g. pageshow's ``persisted``)."""
         if IN_WORKER:
             if target != "window" or event not in _WORKER_EVENTS:
@@ -159,8 +176,12 @@ class PageEvents:
 
 # Frames are queued in JS and handed to Python in batches, one task later: under load, one
 # call into Python (and one array conversion) carries many frames instead of one each.
+# It also opens the socket: a URL the browser refuses comes back as the error's text (MicroPython
+# cannot catch a JS throw).
 _FRAME_BATCHER = run_js("""
-(ws, deliver) => {
+(url, deliver) => {
+  let ws;
+  try { ws = new WebSocket(url); } catch (e) { return String(e); }
   let queue = [];
   let scheduled = false;
   const wake = new MessageChannel();
@@ -176,6 +197,7 @@ _FRAME_BATCHER = run_js("""
   };
   ws.addEventListener("message", onMessage);
   return {
+    ws,
     drain,
     stop() { ws.removeEventListener("message", onMessage); wake.port1.onmessage = null; wake.port1.close(); queue = []; },
   };
@@ -196,8 +218,11 @@ class Socket:
         self._proxies = _Proxies()
         self._closed = False
         self._on_close = on_close
-        self._ws = js.WebSocket.new(url)
-        self._batcher = _FRAME_BATCHER(self._ws, self._proxies.add(lambda batch: self._frames(batch, on_text)))
+        self._batcher = _FRAME_BATCHER(url, self._proxies.add(lambda batch: self._frames(batch, on_text)))
+        if isinstance(self._batcher, str):
+            self._proxies.destroy()
+            raise ValueError(self._batcher)
+        self._ws = self._batcher.ws
         self._listeners = [
             ("open", self._proxies.add(lambda _e: on_open())),
             ("close", self._proxies.add(self._closed_event)),
@@ -206,7 +231,7 @@ class Socket:
             self._ws.addEventListener(event, proxy)
 
     def _frames(self, batch: Any, on_text: Callable[[str], None]) -> None:
-        for text in batch.to_py():
+        for text in batch if MICROPYTHON else batch.to_py():
             if self._closed:
                 return  # closed by the owner while handling an earlier frame
             on_text(text)
@@ -292,12 +317,10 @@ class HeldLock:
         self,
         name: str,
         on_granted: Callable[[], None],
-        on_lost: Callable[[str], None] | None = None,
+        on_lost: "Optional[Callable[[str], None]]" = None,
         *,
         steal: bool = False,
     ) -> None:
-        import asyncio
-
         self.name = name
         self.held = False
         self._released = False
@@ -309,11 +332,11 @@ class HeldLock:
         # A queued request can be withdrawn with an AbortSignal; the spec forbids one with steal.
         abort = None if steal else js.AbortController.new()
         self._abort = abort
-        options: dict[str, Any] = {"steal": True} if abort is None else {"signal": abort.signal}
+        options: "dict[str, Any]" = {"steal": True} if abort is None else {"signal": abort.signal}
         request = js.navigator.locks.request(name, _js_object(options), granted)
         # The request's promise settles when the lock is released, and rejects if it is stolen:
         # watching it is the only way to notice a steal.
-        self._watch = asyncio.ensure_future(self._watch_request(request))
+        self._watch = aio.ensure_future(self._watch_request(request))
 
     def _granted(self, _lock: Any) -> Any:
         if self._released:

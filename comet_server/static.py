@@ -2,7 +2,7 @@
 
 The site root is the repository root, but only these are served (everything else is 404):
 
-* ``/`` and ``/index.html``, ``/pyscript.toml``, ``/favicon.ico``
+* ``/`` and ``/index.html``, ``/pyscript.toml``, ``/pyscript-mpy.toml``, ``/favicon.ico``
 * everything under ``/demo/`` (a directory URL ending in ``/`` serves its ``index.html``; without
   the slash it redirects there), except the server console ``/demo/console/`` and the demo's
   public keys ``/demo/accounts.json``, which are served in demo mode (``--demo``) only
@@ -10,7 +10,7 @@ The site root is the repository root, but only these are served (everything else
 * ``/vendor/pyodide/`` (no ``*.html``: Pyodide's ``console.html`` is a Python REPL that would run
   on the app's origin), ``/vendor/pyscript/``, ``/vendor/wheels/``
 * ``/vendor/micropython/``: only ``micropython.mjs`` and ``micropython.wasm`` (the interpreter of
-  ``type="mpy"`` pages)
+  ``type="mpy"`` pages) and ``comet_py.zip`` (comet_py for those pages, built by scripts/setup.sh)
 * with ``--test-pages``: ``/tests/pages/`` and ``/bench/pages/``
 * with ``--site DIR``: every other path, from DIR (``/`` is DIR/index.html when it exists). The
   paths above always come from comet_server, so a site cannot shadow them.
@@ -71,6 +71,7 @@ _FILES = {
     "/": "index.html",
     "/index.html": "index.html",
     "/pyscript.toml": "pyscript.toml",
+    "/pyscript-mpy.toml": "pyscript-mpy.toml",
     "/favicon.ico": "favicon.ico",
 }
 
@@ -84,8 +85,10 @@ def content_type_for(name: str) -> str:
 
 #: served under /demo/ only in demo mode: the server console and the demo users' public keys
 _DEMO_ONLY = (("console",), ("accounts.json",))
-#: the only files served under /vendor/micropython/
-_MICROPYTHON_FILES = (("micropython.mjs",), ("micropython.wasm",))
+#: comet_py's own PyScript configs: a --site never replaces them
+_SITE_CONFIGS = ("/pyscript.toml", "/pyscript-mpy.toml")
+#: the only files served under /vendor/micropython/ (the interpreter, comet_py's bundle)
+_MICROPYTHON_FILES = (("micropython.mjs",), ("micropython.wasm",), ("comet_py.zip",))
 #: first URL segments that belong to comet_server's routes (besides its static trees)
 _ROUTE_PREFIXES = frozenset({"ws", "comet-server", "api", "info", "stats"})
 #: never served from any tree: SQLite databases and their side files
@@ -147,7 +150,7 @@ class StaticSite:
                 return None
         if _is_db_file(segments[-1]):
             return None
-        if self.site is not None and segments[0] not in self.reserved and path != "/pyscript.toml":
+        if self.site is not None and segments[0] not in self.reserved and path not in _SITE_CONFIGS:
             # the user's own pages: /, /index.html, /favicon.ico too when the site has them
             found = self._check(self.site.joinpath(*segments), self.site)
             if found is not None or path not in _FILES:

@@ -126,4 +126,12 @@ if [ "$(cat vendor/.pyc.sha 2>/dev/null)" != "$pyc_sum" ] || [ ! -d vendor/wheel
   node packaging/comet_py/compile_pyc.mjs vendor/pyodide comet_py vendor/wheels/pycache >/dev/null
   echo "$pyc_sum" > vendor/.pyc.sha
 fi
+# --- comet_py for MicroPython pages: one zip (pyscript-mpy.toml unpacks it), with the typing
+# stand-in; rebuilt when its sources change or when re-vendoring emptied vendor/micropython -----
+mpy_sum=$(cat packaging/micropython/build_bundle.py packaging/micropython/lib/*.py comet_py/*.py | sha256sum | cut -d' ' -f1)
+if [ "$(cat vendor/.mpy_bundle.sha 2>/dev/null)" != "$mpy_sum" ] || [ ! -f vendor/micropython/comet_py.zip ]; then
+  echo "setup: bundling comet_py for MicroPython pages"
+  .venv/bin/python packaging/micropython/build_bundle.py vendor/micropython/comet_py.zip
+  echo "$mpy_sum" > vendor/.mpy_bundle.sha
+fi
 echo "setup: ready"

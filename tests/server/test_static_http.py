@@ -61,6 +61,8 @@ def test_index_served_when_present(server):
     ("/vendor/pyodide/python_stdlib.zip", "application/zip"),
     ("/comet_py/__init__.py", "text/plain"),
     ("/pyscript.toml", "text/plain"),
+    ("/pyscript-mpy.toml", "text/plain"),
+    ("/vendor/micropython/comet_py.zip", "application/zip"),
 ])
 def test_allowed_files_served_with_mime_type(server, path, ctype):
     if not (REPO / path.lstrip("/")).exists():
@@ -95,6 +97,27 @@ def test_micropython_interpreter_served_and_nothing_else_of_its_package(server, 
     for name in ("README.md", "package.json", "x.html", "micropython.mjs.map", "sub/micropython.mjs",
                  "", "MICROPYTHON.MJS", "micropython.mjs/", "../micropython/README.md"):
         assert site.resolve(f"/vendor/micropython/{name}") is None, name
+
+
+def test_micropython_bundle_served_and_no_file_beside_it(server, tmp_path):
+    bundle = REPO / "vendor" / "micropython" / "comet_py.zip"
+    if not bundle.exists():
+        pytest.skip("no MicroPython bundle (run scripts/setup.sh)")
+    status, h, body = get(server, "/vendor/micropython/comet_py.zip")
+    assert status == 200 and h["content-type"] == "application/zip"
+    assert body == bundle.read_bytes() and body[:4] == b"PK\3\4"
+    # the bundle's build leftovers and its contents are not served from that tree
+    from comet_server.static import StaticSite
+    root = tmp_path / "root"
+    (root / "vendor" / "micropython" / "comet_py.zip").mkdir(parents=True)
+    (root / "vendor" / "micropython" / "comet_py.zip" / "typing.py").write_text("x")
+    for name in ("comet_py.zip.tmp", "typing.py", "comet_py.tar.gz", "other.zip"):
+        (root / "vendor" / "micropython" / name).write_text("x")
+    site = StaticSite(root)
+    for name in ("comet_py.zip.tmp", "typing.py", "comet_py.tar.gz", "other.zip", "COMET_PY.ZIP",
+                 "comet_py.zip/typing.py", "comet_py.zip/"):
+        assert site.resolve(f"/vendor/micropython/{name}") is None, name
+    assert site.resolve("/vendor/micropython/comet_py.zip") is None  # a directory, never listed
 
 
 def test_wheels_served_as_zip(server):
@@ -249,6 +272,7 @@ def _user_site(tmp_path):
     (site / "vendor").mkdir()
     (site / "vendor" / "x.js").write_text("shadow")
     (site / "pyscript.toml").write_text("shadow")
+    (site / "pyscript-mpy.toml").write_text("shadow")
     return StaticSite(REPO, site=site, deny_files=(str(site / "state.bin"),)), site
 
 
@@ -263,6 +287,7 @@ def test_site_serves_the_users_pages_next_to_vendor_and_comet_py(tmp_path):
     # comet_server's own paths are not the site's to shadow
     assert static.resolve("/comet_py/__init__.py") == REPO / "comet_py" / "__init__.py"
     assert static.resolve("/pyscript.toml") == REPO / "pyscript.toml"
+    assert static.resolve("/pyscript-mpy.toml") == REPO / "pyscript-mpy.toml"
     assert static.resolve("/vendor/x.js") is None
     if (REPO / "vendor" / "pyscript" / "core.js").exists():
         assert static.resolve("/vendor/pyscript/core.js") == REPO / "vendor" / "pyscript" / "core.js"

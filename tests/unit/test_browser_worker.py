@@ -49,7 +49,17 @@ def _fake_modules(worker: bool, main_document=None, isolated: bool = False) -> d
         js.document.visibilityState = "hidden"
     pyodide = types.ModuleType("pyodide")
     code = types.ModuleType("pyodide.code")
-    code.run_js = lambda source: (lambda *a: None)
+
+    def run_js(source):
+        if "localStorage" in source:  # browser.py's storage helper: what its JS does
+            def get(key):
+                try:
+                    return js.localStorage.getItem(key)
+                except AttributeError:  # JS: a ReferenceError, caught there
+                    return None
+            return types.SimpleNamespace(get=get, set=lambda key, value: False)
+        return lambda *a: None
+    code.run_js = run_js
     ffi = types.ModuleType("pyodide.ffi")
     ffi.JsException = Exception
     ffi.create_proxy = _Proxy

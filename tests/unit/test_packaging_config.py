@@ -121,5 +121,6 @@ def test_the_comet_py_wheel_config_has_no_dependencies_and_ships_every_module():
     assert BROWSER["tool"]["setuptools"]["packages"] == ["comet_py"]
     assert BROWSER["tool"]["setuptools"]["package-data"] == {"comet_py": ["py.typed"]}
     # everything comet_py imports at run time is stdlib, its own modules or the browser's
-    # (pyscript: PyScript's runtime module, tried only in a worker, for the page's visibility)
-    assert third_party_imports((ROOT / "comet_py").glob("*.py")) <= {"js", "pyodide", "pyscript"}
+    # (pyscript: PyScript's runtime module, tried only in a worker, for the page's visibility;
+    # jsffi: MicroPython's FFI, imported only there)
+    assert third_party_imports((ROOT / "comet_py").glob("*.py")) <= {"js", "pyodide", "pyscript", "jsffi"}

@@ -35,4 +35,38 @@ def test_the_sans_io_core_never_imports_the_browser():
         if path.name in browser_only:
             continue
         imports = re.findall(r"^\s*(?:import|from)\s+([\w.]+)", path.read_text(), re.M)
-        assert not {name.split(".")[0] for name in imports} & {"js", "pyodide", "pyscript"}, path.name
+        assert not {name.split(".")[0] for name in imports} & {"js", "jsffi", "pyodide", "pyscript"}, path.name
+
+
+def test_pyscript_mpy_toml_loads_the_local_micropython_and_comet_py_as_one_bundle():
+    """MicroPython pages: the vendored interpreter and the zip scripts/setup.sh builds (every
+    comet_py module and every stand-in of packaging/micropython/lib), nothing else, no CDN."""
+    import sys
+    sys.path.insert(0, str(ROOT / "packaging" / "micropython"))
+    try:
+        import build_bundle
+    finally:
+        sys.path.pop(0)
+    config = tomllib.loads((ROOT / "pyscript-mpy.toml").read_text())
+    assert config["interpreter"] == "/vendor/micropython/micropython.mjs"
+    assert config["files"] == {"/vendor/micropython/comet_py.zip": "./*"}
+    assert set(config) <= {"name", "interpreter", "files"}  # no packages: nothing fetched elsewhere
+    names = {name for name, _ in build_bundle.entries()}
+    assert names == {f"comet_py/{p.name}" for p in (ROOT / "comet_py").glob("*.py")} | {
+        p.name for p in (ROOT / "packaging" / "micropython" / "lib").glob("*.py")}
+    assert "typing.py" in names
+
+
+def test_the_micropython_bundle_is_reproducible(tmp_path):
+    import sys
+    import zipfile
+    sys.path.insert(0, str(ROOT / "packaging" / "micropython"))
+    try:
+        import build_bundle
+    finally:
+        sys.path.pop(0)
+    build_bundle.build(tmp_path / "a.zip")
+    build_bundle.build(tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.read("comet_py/browser.py") == (ROOT / "comet_py" / "browser.py").read_bytes()
