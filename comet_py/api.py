@@ -8,6 +8,7 @@ this class only validates calls, keeps this tab's callbacks and dispatches what 
 import asyncio
 import inspect
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
 from . import aio, jsonsafe
@@ -161,6 +162,13 @@ class CometApi:
                 yield await queue.get()
         finally:
             self.unsubscription(sub_id)
+
+    if not TYPE_CHECKING and sys.implementation.name == "micropython":
+        def messages(self, name, *, max_queue=10_000):  # noqa: F811 - MicroPython's stand-in
+            """MicroPython 1.27 has no async generators (and no asyncio.Queue): say so at the call,
+            not as an AttributeError inside ``async for``."""
+            raise NotImplementedError("cometApi.messages() needs async generators, which MicroPython "
+                                      "lacks; use cometApi.subscription(name, callback)")
 
     # -- calls through the connection ----------------------------------------------------------
 
