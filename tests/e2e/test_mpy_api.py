@@ -86,6 +86,15 @@ def test_hostile_web_pipe_send_data_is_refused_in_the_micropython_tab(mpy_tabs, 
         tab.run("h.stop()")
 
 
+# Known bug (issue 15, found 2026-12-02 in repeated runs: about 1 module run in 4 fails): with
+# MicroPython tabs in the group, a master tab sometimes stops being master during the test, and a
+# MicroPython follower sometimes gets no relayed message at all (its master gets them all, 20 s
+# of probes). Not understood yet. The tests stay: xfail while the bug is open, never a skip.
+MPY_MULTI_TAB_BUG = pytest.mark.xfail(strict=False, reason="known bug: MicroPython tabs in a group sometimes lose "
+                                      "the master or the relayed messages (README, issue 15)")
+
+
+@MPY_MULTI_TAB_BUG
 def test_three_micropython_tabs_share_one_connection_and_one_master(mpy_tabs, comet_server, dev_id, publisher):
     start_all(mpy_tabs, dev_id, comet_server, channel="web_union")
     try:
@@ -103,6 +112,7 @@ def test_three_micropython_tabs_share_one_connection_and_one_master(mpy_tabs, co
         stop_all(mpy_tabs)
 
 
+@MPY_MULTI_TAB_BUG
 def test_a_pyodide_tab_and_a_micropython_tab_share_one_master(mpy_tabs, shared_context, comet_server, dev_id, publisher):
     py = shared_context.open()  # harness.html: Pyodide, same context, so same origin and user
     pair = [py, mpy_tabs[1]]
@@ -112,6 +122,17 @@ def test_a_pyodide_tab_and_a_micropython_tab_share_one_master(mpy_tabs, shared_c
         follower = pair[1] if master is pair[0] else pair[0]
         follower.run("c.subscription('web_mixed.only', rec('only'))")
         wait_subscribers(publisher, "web_mixed", 1)
+        # The follower's hello and subscriptions reach the master over BroadcastChannel some time
+        # after its start() returned: wait until messages reach both tabs (liveness only), then
+        # count from a clean log.
+        deadline = time.monotonic() + 20
+        while not all(tab.eval("len(tagged('got'))") for tab in pair):
+            assert time.monotonic() < deadline, [tab.eval("tagged('got')") for tab in pair]
+            publisher.publish("web_mixed", "probe", "probe")
+            time.sleep(0.2)
+        time.sleep(0.3)
+        for tab in pair:
+            tab.run("log.clear()")
         publisher.publish("web_mixed", "e", {"n": 1})
         publisher.publish("web_mixed", "only", "for the follower")
         for tab in pair:
