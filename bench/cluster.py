@@ -30,6 +30,7 @@ import time
 import common  # noqa: F401 - puts the repo root on sys.path
 from common import cometload, dig, load_average, ms, record, table, verdict
 
+from tests.support.cluster import Cluster
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
 
@@ -45,27 +46,22 @@ class Setup:
     def __init__(self, kind: str, cometql: bool) -> None:
         self.kind = kind
         self.redis: RedisServer | None = None
-        self.nodes: dict[str, ServerProcess] = {}
+        self.cluster: Cluster | None = None
         if kind == "single":
-            self.nodes["a"] = ServerProcess(cometql=cometql, test_pages=False).start()
+            self.nodes = {"a": ServerProcess(cometql=cometql, test_pages=False).start()}
             return
-        self.redis = RedisServer().start()
-        try:
-            for name in (NODES if kind == "cluster" else ("a",)):
-                self.nodes[name] = ServerProcess(cometql=cometql, test_pages=False, redis_url=self.redis.url,
-                                                 node_id=f"node-{name}").start()
-        except BaseException:
-            self.close()
-            raise
+        self.cluster = Cluster(NODES if kind == "cluster" else ("a",), cometql=cometql)
+        self.redis, self.nodes = self.cluster.redis, self.cluster.nodes
 
     def ws(self, name: str) -> str:
         return f"ws://127.0.0.1:{self.nodes[name].port}"
 
     def close(self) -> None:
-        for n in self.nodes.values():
-            n.close()
-        if self.redis is not None:
-            self.redis.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        else:
+            for n in self.nodes.values():
+                n.close()
 
 
 def run(kind: str, extra: list[str], label: str, *, cometql: bool = False, subs_on: tuple[str, ...] = ()) -> dict:

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import pymysql
 import pytest
 
+from tests.support.cluster import Cluster
 from tests.support.rawclient import RawClient
 from tests.support.redis_server import RedisServer, have_redis_server
 from tests.support.server import PASSWORD, ServerProcess
@@ -23,30 +24,6 @@ if not have_redis_server():  # scripts/setup.sh installs it
     pytest.skip("redis-server is not installed (run scripts/setup.sh)", allow_module_level=True)
 
 DB = "CometQL_v1"
-
-
-class Cluster:
-    def __init__(self, names: tuple[str, ...] = ("a", "b", "c")) -> None:
-        self.redis = RedisServer().start()
-        self.nodes: dict[str, ServerProcess] = {}
-        try:
-            for name in names:
-                self.nodes[name] = ServerProcess(cometql=True, test_pages=False, redis_url=self.redis.url,
-                                                 node_id=f"node-{name}").start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __getitem__(self, name: str) -> ServerProcess:
-        return self.nodes[name]
-
-    def close(self) -> None:
-        for node in self.nodes.values():
-            node.close()
-        self.redis.close()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{p.log()[-3000:]}" for n, p in self.nodes.items())
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from comet_server.redis_store import RedisStore
 from tests.e2e.test_tabs import SteadyPublisher, masters, stop_all
 from tests.support.browser import OfflineContext
-from tests.support.redis_server import RedisServer, have_redis_server
+from tests.support.cluster import Cluster
+from tests.support.redis_server import have_redis_server
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -30,16 +31,11 @@ PIPE = "web_steady"
 
 @pytest.fixture(scope="module")
 def nodes():
-    redis = RedisServer().start()
-    started: list[ServerProcess] = []
+    cluster = Cluster(("a", "b", "c"), test_pages=True)  # node a serves the harness page
     try:
-        for name in ("a", "b", "c"):
-            started.append(ServerProcess(redis_url=redis.url, node_id=f"node-{name}").start())
-        yield started
+        yield list(cluster.nodes.values())
     finally:
-        for node in started:
-            node.close()
-        redis.close()
+        cluster.close()
 
 
 def connections(node: ServerProcess) -> int:
