@@ -255,8 +255,9 @@ class RedisHub(Hub):
         track_* joins the other nodes missed are announced (``subscription``): the ones made while
         Redis was away, to the other nodes only (local watchers saw them then), ``ANNOUNCE_DELAY``
         s later; and, after this node was swept as dead (``swept``), every join Redis had lost, to
-        everyone at once (the sweep's ``unsubscription`` may have reached local watchers too), as
-        ``online`` is."""
+        everyone at once (the sweep's ``unsubscription`` may have reached local watchers too).
+        ``online`` goes the same two ways: to everyone after a sweep, else (a user linked while
+        Redis was away) to the other nodes only."""
         self._sweep_presence(self.node_id, keep={self._field(c): c for c in self._clients if not c.closed}, here=False)
         for c in list(self._clients):
             if c.closed:
@@ -268,13 +269,16 @@ class RedisHub(Hub):
                     self._track_broadcast(c.dev_id, pipe, "subscription", c.user_id, c.uuid, c.conn_id)
             if self._is_linked(c) and self._redis_link_user(c):
                 self.store.set_user_time(c.dev_id, c.user_id, 0)
-                self._presence(c.dev_id, c.user_id, "online")
+                if swept:
+                    self._presence(c.dev_id, c.user_id, "online")
+                else:  # linked while Redis was away: the local watchers heard it then
+                    self._missed.append((c.dev_id, f"user_status_{c.user_id}", self._status_obj(c.user_id, "online")))
         if (self._unannounced or self._missed) and self._announce_timer is None:
             self._announce_timer = asyncio.get_running_loop().call_later(ANNOUNCE_DELAY, self._announce_missed)
 
     def _announce_missed(self) -> None:
         """Publish the events of our connections the other nodes missed during an outage (to
-        them only: our echo is ignored): leaves and offlines found by _resync, then the joins.
+        them only: our echo is ignored): leaves, offlines and onlines found by _resync, then the joins.
         Waiting ``ANNOUNCE_DELAY`` lets every node's subscriber connection, retrying with
         ``BACKOFF``, come back first; what fails waits for the next resync."""
         self._announce_timer = None

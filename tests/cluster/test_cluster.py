@@ -168,10 +168,14 @@ def test_users_auth_delete_on_a_kicks_the_user_on_c(cluster, dev, clients):
 
 
 def test_each_node_names_itself_in_info_and_its_ready_line(cluster):
-    """Behind one name, a user tells the nodes apart by GET /info (CppComet's "node" key)."""
+    """Behind one name, a user tells the nodes apart by GET /info (CppComet's "node" key) and by
+    serverInfo."""
     for name in ("a", "b", "c"):
         node = cluster[name]
         with urllib.request.urlopen(f"{node.url}/info", timeout=5) as resp:
             assert json.loads(resp.read()) == {"status": "ok", "node": f"node-{name}"}
             assert resp.headers["Access-Control-Allow-Origin"] == "*"
         assert node.ready_line.strip().endswith(f", cluster node node-{name})")
+        # and a client by serverInfo's "server" (comet_py still sees a comet_server)
+        info = RawClient(node.ws_url(dev_id=1)).server_info
+        assert info["server"].startswith("comet_server ") and info["server"].endswith(f" node node-{name}"), info

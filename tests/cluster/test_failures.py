@@ -8,6 +8,7 @@ import time
 
 import pymysql
 import pytest
+from websockets.exceptions import ConnectionClosedError
 
 from comet_server.redis_hub import ANNOUNCE_DELAY, PRESENCE_BOUND
 from tests.support.rawclient import RawClient
@@ -186,3 +187,42 @@ def test_a_node_frozen_past_the_bound_announces_its_subscribers_again():
         watcher.wait_for(lambda m: _track([m], "track_lobby", uuid) == ["subscription"], timeout=10)
         assert _track(drain(watcher, 2), "track_lobby", uuid) == []
         assert pipe_count(watcher, "track_lobby") == 2
+
+
+def _status(frames: list[dict], user_id: int) -> list[str]:
+    return [f["event"] for f in frames if f.get("pipe") == f"user_status_{user_id}"]
+
+
+def test_offline_of_an_outage_reaches_every_watcher_once_and_logins_wait_for_redis():
+    """A user who leaves while Redis is away: the watcher on the same node hears ``offline`` at
+    once, the watcher on another node once Redis is back; each once, and users_time agrees. A
+    login meanwhile cannot be checked: it is refused with a clean close (1011), and the same login
+    after the outage brings the user ``online`` for both watchers, once."""
+    with make_cluster(("a", "b")) as cluster:
+        dev = 7007
+        sql(cluster["a"], dev, "INSERT INTO users_auth (id, hash) VALUES (8, 'hash8')")
+        far = RawClient(cluster["a"].ws_url(dev_id=dev))
+        near = RawClient(cluster["b"].ws_url(dev_id=dev))
+        for w in (far, near):
+            w.subscribe("user_status_8")
+        time.sleep(1.0)  # both watchers' Redis subscriptions confirmed (pipe_count has no user_status_*)
+        user = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=8, session="hash8"))
+        for w in (far, near):
+            w.wait_for(lambda m: _status([m], 8) == ["online"])
+        cluster.redis.stop()
+        time.sleep(0.5)
+        user.close()
+        near.wait_for(lambda m: _status([m], 8) == ["offline"])  # the local watcher at once
+        with pytest.raises(ConnectionClosedError) as refused:
+            RawClient(cluster["b"].ws_url(dev_id=dev, user_id=8, session="hash8"))
+        assert refused.value.rcvd is not None and refused.value.rcvd.code == 1011
+        cluster.redis.start()
+        far.wait_for(lambda m: _status([m], 8) == ["offline"], timeout=ANNOUNCE_DELAY + 15)
+        assert _status(drain(far, ANNOUNCE_DELAY + 1), 8) == []  # once
+        assert _status(drain(near, 0), 8) == []  # nothing again for the local one
+        rows = sql(cluster["a"], dev, "SELECT id, time FROM users_time WHERE id = 8")[1]
+        assert rows and rows[0][1] > 0, rows
+        RawClient(cluster["a"].ws_url(dev_id=dev, user_id=8, session="hash8"))
+        for w in (far, near):
+            w.wait_for(lambda m: _status([m], 8) == ["online"])
+            assert _status(drain(w, 1), 8) == []
