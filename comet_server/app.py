@@ -172,13 +172,10 @@ async def serve(cfg: Config, *, ready: "asyncio.Future[tuple[int, int]] | None" 
     cluster = None
     if cfg.redis:
         # imported here: the single-process server never loads redis-py
-        from .redis_hub import RedisHub, default_node_id
+        from .redis_hub import RedisHub
         from .redis_store import RedisStore
         store = RedisStore(cfg.redis)
-        node_id = cfg.node_id or default_node_id()
-        # serverInfo's "server" names the node: which one a client reached, in its own log
-        hub_options["server_name"] = f"{SERVER_NAME} node {node_id}"
-        hub = cluster = RedisHub(store, cfg.password, node_id=node_id, **hub_options)
+        hub = cluster = RedisHub(store, cfg.password, node_id=cfg.node_id, **hub_options)
         await cluster.start()
         log.info("cluster node %s on redis %s", cluster.node_id, cfg.redis)
     else:

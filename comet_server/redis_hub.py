@@ -58,9 +58,9 @@ PRESENCE_BOUND = NODE_TTL + 2 * HEARTBEAT
 MAX_PENDING_READS = 256
 #: reconnect delays after a Redis failure (the last one repeats)
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
-#: after an outage, the track_* and offline events of our connections the other nodes missed are
-#: announced to them this long after Redis answers again: every node's subscriber connection has
-#: retried by then
+#: after an outage, the track_*, offline and online events of our connections the other nodes
+#: missed are announced to them this long after Redis answers again: every node's subscriber
+#: connection has retried by then
 ANNOUNCE_DELAY = BACKOFF[-1] + HEARTBEAT
 
 
@@ -76,6 +76,8 @@ class RedisHub(Hub):
     def __init__(self, store: RedisStore, password: str, *, node_id: str | None = None, **kw: Any) -> None:
         super().__init__(store, password, **kw)
         self.node_id = node_id or default_node_id()
+        # serverInfo's "server" names the node: which one a client reached, in its own log
+        self.server_name = f"{self.server_name} node {self.node_id}"
         self.prefix = store.prefix
         self.r: Any = store.r  # synchronous: every write of the hub, in call order
         self._url = store.url

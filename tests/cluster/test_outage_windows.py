@@ -38,20 +38,22 @@ async def _online_once(redis_url: str) -> None:
         there.set_subscription(far, [f"user_status_{USER}"])
         published: list[tuple[str, dict]] = []
         away = [True]
-        publish, link = here._publish, here._redis_link_user
 
-        def publish_or_fail(channel, msg, count_key=None):
-            if away[0]:
-                raise redis.ConnectionError("Redis away")
-            published.append((channel, dict(msg)))
-            return publish(channel, msg, count_key)
+        def failing_while_away(call):
+            def wrapped(*args, **kw):
+                if away[0]:
+                    raise redis.ConnectionError("Redis away")
+                return call(*args, **kw)
+            return wrapped
 
-        def link_or_fail(client):
-            if away[0]:
-                raise redis.ConnectionError("Redis away")
-            return link(client)
+        def recorded(publish):
+            def wrapped(channel, msg, count_key=None):
+                published.append((channel, dict(msg)))
+                return publish(channel, msg, count_key)
+            return wrapped
 
-        here._publish, here._redis_link_user = publish_or_fail, link_or_fail
+        here._publish = failing_while_away(recorded(here._publish))
+        here._redis_link_user = failing_while_away(here._redis_link_user)
         # Redis goes away between the login check and the user's link: the user is linked here only
         mk(here, dev_id=DEV, user_id=USER, authorized=True, uuid="user")
         assert statuses(near_t) == ["online"]  # the local watcher at once, Redis or not
