@@ -251,6 +251,9 @@ class Client:
 class Hub:
     """In-memory connections and channels; see the module docstring and design.md §2.2."""
 
+    #: SQLite in this process is never "away": its errors are bugs or a broken disk
+    store_away: tuple[type[BaseException], ...] = ()
+
     def __init__(self, store: StoreAPI, password: str, *, server_name: str = SERVER_NAME,
                  max_client_buffer: int = DEFAULT_MAX_CLIENT_BUFFER,
                  ping_interval: float = DEFAULT_PING_INTERVAL, ping_timeout: float = DEFAULT_PING_TIMEOUT,

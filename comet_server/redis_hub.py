@@ -73,6 +73,8 @@ def default_node_id() -> str:
 class RedisHub(Hub):
     """``HubAPI`` for one node of a cluster; see the module docstring."""
 
+    store_away = (redis.RedisError,)
+
     def __init__(self, store: RedisStore, password: str, *, node_id: str | None = None, **kw: Any) -> None:
         super().__init__(store, password, **kw)
         self.node_id = node_id or default_node_id()

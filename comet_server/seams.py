@@ -76,6 +76,8 @@ class HubAPI(Protocol):
     ping_timeout: float
     #: the running loop once a connection registered inside one (None in in-memory use)
     loop: "asyncio.AbstractEventLoop | None"
+    #: errors that mean the shared store is away for now (a login then gets "try again later")
+    store_away: "tuple[type[BaseException], ...]"
 
     def now(self) -> int: ...
 

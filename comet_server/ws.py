@@ -34,6 +34,8 @@ __all__ = ["handle_ws", "refusal", "open_client", "close_client", "handle_comman
 log = logging.getLogger("comet_server.ws")
 #: per-input problems (a failing command, a broken connection): once per interval, with a count.
 input_log = RateLimitedLog(log)
+#: RFC 6455 close code 1013 (IANA registry): the server cannot take the connection for now
+TRY_AGAIN_LATER = 1013
 
 WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
 #: the first message size refused: a message of 65536 bytes or more (all its fragments together)
@@ -86,6 +88,10 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         return Detached()
     try:
         conn.client, conn.expiry = open_client(hub, parsed, request.headers, ip, conn, tr)
+    except hub.store_away as e:  # Redis is away: the login cannot be checked now, later it can
+        input_log.report("ws login while the store is away", "ws connection refused for now: %s", e)
+        conn.send_close(TRY_AGAIN_LATER, "Try again later")
+        return Detached()
     except Exception:  # noqa: BLE001
         input_log.report("ws connection failed", "ws connection failed", exc_info=True, level=logging.ERROR)
         conn.send_close(1011, "Internal server error")
