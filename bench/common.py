@@ -69,6 +69,84 @@ def cpu_busy(interval=1.0) -> float:
     return 100.0 * (b[0] - a[0]) / max(1, b[1] - a[1])
 
 
+def _process_label(pid: int, cmdline: list[str], named: dict[int, str]) -> str:
+    if pid in named:
+        return named[pid]
+    args = " ".join(cmdline)
+    if "chrom" not in (cmdline[0] if cmdline else ""):
+        return "other"
+    for needle, label in (("--type=renderer", "renderer"), ("NetworkService", "network service"),
+                          ("--type=gpu-process", "gpu"), ("--type=zygote", "zygote"), ("--type=", "other chromium")):
+        if needle in args:
+            return label
+    return "browser"
+
+
+def descendant_cpu(named: dict[int, str] | None = None, root: int | None = None,
+                   threads_of: tuple[str, ...] = ()) -> dict[str, float]:
+    """CPU seconds (user + system) so far of every live descendant of ``root`` (default: this
+    process), summed by kind: Chromium's "browser", "renderer", "network service", "gpu", ..., or
+    the label ``named`` gives a pid (and its descendants, e.g. the server). Only our own children:
+    other Chromiums on the machine are not counted. For the kinds in ``threads_of``, also
+    "<kind>/<thread name>" for each of their threads."""
+    named = dict(named or {})
+    root = os.getpid() if root is None else root
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    stat: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parent[pid], stat[pid] = int(fields[1]), fields
+    totals: dict[str, float] = {}
+    for pid, fields in stat.items():
+        chain, p = [], pid
+        while p in parent and p != root and p > 1:
+            chain.append(p)
+            p = parent[p]
+        if p != root or pid == root:
+            continue
+        inherited = next((named[c] for c in chain if c in named), None)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        label = inherited or _process_label(pid, cmdline, named)
+        # utime, stime: fields 14 and 15 of /proc/<pid>/stat (11, 12 after the name)
+        totals[label] = totals.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        if label in threads_of:
+            for name, seconds in _thread_cpu(pid, tick).items():
+                key = f"{label}/{name}"
+                totals[key] = totals.get(key, 0.0) + seconds
+    return totals
+
+
+def _thread_cpu(pid: int, tick: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid``, summed by thread name (Chromium names its threads)."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def wait_quiet(max_wait: float = 120.0, threshold: float = 30.0) -> float:
     """Wait (bounded) until the machine is below ``threshold`` % busy over 1 s; returns the last
     busy %. The benchmarks share 2 cores with whatever else runs: this is recorded, not hidden."""

@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 $PY bench/page_load.py --n 9
-$PY bench/ingest.py --n 20000 --rounds 3
+$PY bench/ingest.py --n 20000 --rounds 5
 $PY bench/server_fanout.py --procs 1 --conns 1000 --duration 10
 $PY bench/cometql.py --insert-seconds 5 --duration 10 --soak 60 --open-loop 30
 $PY bench/tabs.py --max-tabs 8 --gap-runs 10 --crash-runs 5 --relay-n 500 --failovers 10
