@@ -57,7 +57,9 @@ def stop_all(tabs):
             pass  # a tab a test killed
 
 
-HARNESS = {"locks": "/tests/pages/harness.html", "nolocks": "/tests/pages/harness.html?nolocks"}
+HARNESS = {"locks": "/tests/pages/harness.html", "nolocks": "/tests/pages/harness.html?nolocks",
+           # MicroPython tabs (issue 15), with Web Locks
+           "mpy": "/tests/pages/harness_mpy.html"}
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +213,7 @@ def kill(tab, how):
 @pytest.mark.parametrize("mode, how", [
     ("locks", "closed"), ("locks", "navigated"), ("locks", "crashed"), ("locks", "frozen"), ("locks", "stolen"),
     ("nolocks", "closed"), ("nolocks", "crashed"), ("nolocks", "frozen"),
+    ("mpy", "closed"), ("mpy", "crashed"), ("mpy", "frozen"),
 ])
 def test_failover_keeps_every_message_once(shared_context, comet_server, dev_id, mode, how):
     store = Store(comet_server.db)
