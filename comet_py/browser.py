@@ -7,7 +7,8 @@ no ``destroy()`` (JS garbage collection frees them): there, removing the listene
 
 MicroPython 1.27 differences handled here: a JS exception thrown by a synchronous call unwinds
 past Python's ``try`` (so calls that can throw are guarded in JS), a JS integer beyond 32 bits
-comes back truncated (so the clock is ``time.time()``), and JS arrays have no ``to_py()``.
+comes back truncated (so the clock is ``time.time()``), JS arrays have no ``to_py()``, and a JS
+object a Python callback returns must stay referenced in Python (see ``HeldLock._granted``).
 """
 
 import logging
@@ -325,6 +326,7 @@ class HeldLock:
         self.held = False
         self._released = False
         self._resolve: Any = None
+        self._holding: Any = None  # the promise that holds the lock once granted
         self._on_granted = on_granted
         self._on_lost = on_lost
         self._proxies = _Proxies()
@@ -343,7 +345,11 @@ class HeldLock:
             return None  # released while queued: let it go at once
         self.held = True
         self._on_granted()
-        return js.Promise.new(self._proxies.add(self._executor))
+        # Kept referenced, not only returned: MicroPython may collect garbage as this call
+        # returns to JS, and an unreferenced JsProxy then reaches JS as undefined, which
+        # releases the lock at once (issue 15).
+        self._holding = js.Promise.new(self._proxies.add(self._executor))
+        return self._holding
 
     def _executor(self, resolve: Any, _reject: Any) -> None:
         self._resolve = resolve
@@ -357,6 +363,7 @@ class HeldLock:
         except Exception as exc:  # AbortError: stolen
             reason = str(exc)
         was_held, self.held = self.held, False
+        self._holding = None
         if was_held and not self._released and self._on_lost is not None:
             self._on_lost(reason)
         self._proxies.destroy()
