@@ -306,6 +306,19 @@ def locks_available() -> bool:
         return False
 
 
+# The lock is held until a promise made here settles, never one a Python callback returns:
+# MicroPython 1.27 hands JS undefined for a callback's return value when a GC ran inside the
+# callback, which would release the lock the moment it is granted.
+_LOCKS = run_js("""({
+  request(name, options, granted) {
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const request = navigator.locks.request(name, options, () => { granted(); return held; });
+    return { request, release };
+  },
+})""")
+
+
 class HeldLock:
     """Requests a Web Lock and holds it until release() or until the page dies.
 
@@ -324,7 +337,6 @@ class HeldLock:
         self.name = name
         self.held = False
         self._released = False
-        self._resolve: Any = None
         self._on_granted = on_granted
         self._on_lost = on_lost
         self._proxies = _Proxies()
@@ -333,22 +345,18 @@ class HeldLock:
         abort = None if steal else js.AbortController.new()
         self._abort = abort
         options: "dict[str, Any]" = {"steal": True} if abort is None else {"signal": abort.signal}
-        request = js.navigator.locks.request(name, _js_object(options), granted)
+        handle = _LOCKS.request(name, _js_object(options), granted)
+        self._resolve: Any = handle.release  # lets the lock go (a no-op once it has)
         # The request's promise settles when the lock is released, and rejects if it is stolen:
         # watching it is the only way to notice a steal.
-        self._watch = aio.ensure_future(self._watch_request(request))
+        self._watch = aio.ensure_future(self._watch_request(handle.request))
 
-    def _granted(self, _lock: Any) -> Any:
+    def _granted(self) -> None:
         if self._released:
-            return None  # released while queued: let it go at once
+            self._resolve()  # released while queued: let it go at once
+            return
         self.held = True
         self._on_granted()
-        return js.Promise.new(self._proxies.add(self._executor))
-
-    def _executor(self, resolve: Any, _reject: Any) -> None:
-        self._resolve = resolve
-        if self._released:
-            resolve()
 
     async def _watch_request(self, request: Any) -> None:
         reason = "released"
@@ -365,10 +373,9 @@ class HeldLock:
         if self._released:
             return
         self._released = True
-        if self._resolve is not None:
+        if self.held:
             self._resolve()
-            self._resolve = None
-        elif not self.held and self._abort is not None:
+        elif self._abort is not None:
             self._abort.abort()  # still queued: leave the queue
         self.held = False
 
