@@ -8,7 +8,7 @@ no ``destroy()`` (JS garbage collection frees them): there, removing the listene
 MicroPython 1.27 differences handled here: a JS exception thrown by a synchronous call unwinds
 past Python's ``try`` (so calls that can throw are guarded in JS), a JS integer beyond 32 bits
 comes back truncated (so the clock is ``time.time()``), JS arrays have no ``to_py()``, and a JS
-object a Python callback returns must stay referenced in Python (see ``HeldLock._granted``).
+object a Python callback returns may reach JS as undefined (so ``HeldLock``'s promise is made in JS).
 """
 
 import logging
@@ -307,6 +307,20 @@ def locks_available() -> bool:
         return False
 
 
+# The lock is held until a promise made here settles, never one a Python callback returns:
+# MicroPython 1.27 hands JS undefined for a callback's return value when a GC ran as the call
+# returned (the JsProxy is freed first; fixed upstream by micropython/micropython#19141, after
+# 1.27), which released the lock the moment it was granted.
+_LOCKS = run_js("""({
+  request(name, options, granted) {
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const request = navigator.locks.request(name, options, () => { granted(); return held; });
+    return { request, release };
+  },
+})""")
+
+
 class HeldLock:
     """Requests a Web Lock and holds it until release() or until the page dies.
 
@@ -325,8 +339,6 @@ class HeldLock:
         self.name = name
         self.held = False
         self._released = False
-        self._resolve: Any = None
-        self._holding: Any = None  # the promise that holds the lock once granted
         self._on_granted = on_granted
         self._on_lost = on_lost
         self._proxies = _Proxies()
@@ -335,26 +347,18 @@ class HeldLock:
         abort = None if steal else js.AbortController.new()
         self._abort = abort
         options: "dict[str, Any]" = {"steal": True} if abort is None else {"signal": abort.signal}
-        request = js.navigator.locks.request(name, _js_object(options), granted)
+        handle = _LOCKS.request(name, _js_object(options), granted)
+        self._resolve: Any = handle.release  # lets the lock go (a no-op once it has)
         # The request's promise settles when the lock is released, and rejects if it is stolen:
         # watching it is the only way to notice a steal.
-        self._watch = aio.ensure_future(self._watch_request(request))
+        self._watch = aio.ensure_future(self._watch_request(handle.request))
 
-    def _granted(self, _lock: Any) -> Any:
+    def _granted(self) -> None:
         if self._released:
-            return None  # released while queued: let it go at once
+            self._resolve()  # released while queued: let it go at once
+            return
         self.held = True
         self._on_granted()
-        # Kept referenced, not only returned: MicroPython may collect garbage as this call
-        # returns to JS, and an unreferenced JsProxy then reaches JS as undefined, which
-        # releases the lock at once (issue 15).
-        self._holding = js.Promise.new(self._proxies.add(self._executor))
-        return self._holding
-
-    def _executor(self, resolve: Any, _reject: Any) -> None:
-        self._resolve = resolve
-        if self._released:
-            resolve()
 
     async def _watch_request(self, request: Any) -> None:
         reason = "released"
@@ -363,7 +367,6 @@ class HeldLock:
         except Exception as exc:  # AbortError: stolen
             reason = str(exc)
         was_held, self.held = self.held, False
-        self._holding = None
         if was_held and not self._released and self._on_lost is not None:
             self._on_lost(reason)
         self._proxies.destroy()
@@ -372,10 +375,9 @@ class HeldLock:
         if self._released:
             return
         self._released = True
-        if self._resolve is not None:
+        if self.held:
             self._resolve()
-            self._resolve = None
-        elif not self.held and self._abort is not None:
+        elif self._abort is not None:
             self._abort.abort()  # still queued: leave the queue
         self.held = False
 

@@ -2,11 +2,14 @@
 // submission (the page would reload and lose what was typed, and Pyodide would start again).
 // Every submit is stopped here; one made before Python listens is remembered and submitted
 // again once it does (window.demoFormsReady, called by the page's Python).
+// The chat runs on Pyodide, or on MicroPython with ?python=micropython (window.demoInterpreter).
 (function () {
   "use strict";
   var queued = null;
   var ready = false;
   var started = performance.now();
+  var micropython = new URLSearchParams(location.search).get("python") === "micropython";
+  var interpreter = micropython ? "MicroPython" : "Pyodide";
 
   function each(selector, fn) {
     Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
@@ -16,7 +19,7 @@
     var seconds = Math.round((performance.now() - started) / 1000);
     var waiting = queued ? " Your “" + queued.label + "” will go ahead as soon as it is ready." : "";
     each(".boot-progress", function (el) {
-      el.textContent = "Starting Python in your browser (Pyodide)… " + seconds + " s." + waiting;
+      el.textContent = "Starting Python in your browser (" + interpreter + ")… " + seconds + " s." + waiting;
     });
   }
 
@@ -31,6 +34,25 @@
 
   var timer = setInterval(progress, 500);
   document.addEventListener("DOMContentLoaded", progress);
+
+  // Called right after the page's <script type="py">, before PyScript looks for it: on
+  // MicroPython it becomes type="mpy"; the page names its interpreter and the switch between
+  // the two keeps the other URL options (room, dev, node).
+  window.demoInterpreter = function (script) {
+    if (micropython) {
+      script.type = "mpy";
+      script.setAttribute("config", "/pyscript-mpy.toml");
+    }
+    document.documentElement.dataset.interpreter = micropython ? "micropython" : "pyodide";
+    each(".python-name", function (el) { el.textContent = interpreter; });
+    each("a[data-python]", function (a) {
+      var query = new URLSearchParams(location.search);
+      if (a.dataset.python === "micropython") query.set("python", "micropython");
+      else query.delete("python");
+      a.search = query.toString();
+      if ((a.dataset.python === "micropython") === micropython) a.setAttribute("aria-current", "page");
+    });
+  };
 
   window.demoFormsReady = function (ok) {
     ready = true;

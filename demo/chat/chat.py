@@ -1,5 +1,9 @@
 """The comet_py demo chat, in Python (PyScript). Served by comet_server as /demo/chat/chat.py.
 
+The same module runs on Pyodide (``/demo/chat/index.html``) and on MicroPython
+(``/demo/chat/index.html?python=micropython``, demo/boot.js picks the interpreter): the few
+differences between the two are in "the two interpreters" below, nowhere else.
+
 URL options: ``?room=lobby&dev=15&node=host:port`` (defaults: room ``lobby``, dev_id 15, the
 page's own host); ``node=a:8087,b:8088`` gives comet_py the nodes of a cluster.
 
@@ -19,15 +23,78 @@ Everything a user typed reaches the page through ``textContent``, never as HTML.
 
 import asyncio
 import json
-import random
-import string
-import unicodedata
+import sys
+import time
 
 import js
-from pyodide.ffi import create_proxy, jsnull
-from pyodide.http import pyfetch
 
-from comet_py import cometApi
+from comet_py import aio, cometApi
+from comet_py.browser import random_id  # crypto.getRandomValues: MicroPython's random is a weak PRNG
+
+NAVIGATED_MS = float(js.performance.now())  # when this module started, in ms since navigation
+
+# -- the two interpreters ----------------------------------------------------------------------
+
+MICROPYTHON = sys.implementation.name == "micropython"
+if MICROPYTHON:
+    from jsffi import create_proxy
+
+    INTERPRETER = "MicroPython"
+    VERSION = "MicroPython " + ".".join(str(n) for n in sys.implementation.version[:3])
+    jsnull = None  # MicroPython gives JavaScript null as None
+
+    def to_json(data):
+        return json.dumps(data)  # MicroPython writes non-ASCII as it is (and has no ensure_ascii)
+
+    def is_coroutine(value):
+        return type(value).__name__ == "generator"  # an async def's call, on MicroPython
+else:
+    from pyodide import __version__ as pyodide_version
+    from pyodide.ffi import create_proxy, jsnull
+
+    INTERPRETER = "Pyodide"
+    VERSION = f"Pyodide {pyodide_version} (Python {sys.version.split()[0]})"
+
+    def to_json(data):
+        return json.dumps(data, ensure_ascii=False)
+
+    is_coroutine = asyncio.iscoroutine
+
+#: (first, last) code points of the control, format, private-use and surrogate characters
+#: (general categories Cc, Cf, Co, Cs of Unicode 16.0): MicroPython has no unicodedata.
+#: tests/unit/test_demo_chat.py checks this against CPython's unicodedata.
+HIDDEN_RANGES = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xD800, 0xF8FF),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
+)
+
+
+def is_hidden(char):
+    """A control or invisible character (or one no font shows): not in a display name."""
+    cp = ord(char)
+    return any(first <= cp <= last for first, last in HIDDEN_RANGES)
+
+
+def now_ms():
+    return time.time() * 1000  # not js.Date.now(): MicroPython cuts a JS integer to 32 bits
+
+
+def call_soon(fn):
+    aio.call_later(0, fn)
+
+
+async def fetch_json(url):
+    response = await js.fetch(url)  # the browser's fetch: the same on both
+    if not response.ok:
+        raise OSError(f"HTTP {response.status}")
+    return json.loads(str(await response.text()))
+
+
+# -- the page ----------------------------------------------------------------------------------
 
 doc = js.document
 _proxies = []  # every JS callback made here stays referenced for the page's lifetime
@@ -40,7 +107,7 @@ def proxy(fn):
 
 
 def nn(value):
-    """JavaScript null (``jsnull`` in Pyodide) as None."""
+    """JavaScript null (``jsnull`` in Pyodide, None in MicroPython) as None."""
     return None if value is None or value is jsnull else value
 
 
@@ -109,8 +176,8 @@ def guard(fn):
             if report_exception(exc):
                 raise
             return
-        if asyncio.iscoroutine(result):
-            asyncio.ensure_future(_finish(result))
+        if is_coroutine(result):
+            aio.ensure_future(_finish(result))
 
     return handler
 
@@ -124,11 +191,6 @@ def on(element_id, event, fn, prevent=False):
         guarded()
 
     by_id(element_id).addEventListener(event, proxy(listener))
-
-
-def random_id(n):
-    alphabet = string.ascii_letters + string.digits
-    return "".join(random.choice(alphabet) for _ in range(n))
 
 
 def clock(ms):
@@ -208,12 +270,13 @@ class State:
     mine = {}             # id -> report element of a message this tab sent
     roster = {}           # uuid -> {"name", "user_id"}
     names = {}            # uuid -> last known entry (to re-add after a master-tab switch)
-    leaving = {}          # uuid -> asyncio.TimerHandle of a pending leave
+    leaving = {}          # uuid -> aio.call_later handle of a pending leave
     track_left = {}       # uuid -> track_ unsubscriptions seen (a leave or a master-tab switch)
     status_shown = {}     # user_id -> "online" | "offline": the last user_status notice shown
-    status_held = {}      # user_id -> asyncio.TimerHandle of an "offline" notice held back
+    status_held = {}      # user_id -> aio.call_later handle of an "offline" notice held back
     counts_pending = False
     last_state = None
+    connected_ms = None   # performance.now() of the first "connected": the page's load time
     fresh_sign_in = False
     forms_ready = False   # demo/boot.js told that the forms are handled now
 
@@ -304,7 +367,7 @@ def render_system(data, *, time_ms, marker=None, event="system", history=False):
             return
         S.seen_markers.add(marker)
     if isinstance(data, dict):
-        text = data.get("text", json.dumps(data, ensure_ascii=False))
+        text = data.get("text", to_json(data))
     else:
         text = str(data)
     li = el("li", "msg system", kind="system")
@@ -322,7 +385,7 @@ def render_system(data, *, time_ms, marker=None, event="system", history=False):
 def on_chat_message(e):
     info = e.server_info
     marker = marker_of(e)
-    time_ms = (info.time or 0) * 1000 or float(js.Date.now())
+    time_ms = (info.time or 0) * 1000 or now_ms()
     data = e.data
     if info.event == "chat" and isinstance(data, dict) and "text" in data:
         if marker is not None:
@@ -389,11 +452,11 @@ def send_message():
     update_text_count()
     clear_error()
     note = None if cometApi.state == "connected" else queued_note()
-    report = render_chat(payload, user_id=S.identity.get("user_id") or 0, time_ms=float(js.Date.now()), mine=True,
+    report = render_chat(payload, user_id=S.identity.get("user_id") or 0, time_ms=now_ms(), mine=True,
                          note=note)
     if report is not None:
         S.mine[payload["id"]] = report
-        asyncio.ensure_future(watch_report(payload["id"], report))
+        aio.ensure_future(watch_report(payload["id"], report))
     box.focus()
 
 
@@ -492,7 +555,7 @@ def on_track(e):
         if event == "unsubscription":
             S.track_left[uuid] = S.track_left.get(uuid, 0) + 1
             if uuid in S.roster and uuid not in S.leaving:
-                S.leaving[uuid] = asyncio.get_event_loop().call_later(LEAVE_GRACE, lambda: ask_if_gone(uuid))
+                S.leaving[uuid] = aio.call_later(LEAVE_GRACE, lambda: ask_if_gone(uuid))
         elif event == "subscription":
             pending = S.leaving.pop(uuid, None)
             if pending is not None:
@@ -506,7 +569,7 @@ def on_track(e):
 def ask_if_gone(uuid):
     """The grace is over: ask the room who is here (the join may have come before the leave);
     a browser that does not answer has left."""
-    S.leaving[uuid] = asyncio.get_event_loop().call_later(WHO_WAIT, lambda: roster_remove(uuid))
+    S.leaving[uuid] = aio.call_later(WHO_WAIT, lambda: roster_remove(uuid))
     announce("who")
 
 
@@ -520,7 +583,7 @@ def on_user_status(e):
     if event == "offline":
         # Held back: a master-tab switch of that user is an offline followed at once by online.
         if user_id not in S.status_held:
-            S.status_held[user_id] = asyncio.get_event_loop().call_later(
+            S.status_held[user_id] = aio.call_later(
                 LEAVE_GRACE, lambda: show_status(user_id, "offline"))
     elif event == "online":
         held = S.status_held.pop(user_id, None)
@@ -541,7 +604,7 @@ def refresh_counts():
     if S.counts_pending:
         return
     S.counts_pending = True
-    asyncio.ensure_future(_refresh_counts())
+    aio.ensure_future(_refresh_counts())
 
 
 async def _refresh_counts():
@@ -570,7 +633,7 @@ async def counts_loop():
 def on_private(e):
     data = e.data
     if isinstance(data, dict):
-        sender, text = data.get("from") or "the server", data.get("text", json.dumps(data, ensure_ascii=False))
+        sender, text = data.get("from") or "the server", data.get("text", to_json(data))
     else:
         sender, text = "the server", str(data)
     li = el("li")
@@ -589,7 +652,7 @@ def check_display_name(raw):
         raise ValueError("Please type a name to join (1 to 32 characters).")
     if len(name) > NAME_MAX:
         raise ValueError(f"A name is at most {NAME_MAX} characters; this one has {len(name)}.")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") for c in name):
+    if any(is_hidden(c) for c in name):
         raise ValueError("A name cannot contain control or invisible characters.")
     if name.lower() in {a["name"] for a in S.accounts}:
         raise ValueError(f"“{name}” is a demo account: sign in as {name.lower()} below, or pick another name.")
@@ -667,7 +730,7 @@ def on_auth_refused():
         reset_signin_button()
         update_identity_ui()
         # Not from inside the library's callback: reconnect as a guest on the next turn.
-        asyncio.get_event_loop().call_soon(lambda: cometApi.restart({"user_id": 0, "user_key": ""}))
+        call_soon(lambda: cometApi.restart({"user_id": 0, "user_key": ""}))
 
 
 def reset_signin_button():
@@ -738,7 +801,7 @@ def on_state(state, detail):
         # Messages of these pipes may have been missed (and could not be recovered from the
         # markers): fetch the room's history again; what is already shown is not shown twice.
         if PIPE in (detail or {}).get("pipes", []) and S.history_loaded:
-            asyncio.ensure_future(load_history())
+            aio.ensure_future(load_history())
         return
     S.last_state = state
     update_facts()
@@ -752,6 +815,8 @@ def on_state(state, detail):
 
 def update_facts():
     state = cometApi.state
+    if state == "connected":
+        show_load_time()
     pill = by_id("conn")
     pill.dataset.state = state
     pill.textContent = STATE_TEXT.get(state, state)
@@ -765,6 +830,18 @@ def update_facts():
     by_id("fact-auth").textContent = {None: "not known yet", True: "yes", False: "no (guest)"}[auth]
     js.document.body.dataset.master = "1" if master else "0"
     js.document.body.dataset.state = state
+
+
+def show_load_time():
+    """How long this page took from its navigation to its first "connected" (once)."""
+    if S.connected_ms is not None:
+        return
+    S.connected_ms = float(js.performance.now())
+    pill = by_id("load-time")
+    pill.textContent = f"connected in {S.connected_ms / 1000:.2f} s ({INTERPRETER})"
+    pill.hidden = False
+    by_id("fact-load").textContent = (f"Python ran the page at {NAVIGATED_MS / 1000:.2f} s, "
+                                      f"connected at {S.connected_ms / 1000:.2f} s")
 
 
 async def status_loop():
@@ -798,10 +875,11 @@ async def main():
     by_id("room-name").textContent = ROOM
     by_id("fact-dev").textContent = str(DEV_ID)
     by_id("fact-pipe").textContent = PIPE
+    by_id("fact-python").textContent = VERSION
     if DEV_ID is None:
         raise ValueError(f"?dev= must be a number, got {param('dev', '')!r}")
     try:
-        S.accounts = (await (await pyfetch("/demo/accounts.json")).json())["users"]
+        S.accounts = (await fetch_json("/demo/accounts.json"))["users"]
     except Exception as exc:
         show_warn(f"Could not load the demo accounts ({exc}); sign-in is unavailable.")
     select = by_id("signin-user")
@@ -845,9 +923,9 @@ async def main():
         render_roster()
         update_identity_ui()
     announce("who")
-    asyncio.ensure_future(load_history())
-    asyncio.ensure_future(status_loop())
-    asyncio.ensure_future(counts_loop())
+    aio.ensure_future(load_history())
+    aio.ensure_future(status_loop())
+    aio.ensure_future(counts_loop())
     empty = by_id("empty")
     if empty is not None:
         empty.textContent = "Loading recent messages…"
@@ -894,4 +972,4 @@ def say_not_started(text):
     by_id("lurk-note").textContent = "Fix the address (see the message above) and reload the page."
 
 
-asyncio.ensure_future(boot())
+aio.ensure_future(boot())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import re
 import secrets
 import urllib.request
 
@@ -426,7 +427,7 @@ def test_landing_page_shows_live_status_and_links(solo):
     page.wait_for_selector("#st-state[data-state='connected']", timeout=LIVE_MS)
     assert page.text_content("#st-role") == "master"  # the only tab of its browser
     assert page.text_content("#st-auth") == "no (guest)"
-    for href in ("/demo/chat/index.html", "/demo/console/index.html"):
+    for href in ("/demo/chat/index.html", "/demo/chat/index.html?python=micropython", "/demo/console/index.html"):
         assert page.locator(f"a[href='{href}']").count() >= 1
     assert ctx.console_errors == []
 
@@ -592,6 +593,61 @@ def test_presence_holds_for_another_user_when_a_guest_s_master_tab_closes(browse
     finally:
         bea_ctx.close()
         eve_ctx.close()
+
+
+def wait_load_time(page, interpreter: str) -> None:
+    """The page says which interpreter runs it and how long it took from opening to connected."""
+    page.wait_for_selector("#load-time:not([hidden])", timeout=LIVE_MS)
+    text = page.text_content("#load-time")
+    assert re.fullmatch(rf"connected in \d+\.\d\d s \({interpreter}\)", text), text
+    assert page.text_content("#fact-python").startswith(interpreter)
+    assert re.fullmatch(r"Python ran the page at \d+\.\d\d s, connected at \d+\.\d\d s", page.text_content("#fact-load"))
+    # The switch marks this page's interpreter.
+    assert page.get_attribute(f"a[data-python='{interpreter.lower()}']", "aria-current") == "page"
+
+
+def test_the_chat_on_micropython_talks_with_the_chat_on_pyodide_and_both_show_their_load_time(browser, comet_server):
+    room = ROOM + "m"
+    seed_db(comet_server.db, DEV_ID, [room], welcome=False)
+    mia_ctx, pia_ctx = OfflineContext(browser, comet_server.url), OfflineContext(browser, comet_server.url)
+    try:
+        (mia,) = open_tabs(mia_ctx, chat_path(room=room, python="micropython"))
+        (pia,) = open_tabs(pia_ctx, chat_path(room=room))
+        assert mia.locator("script[type='mpy'][src='/demo/chat/chat.py']").count() == 1
+        assert pia.locator("script[type='py'][src='/demo/chat/chat.py']").count() == 1
+        wait_load_time(mia, "MicroPython")
+        wait_load_time(pia, "Pyodide")
+        # The switch goes to the same room on the other interpreter.
+        other = pia.evaluate("document.querySelector(\"a[data-python='micropython']\").href")
+        assert other == comet_server.url + chat_path(room=room, python="micropython"), other
+        assert mia.evaluate("document.querySelector(\"a[data-python='pyodide']\").href") == comet_server.url + chat_path(room=room)
+
+        # MicroPython has no unicodedata: the page's own table refuses an invisible character too.
+        for page in (mia, pia):
+            page.fill("#name", "Ann\u200b")
+            page.click("#join")
+            wait_selector_text(page, "#error", "cannot contain control or invisible characters")
+        mia.fill("#name", "Mia")
+        mia.click("#join")
+        pia.fill("#name", "Pia")
+        pia.click("#join")
+        wait_selector_text(mia, "#roster .name", "Pia")
+        wait_selector_text(pia, "#roster .name", "Mia")
+        converse([(mia, "hello from MicroPython · é ✓"), (pia, "and from Pyodide · ß")], [mia, pia])
+        mia.wait_for_selector("#messages li.mine .report[data-kind='delivered']", timeout=LIVE_MS)
+        assert "delivered to 1 other connection" in mia.text_content("#messages li.mine .report")
+
+        # A Pyodide tab in Mia's browser shares the MicroPython tab's connection (or takes it).
+        (mia2,) = open_tabs(mia_ctx, chat_path(room=room))
+        mia2.wait_for_selector("#me-card:not([hidden])", timeout=LIVE_MS)
+        assert mia2.text_content("#me-name") == "Mia"
+        wait_one_master([mia, mia2])
+        converse([(mia2, "Mia again, from Pyodide"), (mia, "and from MicroPython")], [mia, mia2, pia])
+        wait_selector_text(pia, "#counts", "2 joined · 2 connections")  # one per browser
+        assert mia_ctx.console_errors == [] and pia_ctx.console_errors == []
+    finally:
+        mia_ctx.close()
+        pia_ctx.close()
 
 
 @pytest.fixture(scope="module")
