@@ -12,7 +12,9 @@ set-up alike:
    The same run gives server CPU per delivery: CPU of all nodes (cometload --server-pid a,
    --watch-pid b c) over the deliveries; Redis's own CPU is reported apart (--watch-pid).
    A third set-up, one node over Redis (1,000 subscribers, same load), splits the cluster's extra
-   cost into "running over Redis" and "crossing nodes".
+   cost into "running over Redis" and "crossing nodes". A fourth puts all 1,000 subscribers on b
+   and c: each load-generator worker reads its sockets in arrival order, so in the spread set-up
+   the frames from b and c wait behind those node a wrote first; here none do.
 2. CometQL: INSERT on node a's CometQL port, 100 subscribers on node c, 100 INSERTs/s, against
    INSERT and subscribers on one node.
 
@@ -136,7 +138,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--ql-conns", type=int, default=100)
     ap.add_argument("--ql-rate", type=int, default=100)
-    ap.add_argument("--procs", type=int, default=1, help="cometload subscriber processes")
+    ap.add_argument("--procs", type=int, default=2, help="cometload subscriber processes (default 2)")
     ap.add_argument("--wait-idle", type=float, default=30.0, help="cometload --wait-idle (s) before each run")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     ap.add_argument("--skip-redis-single", action="store_true", help="leave out the 1-node-over-Redis set-up")
@@ -150,12 +152,15 @@ def main() -> None:
     fan = base + ["--conns", str(args.conns), "--pipe", "web_clat", "--rate", "20"]
     ql = base + ["--conns", str(args.ql_conns), "--pipe", "web_cql", "--rate", str(args.ql_rate)]
     kinds = ["single", "redis1", "cluster"] if not args.skip_redis_single else ["single", "cluster"]
-    R: dict[str, list[dict]] = {f"fan_{k}": [] for k in kinds} | {"ql_single": [], "ql_cluster": []}
+    R: dict[str, list[dict]] = {f"fan_{k}": [] for k in kinds} | {"fan_far": [], "ql_single": [], "ql_cluster": []}
     loads = []
     for r in range(args.rounds):
         loads.append(load_average())
         for k in kinds:
             R[f"fan_{k}"].append(run(k, fan, f"round {r + 1}: 20 msgs/s x {args.conns}", subs_on=NODES if k == "cluster" else ()))
+        # the same load with every subscriber on b and c: no frames of the publisher's node a
+        # ahead of theirs in the load generator's read queues
+        R["fan_far"].append(run("cluster", fan, f"round {r + 1}: 20 msgs/s x {args.conns} on b, c only", subs_on=NODES[1:]))
         R["ql_single"].append(run("single", ql, f"round {r + 1}: CometQL INSERT -> delivery", cometql=True))
         R["ql_cluster"].append(run("cluster", ql, f"round {r + 1}: CometQL INSERT on a -> delivery on c",
                                    cometql=True, subs_on=("c",)))
@@ -174,6 +179,8 @@ def main() -> None:
     x99 = m(fc, lambda x: max(filter(None, (p(x, "99", "b"), p(x, "99", "c"))), default=None))
     l50, l99 = m(fc, lambda x: p(x, "50", "a")), m(fc, lambda x: p(x, "99", "a"))
     c50, c99 = m(fc, lambda x: p(x, "50")), m(fc, lambda x: p(x, "99"))
+    f50 = m("fan_far", lambda x: max(filter(None, (p(x, "50", "b"), p(x, "50", "c"))), default=None))
+    f99 = m("fan_far", lambda x: max(filter(None, (p(x, "99", "b"), p(x, "99", "c"))), default=None))
     cpu_s = m(fs, cpu_us_per_delivery)
     cpu_c = m(fc, cpu_us_per_delivery)
     cpu_redis = m(fc, lambda x: cpu_us_per_delivery(x, "redis_pct"))
@@ -198,6 +205,8 @@ def main() -> None:
          f"{f2(ratio(l50, s50))} / {f2(ratio(l99, s99))}", "", ""],
         [f"… p50 / p99: all {args.conns:,} subscribers", f"{f2(c50)} / {f2(c99)} ms", f"{f2(s50)} / {f2(s99)} ms",
          f"{f2(ratio(c50, s50))} / {f2(ratio(c99, s99))}", "", ""],
+        [f"… p50 / p99 with all {args.conns:,} subscribers on b and c (none on a; worse node)", f"{f2(f50)} / {f2(f99)} ms",
+         f"{f2(s50)} / {f2(s99)} ms", f"{f2(ratio(f50, s50))} / {f2(ratio(f99, s99))}", "", ""],
         ["server CPU per delivery (all nodes summed), same run", f2(cpu_c, " µs"), f2(cpu_s, " µs"), f2(ratio(cpu_c, cpu_s)),
          f"≤ {CPU_GOAL:g}×", verdict(cpu_ok)],
         ["Redis's own CPU per delivery (not in the row above)", f2(cpu_redis, " µs"), "—", "", "", ""],
@@ -206,9 +215,9 @@ def main() -> None:
         ["… p99", f2(q99c, " ms"), f2(q99s, " ms"), f2(ratio(q99c, q99s)), "", ""],
     ]
     if r1:
-        rows.insert(6, ["1 node over Redis (same 20 msgs/s load): CPU per delivery, node / Redis",
+        rows.insert(7, ["1 node over Redis (same 20 msgs/s load): CPU per delivery, node / Redis",
                         f"{f2(cpu_r1)} / {f2(cpu_r1_redis)} µs", f2(cpu_s, " µs"), f2(ratio(cpu_r1, cpu_s)), "", ""])
-        rows.insert(7, ["1 node over Redis: p50 / p99", f"{f2(r150)} / {f2(r199)} ms", f"{f2(s50)} / {f2(s99)} ms",
+        rows.insert(8, ["1 node over Redis: p50 / p99", f"{f2(r150)} / {f2(r199)} ms", f"{f2(s50)} / {f2(s99)} ms",
                         f"{f2(ratio(r150, s50))} / {f2(ratio(r199, s99))}", "", ""])
 
     def node_cpu(x):
@@ -225,6 +234,7 @@ def main() -> None:
             f"Redis {round(c['_cpu']['redis_pct'] or 0)}%)"
             + (f"; 1 node over Redis p50 {f2(p(R['fan_redis1'][i], '50'))} ms, CPU {f2(cpu_us_per_delivery(R['fan_redis1'][i]))} µs"
                if r1 else "")
+            + f"; subscribers on b, c only: b {f2(p(R['fan_far'][i], '50', 'b'))}, c {f2(p(R['fan_far'][i], '50', 'c'))} ms p50"
             + f"; CometQL single {f2(p(R['ql_single'][i], '50'))}/{f2(p(R['ql_single'][i], '99'))}, "
             f"a→c {f2(p(R['ql_cluster'][i], '50'))}/{f2(p(R['ql_cluster'][i], '99'))} ms.")
     md = (
@@ -235,7 +245,7 @@ def main() -> None:
         + "\n".join(f"    {R[k][0]['_cmd']}" for k in R)
         + "\n\n" + table(["figure", "3 nodes + Redis", "1 node (SQLite)", "÷ 1 node", "goal (issue 14)", "goal met?"], rows)
         + "\n\nPer round: " + " ".join(per_round_lines)
-        + f"\n\nLost/duplicates per round: single {losses(fs)}, cluster {losses(fc)}, CometQL single {losses('ql_single')}, "
+        + f"\n\nLost/duplicates per round: single {losses(fs)}, cluster {losses(fc)}, cluster b+c {losses('fan_far')}, CometQL single {losses('ql_single')}, "
         f"CometQL cluster {losses('ql_cluster')}. "
         f"System CPU busy before each run (cometload --wait-idle, threshold 30%): "
         f"{[round(dig(x, 'config', 'pre_run_busy_pct') or 0) for k in R for x in R[k]]} %."
