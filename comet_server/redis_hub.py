@@ -73,7 +73,7 @@ def default_node_id() -> str:
 class RedisHub(Hub):
     """``HubAPI`` for one node of a cluster; see the module docstring."""
 
-    store_away = (redis.RedisError,)
+    store_away: tuple[type[BaseException], ...] = (redis.RedisError,)
 
     def __init__(self, store: RedisStore, password: str, *, node_id: str | None = None, **kw: Any) -> None:
         super().__init__(store, password, **kw)
