@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e import test_single_tab as single
 from tests.e2e.test_mpy_api import MPY_HARNESS
-from tests.e2e.test_single_tab import raw, seed, start  # noqa: F401  (raw: the fixture)
+from tests.e2e.test_single_tab import raw, start  # noqa: F401  (raw: the fixture)
 from tests.support.rawclient import wait_subscribers
 
 
@@ -33,17 +33,10 @@ test_reconnects_after_a_server_restart_on_micropython = single.test_reconnects_a
 
 
 def test_history_arrives_flagged_with_markers_on_micropython(tab, comet_server, dev_id, raw):
-    seed(comet_server, lambda store: store.set_pipe_length(dev_id, "web_hist", 10))
-    publisher = raw()
-    for i in range(3):
-        publisher.publish("web_hist", "e", {"i": i})
+    single.publish_history(comet_server, dev_id, raw)
     start(tab, "h", dev_id, comet_server)
     tab.run("h.get_pipe_log('web_hist', rec('hist'))")
-    items = tab.wait("len(tagged('hist')) == 3 and tagged('hist')")
-    assert [m["data"] for m in items] == [{"i": 0}, {"i": 1}, {"i": 2}]
-    assert all(m["server_info"]["history"] is True for m in items)
-    markers = [int(m["server_info"]["marker"]) for m in items]
-    assert markers == sorted(markers) and len(set(markers)) == 3
+    single.check_history(tab)
 
 
 def test_count_users_in_pipe_on_micropython(tab, comet_server, dev_id, raw):

@@ -93,20 +93,29 @@ def test_web_pipe_send_between_two_users_with_delivery_report_and_anonymous_send
     assert got[1]["data"] == "who am I" and got[1]["server_info"]["user_id"] == 0
 
 
-def test_history_arrives_flagged_with_markers(tab, comet_server, dev_id, raw):
+def publish_history(comet_server, dev_id, raw):
+    """Three messages stored in web_hist's history, before the tab asks for it."""
     seed(comet_server, lambda store: store.set_pipe_length(dev_id, "web_hist", 10))
     publisher = raw()
     for i in range(3):
         publisher.publish("web_hist", "e", {"i": i})
-    start(tab, "h", dev_id, comet_server)
-    tab.run("h.subscription('web_hist', rec('hist'))")
-    count = tab.run("await h.get_pipe_log('web_hist')")
+
+
+def check_history(tab):
+    """The three arrive in order, flagged as history, with increasing markers."""
     items = tab.wait("len(tagged('hist')) == 3 and tagged('hist')")
-    assert count == 3
     assert [m["data"] for m in items] == [{"i": 0}, {"i": 1}, {"i": 2}]
     assert all(m["server_info"]["history"] is True for m in items)
     markers = [int(m["server_info"]["marker"]) for m in items]
     assert markers == sorted(markers) and len(set(markers)) == 3
+
+
+def test_history_arrives_flagged_with_markers(tab, comet_server, dev_id, raw):
+    publish_history(comet_server, dev_id, raw)
+    start(tab, "h", dev_id, comet_server)
+    tab.run("h.subscription('web_hist', rec('hist'))")
+    assert tab.run("await h.get_pipe_log('web_hist')") == 3
+    check_history(tab)
 
 
 def test_count_users_in_pipe_callback_and_await_forms(tab, comet_server, dev_id, raw):
