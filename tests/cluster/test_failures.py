@@ -8,9 +8,11 @@ import time
 
 import pymysql
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosedError
 
 from comet_server.redis_hub import ANNOUNCE_DELAY, PRESENCE_BOUND
+from comet_server.redis_store import DEFAULT_PREFIX
 from tests.support.rawclient import RawClient
 from tests.support.server import random_uuid
 
@@ -205,7 +207,12 @@ def test_offline_of_an_outage_reaches_every_watcher_once_and_logins_wait_for_red
         near = RawClient(cluster["b"].ws_url(dev_id=dev))
         for w in (far, near):
             w.subscribe("user_status_8")
-        time.sleep(1.0)  # both watchers' Redis subscriptions confirmed (pipe_count has no user_status_*)
+        # A node writes its subscriber entry only once Redis has confirmed its subscription
+        # (design.md §5): both entries there, both nodes hear the channel.
+        subs = redis.Redis.from_url(cluster.redis.url)
+        eventually(lambda: subs.hlen(f"{DEFAULT_PREFIX}{dev}:subs:user_status_8") == 2,
+                   what="both watchers' subscriptions confirmed by Redis")
+        subs.close()
         user = RawClient(cluster["b"].ws_url(dev_id=dev, user_id=8, session="hash8"))
         for w in (far, near):
             w.wait_for(lambda m: _status([m], 8) == ["online"])
