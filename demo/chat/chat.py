@@ -24,21 +24,20 @@ Everything a user typed reaches the page through ``textContent``, never as HTML.
 import asyncio
 import json
 import sys
-import time
 
 import js
 
 from comet_py import aio, cometApi
-from comet_py.browser import random_id  # crypto.getRandomValues: MicroPython's random is a weak PRNG
+# comet_py's FFI layer already knows the interpreter; now_ms is Date.now, or time.time() on
+# MicroPython (it cuts a JS integer to 32 bits); random_id uses crypto.getRandomValues
+# (MicroPython's random is a weak PRNG)
+from comet_py.browser import MICROPYTHON, create_proxy, now_ms, random_id
 
 NAVIGATED_MS = float(js.performance.now())  # when this module started, in ms since navigation
 
 # -- the two interpreters ----------------------------------------------------------------------
 
-MICROPYTHON = sys.implementation.name == "micropython"
 if MICROPYTHON:
-    from jsffi import create_proxy
-
     INTERPRETER = "MicroPython"
     VERSION = "MicroPython " + ".".join(str(n) for n in sys.implementation.version[:3])
     jsnull = None  # MicroPython gives JavaScript null as None
@@ -50,7 +49,7 @@ if MICROPYTHON:
         return type(value).__name__ == "generator"  # an async def's call, on MicroPython
 else:
     from pyodide import __version__ as pyodide_version
-    from pyodide.ffi import create_proxy, jsnull
+    from pyodide.ffi import jsnull
 
     INTERPRETER = "Pyodide"
     VERSION = f"Pyodide {pyodide_version} (Python {sys.version.split()[0]})"
@@ -77,10 +76,6 @@ def is_hidden(char):
     """A control or invisible character (or one no font shows): not in a display name."""
     cp = ord(char)
     return any(first <= cp <= last for first, last in HIDDEN_RANGES)
-
-
-def now_ms():
-    return time.time() * 1000  # not js.Date.now(): MicroPython cuts a JS integer to 32 bits
 
 
 def call_soon(fn):
