@@ -615,6 +615,13 @@ def test_the_chat_on_micropython_talks_with_the_chat_on_pyodide_and_both_show_th
         (pia,) = open_tabs(pia_ctx, chat_path(room=room))
         assert mia.locator("script[type='mpy'][src='/demo/chat/chat.py']").count() == 1
         assert pia.locator("script[type='py'][src='/demo/chat/chat.py']").count() == 1
+        # Any other ?python= value is not an interpreter: the page stays on Pyodide.
+        for odd in ("MicroPython", "mpy", "%3Cscript%3E", ""):
+            probe = pia_ctx.context.new_page()
+            probe.goto(comet_server.url + chat_path(room=room, python=odd), wait_until="domcontentloaded")
+            assert probe.locator("script[type='py'][src='/demo/chat/chat.py']").count() == 1, odd
+            assert probe.locator("script[type='mpy']").count() == 0, odd
+            probe.close()
         wait_load_time(mia, "MicroPython")
         wait_load_time(pia, "Pyodide")
         # The switch goes to the same room on the other interpreter.
